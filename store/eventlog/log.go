@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,7 +64,8 @@ type batch struct {
 // A bad record followed by any well-formed record is mid-log corruption: Open returns a
 // *CorruptError (wrapping ErrCorrupt) naming the offset and changes nothing on disk. A wrong file
 // header is also ErrCorrupt; an empty file gets its header written. The file is flocked for the
-// life of the Log, so a second Open of the same file fails.
+// life of the Log, so a second Open of the same file fails. Open logs nothing: reporting a cut is
+// the caller's business.
 func Open(path string, opts Options) (*Log, Recovery, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -79,9 +79,6 @@ func Open(path string, opts Options) (*Log, Recovery, error) {
 	if err != nil {
 		_ = f.Close()
 		return nil, Recovery{}, err
-	}
-	if rec.Cut() {
-		slog.Warn("event log: cut torn tail", "path", path, "at", rec.TruncatedAt, "dropped", rec.Dropped, "reason", rec.Reason)
 	}
 	return l, rec, nil
 }
@@ -255,7 +252,7 @@ func (l *Log) flush() {
 		b.err = err
 		if terr := l.undo(off); terr != nil {
 			l.broken = terr
-			slog.Error("event log: cannot undo failed append", "err", terr)
+			b.err = fmt.Errorf("%w; undoing it failed too: %v", err, terr)
 		}
 	}
 	b.done = true

@@ -478,3 +478,35 @@ func TestDecodeRecord(t *testing.T) {
 	_, _, err = eventlog.DecodeRecord(tooLong)
 	require.ErrorIs(t, err, eventlog.ErrCorrupt)
 }
+
+func TestCloseWaitsForQueuedAppends(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.log")
+	l, _, err := eventlog.Open(path, eventlog.Options{})
+	require.NoError(t, err)
+	release := make(chan struct{})
+	var once sync.Once
+	eventlog.WrapSync(l, func(sync func() error) func() error {
+		return func() error {
+			once.Do(func() { <-release })
+			return sync()
+		}
+	})
+	const n = 10
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, err := l.Append(fmt.Appendf(nil, "rec-%d", i))
+			assertNoError(t, err)
+		})
+	}
+	require.Eventually(t, func() bool { return eventlog.Accepted(l) == n }, 10e9, 1e6)
+	closed := make(chan error)
+	go func() { closed <- l.Close() }()
+	close(release)
+	require.NoError(t, <-closed)
+	wg.Wait()
+
+	l2, rec := open(t, path, eventlog.Options{})
+	require.False(t, rec.Cut())
+	require.Len(t, scanAll(t, l2), n)
+}
