@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"peer/store"
+	"peer/store/unixfs"
+)
+
+func init() {
+	register(newInitCmd)
+	register(newAddCmd)
+	register(newCatCmd)
+	register(newLsCmd)
+	register(newRmCmd)
+	register(newGCCmd)
+	register(newEventsCmd)
+}
+
+// openStore opens the repo for an offline command.
+func (a *App) openStore() (*store.Store, error) {
+	s, err := store.Open(a.Repo())
+	if err != nil {
+		return nil, err
+	}
+	if rec := s.Recovery(); rec.Cut() {
+		fmt.Fprintf(a.Err, "peer: the event log ended in a torn record (%s); cut %d bytes at offset %d\n", rec.Reason, rec.Dropped, rec.TruncatedAt)
+	}
+	return s, nil
+}
+
+func parseCID(s string) (cid.Cid, error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("%q is not a valid CID: %w", s, err)
+	}
+	if err := unixfs.CheckCID(c); err != nil {
+		return cid.Undef, err
+	}
+	return c, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newInitCmd(app *App) *cobra.Command {
+	var profile string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "create the repo (identity, config, blocks, event log); harmless when it exists",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runInit(app, profile)
+		},
+	}
+	cmd.Flags().StringVar(&profile, "profile", "", "settings profile: default, lan (mDNS) or public (IPFS bootstrap, NAT traversal, mDNS)")
+	return cmd
+}
+
+func newAddCmd(app *App) *cobra.Command {
+	var quiet, onlyHash bool
+	var chunk int
+	cmd := &cobra.Command{
+		Use:   "add [--quiet] [--only-hash] [--chunk-size N] FILE...",
+		Short: "import files into the repo and print their CIDs",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if chunk != 0 && (chunk < unixfs.MinChunkSize || chunk > unixfs.MaxChunkSize) {
+				return fmt.Errorf("--chunk-size must be between %d and %d bytes", unixfs.MinChunkSize, unixfs.MaxChunkSize)
+			}
+			for _, p := range args {
+				if err := checkRegularFile(p); err != nil {
+					return err
+				}
+			}
+			var s *store.Store
+			if !onlyHash {
+				var err error
+				if s, err = app.openStore(); err != nil {
+					return err
+				}
+				defer s.Close()
+			}
+			for _, p := range args {
+				c, err := addOne(cmd.Context(), app, s, p, store.AddOptions{ChunkSize: chunk})
+				if err != nil {
+					return err
+				}
+				if quiet {
+					fmt.Fprintln(app.Out, c)
+				} else {
+					fmt.Fprintf(app.Out, "added %s %s\n", c, filepath.Base(p))
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the CIDs, one per line")
+	cmd.Flags().BoolVarP(&onlyHash, "only-hash", "n", false, "compute the CIDs without storing anything")
+	cmd.Flags().IntVar(&chunk, "chunk-size", 0, "chunk size in bytes (default 1048576)")
+	return cmd
+}
+
+// checkRegularFile gives one clear line for what add cannot import.
+func checkRegularFile(p string) error {
+	st, err := os.Stat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s: no such file", p)
+	}
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a directory; directories are not supported yet: add the files in it", p)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", p)
+	}
+	return nil
+}
+
+// addOne imports one file (or only hashes it when s is nil), with a progress bar on a terminal
+// for files large enough to need one.
+func addOne(ctx context.Context, app *App, s *store.Store, path string, opts store.AddOptions) (cid.Cid, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return cid.Undef, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return cid.Undef, err
+	}
+	bar := newBar(app, st.Size(), "adding "+filepath.Base(path))
+	if bar != nil {
+		opts.Progress = func(n int64) { _ = bar.Set64(n) }
+		defer bar.Close()
+	}
+	if s == nil {
+		res, err := store.Hash(ctx, f, opts)
+		return res.Root, err
+	}
+	file, err := s.Add(ctx, f, filepath.Base(path), opts)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("adding %s: %w", path, err)
+	}
+	return file.Root, nil
+}
+
+// newBar returns a byte progress bar on a terminal for work of at least 64 MiB, else nil.
+func newBar(app *App, total int64, desc string) *progressbar.ProgressBar {
+	if total < 64<<20 || !isTerminal(app.Err) {
+		return nil
+	}
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(app.Err),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+func newCatCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cat CID",
+		Short: "write a file's bytes to stdout, verifying every block",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := parseCID(args[0])
+			if err != nil {
+				return err
+			}
+			s, err := app.openStore()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			r, err := s.Cat(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			_, err = io.Copy(app.Out, r)
+			return err
+		},
+	}
+}
+
+func newLsCmd(app *App) *cobra.Command {
+	var asJSON bool
+	var at string
+	cmd := &cobra.Command{
+		Use:   "ls [--json] [--at TIME]",
+		Short: "list the files held, with their state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := app.openStore()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			files := s.Files()
+			if at != "" {
+				t, err := parseTime(at)
+				if err != nil {
+					return err
+				}
+				if files, err = s.FilesAt(t); err != nil {
+					return err
+				}
+			}
+			return printFiles(app.Out, files, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&at, "at", "", "show the index as it was at TIME (RFC 3339, or a duration ago such as 2h)")
+	return cmd
+}
+
+// parseTime reads an RFC 3339 time, a date, or a duration meaning that long ago.
+func parseTime(s string) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2026-01-02T15:04:05Z), a date, or a duration ago (90m)", s)
+}
+
+func printFiles(w io.Writer, files []store.File, asJSON bool) error {
+	if asJSON {
+		if files == nil {
+			files = []store.File{}
+		}
+		return writeJSON(w, files)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CID\tSIZE\tSTATE\tNAME")
+	for _, f := range files {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", f.CID, f.Size, f.State, f.Name)
+	}
+	return tw.Flush()
+}
+
+func newRmCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm CID",
+		Short: "forget a file (peer gc reclaims its blocks)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := parseCID(args[0])
+			if err != nil {
+				return err
+			}
+			s, err := app.openStore()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if err := s.Remove(c); err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "removed %s\n", c)
+			return nil
+		},
+	}
+}
+
+func newGCCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "gc",
+		Short: "reclaim blocks that no held file needs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := app.openStore()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			res, err := s.GC(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "removed %d blocks (%d bytes), kept %d\n", res.Removed, res.Bytes, res.Kept)
+			return nil
+		},
+	}
+}
+
+func newEventsCmd(app *App) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "events [--json]",
+		Short: "show the event log: the history of what this node held",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := app.openStore()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.Events(0, func(e store.Event) error { return printEvent(app.Out, e, asJSON) })
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
+	return cmd
+}
+
+func printEvent(w io.Writer, e store.Event, asJSON bool) error {
+	if asJSON {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	line := fmt.Sprintf("%6d  %s  %-22s %s", e.Seq, e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, e.Root)
+	if e.Name != "" {
+		line += "  " + e.Name
+	}
+	if e.Path != "" {
+		line += "  " + e.Path
+	}
+	if e.Peer != "" {
+		line += "  from " + e.Peer
+	}
+	if e.Error != "" {
+		line += "  (" + e.Error + ")"
+	}
+	_, err := fmt.Fprintln(w, line)
+	return err
+}

@@ -1,0 +1,17 @@
+// Command peer is a peer-to-peer file-sharing node: it imports, shares, finds and fetches files,
+// runs as a daemon, and starts local test networks. See README.md for the command reference.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,180 @@
+// Package config is the node's settings file: what it listens on, whom it dials, which optional
+// network services run. It is plain data with documented defaults; the node package turns it into
+// libp2p options. Defaults send no traffic the user did not ask for: no public bootstrap peers,
+// no mDNS, no NAT traversal, until a profile or flag turns them on.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// FileName is the config file's name inside the repo.
+const FileName = "config.json"
+
+// Duration is a time.Duration that reads and writes as a string such as "22h0m0s".
+type Duration time.Duration
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"1h30m\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Config is the content of the repo's config file. Every field has a default in Default.
+type Config struct {
+	// Listen is the multiaddrs the node listens on. Default: all interfaces, TCP and QUIC, port 4040.
+	Listen []string `json:"listen"`
+	// API is where the local HTTP API listens. Default 127.0.0.1:5040 (loopback only).
+	API string `json:"api"`
+	// Bootstrap is the peers dialled at start. Default: none.
+	Bootstrap []string `json:"bootstrap"`
+	// Network names a private network: DHT prefix /peer/NAME and its own gossip topic.
+	// Default "": the public IPFS DHT prefix /ipfs.
+	Network string `json:"network"`
+	// MDNS finds peers on the local network by multicast. Default false.
+	MDNS bool `json:"mdns"`
+	// NAT traversal for nodes on real networks. Default: all off.
+	AutoNAT      bool `json:"autonat"`
+	HolePunching bool `json:"hole_punching"`
+	RelayClient  bool `json:"relay_client"`
+	PortMapping  bool `json:"port_mapping"`
+	// ConnLow and ConnHigh are the connection manager's watermarks. Default 100 and 400.
+	ConnLow  int `json:"conn_low"`
+	ConnHigh int `json:"conn_high"`
+	// Reprovide is how often shared roots are provided again on the DHT. Default 22h.
+	Reprovide Duration `json:"reprovide"`
+	// CatalogTTL is how long an announcement stays in the catalog without being seen again. Default 48h.
+	CatalogTTL Duration `json:"catalog_ttl"`
+	// SwarmKey is the path of a libp2p pre-shared key file (private network, TCP only). Default "".
+	SwarmKey string `json:"swarm_key"`
+	// DHTMode is "auto", "server" or "client". Auto serves the DHT when the node listens only on
+	// loopback or private addresses (LANs, testnets) or uses a named network, and otherwise
+	// serves until AutoNAT (if on) finds it unreachable. Default "auto".
+	DHTMode string `json:"dht_mode"`
+	// DHTPublicOnly keeps private and loopback addresses out of the DHT (for nodes on the public
+	// IPFS DHT). Default false, so LANs and loopback testnets work; the public profile sets it.
+	DHTPublicOnly bool `json:"dht_public_only"`
+	// BootstrapTimeout bounds how long the daemon waits at start for its DHT routing table to
+	// hold a peer when bootstrap peers are given. Default 10s.
+	BootstrapTimeout Duration `json:"bootstrap_timeout"`
+	// Rendezvous advertises and looks up the network's rendezvous key on the DHT so peers of one
+	// network find each other. It only talks to peers the DHT already knows. Default true.
+	Rendezvous bool `json:"rendezvous"`
+}
+
+// Default returns the settings of a new repo.
+func Default() Config {
+	return Config{
+		Listen: []string{
+			"/ip4/0.0.0.0/tcp/4040",
+			"/ip4/0.0.0.0/udp/4040/quic-v1",
+			"/ip6/::/tcp/4040",
+			"/ip6/::/udp/4040/quic-v1",
+		},
+		API:              "127.0.0.1:5040",
+		Bootstrap:        []string{},
+		ConnLow:          100,
+		ConnHigh:         400,
+		Reprovide:        Duration(22 * time.Hour),
+		CatalogTTL:       Duration(48 * time.Hour),
+		DHTMode:          "auto",
+		BootstrapTimeout: Duration(10 * time.Second),
+		Rendezvous:       true,
+	}
+}
+
+// PublicBootstrap is the well-known IPFS bootstrap peers that the public profile sets.
+var PublicBootstrap = []string{
+	"/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN",
+	"/dnsaddr/bootstrap.libp2p.io/p2p/QmQCU2EcMqAqQPR2i9bChDtGNJchTbq5TbXJJ16u19uLTa",
+	"/dnsaddr/bootstrap.libp2p.io/p2p/QmbLHAnMoJPWSCR5Zhtx6BHJX9KiKNN6tpvbUcqanj75Nb",
+	"/dnsaddr/bootstrap.libp2p.io/p2p/QmcZf59bWwK5XFi76CZX8cbJ4BhTzzA3gU1ZjYZcYW3dwt",
+	"/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ",
+}
+
+// Profiles lists the names ApplyProfile accepts.
+var Profiles = []string{"default", "lan", "public"}
+
+// ApplyProfile turns on what a profile needs: "lan" enables mDNS; "public" adds the public IPFS
+// bootstrap peers, NAT traversal and mDNS, and keeps private addresses out of the DHT;
+// "default" changes nothing.
+func (c *Config) ApplyProfile(name string) error {
+	switch name {
+	case "", "default":
+	case "lan":
+		c.MDNS = true
+	case "public":
+		c.MDNS = true
+		c.Bootstrap = append([]string(nil), PublicBootstrap...)
+		c.AutoNAT, c.HolePunching, c.RelayClient, c.PortMapping = true, true, true, true
+		c.DHTPublicOnly = true
+	default:
+		return fmt.Errorf("unknown profile %q (known: %v)", name, Profiles)
+	}
+	return nil
+}
+
+// Validate checks values that would otherwise fail later and less clearly.
+func (c Config) Validate() error {
+	if c.ConnLow < 0 || c.ConnHigh < c.ConnLow {
+		return fmt.Errorf("conn_low (%d) and conn_high (%d) must satisfy 0 <= low <= high", c.ConnLow, c.ConnHigh)
+	}
+	if c.Reprovide < 0 || c.CatalogTTL < 0 || c.BootstrapTimeout < 0 {
+		return errors.New("reprovide, catalog_ttl and bootstrap_timeout must not be negative")
+	}
+	switch c.DHTMode {
+	case "", "auto", "server", "client":
+	default:
+		return fmt.Errorf("dht_mode %q: want auto, server or client", c.DHTMode)
+	}
+	return nil
+}
+
+// Load reads the config file in repo dir. A missing file gives the defaults.
+func Load(dir string) (Config, error) {
+	c := Default()
+	b, err := os.ReadFile(filepath.Join(dir, FileName))
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("reading %s: %w", filepath.Join(dir, FileName), err)
+	}
+	return c, c.Validate()
+}
+
+// Save writes c to the config file in repo dir atomically.
+func Save(dir string, c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, FileName)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

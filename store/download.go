@@ -1,0 +1,269 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+
+	"peer/store/unixfs"
+)
+
+// Download is a fetch in progress. It is what the transfer layer talks to: it says which blocks
+// are already here (so a resumed fetch asks only for the rest), learns the DAG's shape from inner
+// nodes as they arrive, and puts each verified block in its place: inner nodes in the repo, leaves
+// at their offsets in the output file (written once, never copied) or, with no output file, in
+// the repo. Its methods are safe for concurrent use.
+type Download struct {
+	s    *Store
+	root cid.Cid
+	name string
+	path string   // final output; "" keeps every block in the repo
+	part *os.File // path's temporary file while incomplete
+
+	mu      sync.Mutex
+	offsets map[string][]uint64 // block key → offsets in the file (one leaf may repeat)
+	sizes   map[string]int      // block key → bytes of file content
+	size    uint64              // file size, known once the root is parsed
+	arrived chan struct{}       // closed and replaced whenever a block arrives
+	done    bool
+}
+
+// StartDownload records that a fetch of root began (or resumed) and prepares its output. With a
+// path, bytes go to PartPath(path), which is renamed to path when Complete verifies the whole file.
+func (s *Store) StartDownload(root cid.Cid, name, path string) (*Download, error) {
+	if err := unixfs.CheckCID(root); err != nil {
+		return nil, err
+	}
+	d := &Download{s: s, root: root, name: name, offsets: map[string][]uint64{blockKey(root): {0}}, sizes: map[string]int{}, arrived: make(chan struct{})}
+	if path != "" {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		d.path = abs
+		d.part, err = os.OpenFile(PartPath(abs), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("opening output: %w", err)
+		}
+	}
+	if err := s.Record(Event{Type: FetchStarted, Root: root.String(), Name: name, Path: d.path}); err != nil {
+		d.closePart()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Root is the file being fetched.
+func (d *Download) Root() cid.Cid { return d.root }
+
+// Size is the file's size, or 0 until the root block has been seen.
+func (d *Download) Size() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.size
+}
+
+func (d *Download) leafOffsets(c cid.Cid) []uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.offsets[blockKey(c)]
+}
+
+// Has reports whether c is already here: in the repo, or (a leaf) verified at its place in the
+// output file, which is how a download resumes after a crash without a record of every write.
+func (d *Download) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	if d.s.blocks.has(c) {
+		return true, nil
+	}
+	if d.part == nil || c.Prefix().Codec != cid.Raw {
+		return false, nil
+	}
+	_, err := d.readPart(c)
+	return err == nil, nil
+}
+
+// Get returns a block that Has reported.
+func (d *Download) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	data, err := d.s.blocks.get(c)
+	if err == nil || !errors.Is(err, ErrNotFound) || d.part == nil || c.Prefix().Codec != cid.Raw {
+		return data, err
+	}
+	return d.readPart(c)
+}
+
+// readPart reads leaf c from the output file and verifies it at every offset it occupies; a
+// position that does not verify (a hole, a torn write) is rewritten from one that does.
+func (d *Download) readPart(c cid.Cid) ([]byte, error) {
+	var good []byte
+	var bad []uint64
+	for _, off := range d.leafOffsets(c) {
+		buf := make([]byte, d.leafSize(c))
+		n, _ := d.part.ReadAt(buf, int64(off))
+		if good == nil && n == len(buf) && unixfs.Verify(c, buf) == nil {
+			good = buf
+			continue
+		}
+		if good == nil || n != len(buf) || string(buf) != string(good) {
+			bad = append(bad, off)
+		}
+	}
+	if good == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
+	}
+	for _, off := range bad {
+		if _, err := d.part.WriteAt(good, int64(off)); err != nil {
+			return nil, err
+		}
+	}
+	return good, nil
+}
+
+// leafSizes are remembered from parents' blocksizes, since a raw leaf's size is not in its CID.
+func (d *Download) leafSize(c cid.Cid) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sizes[blockKey(c)]
+}
+
+// Expand parses a verified block and returns its children in file order, recording where each
+// child's bytes go.
+func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
+	n, err := unixfs.ParseNode(c, block)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c.Equals(d.root) {
+		d.size = n.Size
+		d.sizes[blockKey(c)] = int(n.Size)
+	}
+	kids := make([]cid.Cid, len(n.Children))
+	for i, ch := range n.Children {
+		kids[i] = ch.Cid
+		k := blockKey(ch.Cid)
+		for _, off := range d.offsets[blockKey(c)] {
+			d.offsets[k] = appendUnique(d.offsets[k], off+ch.Offset)
+		}
+		d.sizes[k] = int(ch.Size)
+	}
+	return kids, nil
+}
+
+func appendUnique(s []uint64, v uint64) []uint64 {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}
+
+// Deliver stores a verified block: a leaf at its offsets in the output file, anything else in
+// the repo.
+func (d *Download) Deliver(c cid.Cid, block []byte) error {
+	if d.part != nil && c.Prefix().Codec == cid.Raw {
+		offs := d.leafOffsets(c)
+		if len(offs) == 0 {
+			return fmt.Errorf("block %s arrived before its parent", c)
+		}
+		for _, off := range offs {
+			if _, err := d.part.WriteAt(block, int64(off)); err != nil {
+				return fmt.Errorf("writing %s: %w", PartPath(d.path), err)
+			}
+		}
+	} else if err := d.s.blocks.put(c, block); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	close(d.arrived)
+	d.arrived = make(chan struct{})
+	d.mu.Unlock()
+	return nil
+}
+
+// Wait returns block c as soon as it is here; it lets a reader stream the file in order while the
+// fetch fills it in.
+func (d *Download) Wait(ctx context.Context, c cid.Cid) ([]byte, error) {
+	for {
+		d.mu.Lock()
+		ch := d.arrived
+		d.mu.Unlock()
+		if data, err := d.Get(ctx, c); err == nil {
+			return data, nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Complete makes the file durable and in place, and records FetchCompleted. Call it only after
+// every block was delivered.
+func (d *Download) Complete() error {
+	d.mu.Lock()
+	size := d.size
+	d.mu.Unlock()
+	ev := Event{Type: FetchCompleted, Root: d.root.String(), Name: d.name, Size: size}
+	if d.part != nil {
+		if err := d.part.Truncate(int64(size)); err != nil {
+			return err
+		}
+		if err := d.part.Sync(); err != nil {
+			return fmt.Errorf("syncing output: %w", err)
+		}
+		if err := d.part.Close(); err != nil {
+			return err
+		}
+		d.part = nil
+		if err := os.Rename(PartPath(d.path), d.path); err != nil {
+			return fmt.Errorf("moving output into place: %w", err)
+		}
+		if err := syncDir(filepath.Dir(d.path)); err != nil {
+			return err
+		}
+		st, err := os.Stat(d.path)
+		if err != nil {
+			return err
+		}
+		ev.Path, ev.ModTime = d.path, st.ModTime().UnixNano()
+	}
+	if err := d.s.blocks.sync(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.done = true
+	d.mu.Unlock()
+	return d.s.Record(ev)
+}
+
+// Fail records why the download stopped; the same download started again resumes from what is
+// here.
+func (d *Download) Fail(cause error) error {
+	d.mu.Lock()
+	done := d.done
+	d.mu.Unlock()
+	err := d.closePart()
+	if done || cause == nil {
+		return err
+	}
+	return errors.Join(err, d.s.blocks.sync(), d.s.Record(Event{Type: FetchFailed, Root: d.root.String(), Error: cause.Error()}))
+}
+
+func (d *Download) closePart() error {
+	if d.part == nil {
+		return nil
+	}
+	err := errors.Join(d.part.Sync(), d.part.Close())
+	d.part = nil
+	return err
+}

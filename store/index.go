@@ -1,0 +1,172 @@
+package store
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+)
+
+// FileState says how much of a file the node holds.
+type FileState string
+
+const (
+	Complete FileState = "complete" // every block is held and verified
+	Partial  FileState = "partial"  // a fetch started and has not completed
+	Changed  FileState = "changed"  // a referenced file was modified: no longer served
+)
+
+// File is one entry of the index of held files.
+type File struct {
+	Root    cid.Cid   `json:"-"`
+	CID     string    `json:"cid"`
+	Name    string    `json:"name"`
+	Size    uint64    `json:"size"`
+	State   FileState `json:"state"`
+	Path    string    `json:"path,omitempty"` // referenced file; empty when blocks are owned
+	ModTime int64     `json:"-"`
+	Added   time.Time `json:"added"`
+	Pinned  bool      `json:"pinned,omitempty"`
+	Shared  bool      `json:"shared,omitempty"`
+	Error   string    `json:"error,omitempty"` // why the last fetch stopped
+}
+
+// Offer is one file the network announces, as the catalog knows it.
+type Offer struct {
+	CID       string    `json:"cid"`
+	Name      string    `json:"name"`
+	Size      uint64    `json:"size"`
+	Providers []string  `json:"providers"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+type offer struct {
+	Name      string               `json:"name"`
+	Size      uint64               `json:"size"`
+	Providers map[string]time.Time `json:"providers"` // peer → when last seen
+}
+
+// index is the projection of the log: files held and the network catalog. It is rebuilt by
+// replaying events through apply, and apply is the only thing that changes it.
+type index struct {
+	Seq     uint64            `json:"seq"` // last applied event
+	Files   map[string]*File  `json:"files"`
+	Catalog map[string]*offer `json:"catalog"`
+}
+
+func newIndex() *index {
+	return &index{Files: map[string]*File{}, Catalog: map[string]*offer{}}
+}
+
+// apply folds one event into the index. It must be deterministic: the same events in the same
+// order give the same index, which is what makes replay and snapshots correct.
+func (ix *index) apply(e Event) {
+	ix.Seq = e.Seq
+	f := ix.Files[e.Root]
+	switch e.Type {
+	case FileAdded, FetchCompleted:
+		if f == nil {
+			f = &File{CID: e.Root, Added: e.Time}
+			ix.Files[e.Root] = f
+		}
+		if e.Name != "" {
+			f.Name = e.Name
+		}
+		f.Size, f.Path, f.ModTime, f.State, f.Error = e.Size, e.Path, e.ModTime, Complete, ""
+	case FetchStarted:
+		if f == nil {
+			f = &File{CID: e.Root, Name: e.Name, Size: e.Size, Added: e.Time, State: Partial}
+			ix.Files[e.Root] = f
+		} else if f.State != Complete {
+			f.State, f.Error = Partial, ""
+		}
+		if e.Path != "" && f.State == Partial {
+			f.Path = e.Path
+		}
+	case FetchFailed:
+		if f != nil && f.State == Partial {
+			f.Error = e.Error
+		}
+	case FileChanged:
+		if f != nil && f.Path == e.Path {
+			f.State, f.Error = Changed, e.Error
+		}
+	case FileRemoved:
+		delete(ix.Files, e.Root)
+	case Pinned, Unpinned:
+		if f != nil {
+			f.Pinned = e.Type == Pinned
+		}
+	case Shared, Unshared:
+		if f != nil {
+			f.Shared = e.Type == Shared
+		}
+	case AnnounceSeen:
+		o := ix.Catalog[e.Root]
+		if o == nil {
+			o = &offer{Providers: map[string]time.Time{}}
+			ix.Catalog[e.Root] = o
+		}
+		o.Name, o.Size = e.Name, e.Size
+		o.Providers[e.Peer] = e.Time
+	case AnnounceGone:
+		if o := ix.Catalog[e.Root]; o != nil {
+			delete(o.Providers, e.Peer)
+			if len(o.Providers) == 0 {
+				delete(ix.Catalog, e.Root)
+			}
+		}
+	}
+}
+
+// files lists held files sorted by time added, then CID.
+func (ix *index) files() []File {
+	out := make([]File, 0, len(ix.Files))
+	for _, f := range ix.Files {
+		c := *f
+		c.Root, _ = cid.Decode(c.CID)
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Added.Equal(out[j].Added) {
+			return out[i].Added.Before(out[j].Added)
+		}
+		return out[i].CID < out[j].CID
+	})
+	return out
+}
+
+// search lists catalog offers whose name contains term (case-insensitive), or whose CID is term,
+// counting only providers seen since cutoff.
+func (ix *index) search(term string, cutoff time.Time) []Offer {
+	term = strings.ToLower(term)
+	var out []Offer
+	for root, o := range ix.Catalog {
+		if term != "" && !strings.Contains(strings.ToLower(o.Name), term) && root != term {
+			continue
+		}
+		off := Offer{CID: root, Name: o.Name, Size: o.Size}
+		for p, seen := range o.Providers {
+			if seen.Before(cutoff) {
+				continue
+			}
+			off.Providers = append(off.Providers, p)
+			if seen.After(off.LastSeen) {
+				off.LastSeen = seen
+			}
+		}
+		if len(off.Providers) == 0 {
+			continue
+		}
+		sort.Strings(off.Providers)
+		out = append(out, off)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if len(out[i].Providers) != len(out[j].Providers) {
+			return len(out[i].Providers) > len(out[j].Providers)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}

@@ -1,0 +1,506 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"peer/store/eventlog"
+	"peer/store/unixfs"
+)
+
+// ErrUnknownFile means the index holds no file with that root.
+var ErrUnknownFile = errors.New("no such file in this repo")
+
+// snapshotEvery is how many events may follow the last snapshot before a new one is written.
+const snapshotEvery = 4096
+
+var log = slog.Default().With("pkg", "store")
+
+// Store is an open repo: its blocks, its event log and the index projected from it. One process
+// holds a repo at a time (an exclusive lock taken by Open). Methods are safe for concurrent use.
+type Store struct {
+	dir    string
+	lock   *repoLock
+	blocks *blockFiles
+	log    *eventlog.Log
+	rec    eventlog.Recovery
+
+	mu       sync.Mutex // guards ix, seq order of appends, snapAt, subs, refs
+	ix       *index
+	snapSeq  uint64 // Seq of the last snapshot
+	subs     map[chan Event]struct{}
+	refs     map[string][]refLoc // leaf key → where referenced copies live; nil until first needed
+	nowFunc  func() time.Time
+	closed   bool
+	closeErr error
+}
+
+// Open opens the repo at dir, taking its lock. A torn tail of the event log is cut and reported
+// by Recovery; mid-log corruption is an error that changes nothing.
+func Open(dir string) (*Store, error) {
+	if err := checkVersion(dir); err != nil {
+		return nil, err
+	}
+	lk, err := lockRepo(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		dir:     dir,
+		lock:    lk,
+		blocks:  &blockFiles{dir: filepath.Join(dir, blocksDir), dirs: map[string]bool{}},
+		subs:    map[chan Event]struct{}{},
+		nowFunc: time.Now,
+	}
+	if err := s.open(); err != nil {
+		lk.release()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) open() error {
+	l, rec, err := eventlog.Open(filepath.Join(s.dir, logFile), eventlog.Options{})
+	if err != nil {
+		return fmt.Errorf("opening event log: %w", err)
+	}
+	s.log, s.rec = l, rec
+	if rec.Cut() {
+		log.Warn("event log tail cut", "at", rec.TruncatedAt, "dropped", rec.Dropped, "reason", rec.Reason)
+	}
+	ix, from := s.loadSnapshot()
+	if err := replay(l, from, ix, func(Event) bool { return true }); err != nil {
+		// A snapshot that does not line up with the log is only a cache: rebuild from scratch.
+		log.Warn("snapshot does not match the event log; replaying it all", "err", err)
+		ix = newIndex()
+		if err := replay(l, eventlog.HeaderSize, ix, func(Event) bool { return true }); err != nil {
+			l.Close()
+			return err
+		}
+	}
+	s.ix = ix
+	s.snapSeq = ix.Seq
+	if from == eventlog.HeaderSize {
+		s.snapSeq = 0
+	}
+	return nil
+}
+
+type snapshot struct {
+	Version int    `json:"version"`
+	Offset  int64  `json:"offset"` // log offset just after the last event in Index
+	Index   *index `json:"index"`
+}
+
+// loadSnapshot returns the snapshot's index and the log offset to replay from, or an empty index
+// and the start of the log when there is no usable snapshot.
+func (s *Store) loadSnapshot() (*index, int64) {
+	b, err := os.ReadFile(filepath.Join(s.dir, snapshotFile))
+	if err != nil {
+		return newIndex(), eventlog.HeaderSize
+	}
+	var sn snapshot
+	if err := json.Unmarshal(b, &sn); err != nil || sn.Version != 1 || sn.Index == nil ||
+		sn.Offset < eventlog.HeaderSize || sn.Offset > s.log.End() {
+		log.Warn("ignoring unusable snapshot", "err", err)
+		return newIndex(), eventlog.HeaderSize
+	}
+	if sn.Index.Files == nil {
+		sn.Index.Files = map[string]*File{}
+	}
+	if sn.Index.Catalog == nil {
+		sn.Index.Catalog = map[string]*offer{}
+	}
+	return sn.Index, sn.Offset
+}
+
+// replay applies the log's events from offset to ix while keep says so. Events must follow on
+// from ix.Seq without a gap, which is how a stale snapshot is recognized.
+func replay(l *eventlog.Log, from int64, ix *index, keep func(Event) bool) error {
+	return l.Scan(from, func(off int64, rec []byte) error {
+		e, err := DecodeEvent(rec)
+		if err != nil {
+			return fmt.Errorf("event at offset %d: %w", off, err)
+		}
+		if e.Seq != ix.Seq+1 {
+			return fmt.Errorf("event at offset %d has seq %d, want %d", off, e.Seq, ix.Seq+1)
+		}
+		if !keep(e) {
+			return errStopReplay
+		}
+		ix.apply(e)
+		return nil
+	})
+}
+
+var errStopReplay = errors.New("stop")
+
+// writeSnapshot saves the index so the next Open replays only what follows. Called with s.mu held.
+func (s *Store) writeSnapshot() error {
+	b, err := json.Marshal(snapshot{Version: 1, Offset: s.log.End(), Index: s.ix})
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(s.dir, snapshotFile), b, 0o600); err != nil {
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	s.snapSeq = s.ix.Seq
+	return nil
+}
+
+// Close writes a snapshot if many events followed the last one, closes the log and releases the
+// lock. It is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return s.closeErr
+	}
+	s.closed = true
+	var errs []error
+	if s.ix.Seq-s.snapSeq >= 64 {
+		errs = append(errs, s.writeSnapshot())
+	}
+	for ch := range s.subs {
+		close(ch)
+	}
+	s.subs = nil
+	errs = append(errs, s.log.Close(), s.lock.release())
+	s.closeErr = errors.Join(errs...)
+	return s.closeErr
+}
+
+// Dir is the repo directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Recovery says what Open had to cut from the log's tail (zero when nothing).
+func (s *Store) Recovery() eventlog.Recovery { return s.rec }
+
+// Record appends events to the log as one durable group (one fsync) and applies them to the index.
+// Seq and Time are filled in. Callers with many events (announcements) should pass them together.
+func (s *Store) Record(evs ...Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return eventlog.ErrClosed
+	}
+	now := s.nowFunc().UTC()
+	recs := make([][]byte, len(evs))
+	for i := range evs {
+		evs[i].Seq = s.ix.Seq + uint64(i) + 1
+		if evs[i].Time.IsZero() {
+			evs[i].Time = now
+		}
+		b, err := encodeEvent(evs[i])
+		if err != nil {
+			return err
+		}
+		recs[i] = b
+	}
+	if _, err := s.log.Append(recs...); err != nil {
+		return fmt.Errorf("recording %s: %w", evs[0].Type, err)
+	}
+	for _, e := range evs {
+		s.ix.apply(e)
+		s.applyRefs(e)
+		for ch := range s.subs {
+			select {
+			case ch <- e:
+			default: // a subscriber that does not keep up misses events rather than stalling the node
+			}
+		}
+	}
+	if s.ix.Seq-s.snapSeq >= snapshotEvery {
+		if err := s.writeSnapshot(); err != nil {
+			log.Warn("snapshot failed", "err", err)
+		}
+	}
+	return nil
+}
+
+// Subscribe returns a channel of events recorded from now on, and a function that ends the
+// subscription. A subscriber that falls more than 1024 events behind misses events.
+func (s *Store) Subscribe() (<-chan Event, func()) {
+	ch := make(chan Event, 1024)
+	s.mu.Lock()
+	if s.closed {
+		close(ch)
+		s.mu.Unlock()
+		return ch, func() {}
+	}
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if _, ok := s.subs[ch]; ok {
+				delete(s.subs, ch)
+				close(ch)
+			}
+			s.mu.Unlock()
+		})
+	}
+}
+
+// Events calls fn for every event with Seq >= from, in order.
+func (s *Store) Events(from uint64, fn func(Event) error) error {
+	return s.log.Scan(eventlog.HeaderSize, func(off int64, rec []byte) error {
+		e, err := DecodeEvent(rec)
+		if err != nil {
+			return fmt.Errorf("event at offset %d: %w", off, err)
+		}
+		if e.Seq < from {
+			return nil
+		}
+		return fn(e)
+	})
+}
+
+// Files lists the files held now.
+func (s *Store) Files() []File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ix.files()
+}
+
+// File returns one held file.
+func (s *Store) File(root cid.Cid) (File, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.ix.Files[root.String()]
+	if !ok {
+		return File{}, false
+	}
+	c := *f
+	c.Root = root
+	return c, true
+}
+
+// FilesAt lists the files held at time t, by replaying the log up to t.
+func (s *Store) FilesAt(t time.Time) ([]File, error) {
+	ix := newIndex()
+	err := replay(s.log, eventlog.HeaderSize, ix, func(e Event) bool { return !e.Time.After(t) })
+	if err != nil && !errors.Is(err, errStopReplay) {
+		return nil, err
+	}
+	return ix.files(), nil
+}
+
+// Search lists what the network announced, matching term, seen within ttl.
+func (s *Store) Search(term string, ttl time.Duration) []Offer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ix.search(term, s.nowFunc().Add(-ttl))
+}
+
+// Replayed rebuilds the whole index from the log alone and reports whether it equals the live
+// one. It is how tests (and `peer check`) prove the projection is a pure function of the log.
+func (s *Store) Replayed() (files []File, same bool, err error) {
+	ix := newIndex()
+	if err := replay(s.log, eventlog.HeaderSize, ix, func(Event) bool { return true }); err != nil {
+		return nil, false, err
+	}
+	s.mu.Lock()
+	live, _ := json.Marshal(s.ix)
+	s.mu.Unlock()
+	got, _ := json.Marshal(ix)
+	return ix.files(), string(live) == string(got), nil
+}
+
+// AddOptions tune an import.
+type AddOptions struct {
+	ChunkSize int              // 0: 1 MiB
+	Progress  func(read int64) // optional; bytes read so far
+	// Reference keeps the file where it is instead of copying its bytes into the repo: only the
+	// small inner DAG nodes are stored, and leaves are read (and verified) from Path. Path must
+	// then name the file r reads.
+	Reference bool
+	Path      string
+}
+
+// Hash computes the root CID of r's bytes without storing anything.
+func Hash(ctx context.Context, r io.Reader, opts AddOptions) (unixfs.ImportResult, error) {
+	return unixfs.Import(ctx, r, unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress}, nil)
+}
+
+// Add imports r's bytes as file name. Every block is durable before the FileAdded event is.
+func (s *Store) Add(ctx context.Context, r io.Reader, name string, opts AddOptions) (File, error) {
+	ev := Event{Type: FileAdded, Name: name}
+	if opts.Reference {
+		abs, err := filepath.Abs(opts.Path)
+		if err != nil {
+			return File{}, err
+		}
+		st, err := os.Stat(abs)
+		if err != nil {
+			return File{}, err
+		}
+		ev.Path, ev.ModTime = abs, st.ModTime().UnixNano()
+	}
+	put := func(b unixfs.Block) error {
+		if b.Leaf && opts.Reference {
+			return nil
+		}
+		return s.blocks.put(b.Cid, b.Data)
+	}
+	res, err := unixfs.Import(ctx, r, unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress}, put)
+	if err != nil {
+		return File{}, err
+	}
+	if opts.Reference && res.Root.Prefix().Codec == cid.Raw {
+		// A one-chunk file's root is its leaf: keep an owned copy so the root is always local.
+		if _, err := s.blocks.get(res.Root); err != nil {
+			if err := s.storeLeafFrom(res.Root, ev.Path, res.Size); err != nil {
+				return File{}, err
+			}
+		}
+	}
+	if err := s.blocks.sync(); err != nil {
+		return File{}, err
+	}
+	ev.Root, ev.Size = res.Root.String(), res.Size
+	if err := s.Record(ev); err != nil {
+		return File{}, err
+	}
+	f, _ := s.File(res.Root)
+	return f, nil
+}
+
+func (s *Store) storeLeafFrom(c cid.Cid, path string, size uint64) error {
+	data, err := readRef(c, refLoc{path: path, size: size})
+	if err != nil {
+		return fmt.Errorf("reading %s back: %w", path, err)
+	}
+	return s.blocks.put(c, data)
+}
+
+// Remove forgets a file. Its blocks stay until gc reclaims those no other file needs.
+func (s *Store) Remove(root cid.Cid) error {
+	if _, ok := s.File(root); !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownFile, root)
+	}
+	return s.Record(Event{Type: FileRemoved, Root: root.String()})
+}
+
+// Cat streams a held file's bytes, verifying every block.
+func (s *Store) Cat(ctx context.Context, root cid.Cid) (io.ReadCloser, error) {
+	if err := unixfs.CheckCID(root); err != nil {
+		return nil, err
+	}
+	if !s.HasBlock(ctx, root) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownFile, root)
+	}
+	return unixfs.NewReader(ctx, root, s.GetBlock), nil
+}
+
+// GetBlock returns a verified block: an owned one, or a leaf read from a referenced file.
+func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	data, err := s.blocks.get(c)
+	if !errors.Is(err, ErrNotFound) {
+		return data, err
+	}
+	for _, loc := range s.refsFor(c) {
+		data, rerr := readRef(c, loc)
+		if rerr == nil {
+			return data, nil
+		}
+		s.refFailed(loc, rerr)
+	}
+	return nil, err
+}
+
+// HasBlock reports whether GetBlock would find c (referenced leaves are not read to answer).
+func (s *Store) HasBlock(ctx context.Context, c cid.Cid) bool {
+	return s.blocks.has(c) || len(s.refsFor(c)) > 0
+}
+
+// PutBlock stores a block the caller has verified. It is durable after SyncBlocks.
+func (s *Store) PutBlock(c cid.Cid, data []byte) error { return s.blocks.put(c, data) }
+
+// SyncBlocks makes every block put so far durable.
+func (s *Store) SyncBlocks() error { return s.blocks.sync() }
+
+// GCResult says what gc reclaimed.
+type GCResult struct {
+	Removed int   `json:"removed"`
+	Bytes   int64 `json:"bytes"`
+	Kept    int   `json:"kept"`
+}
+
+// GC removes owned blocks that no held file needs, and temporary files left by a crash.
+func (s *Store) GC(ctx context.Context) (GCResult, error) {
+	live := map[string]bool{}
+	for _, f := range s.Files() {
+		err := s.walk(ctx, f.Root, f.Size, func(c cid.Cid, _ unixfs.Node, _ uint64) error {
+			live[blockKey(c)] = true
+			return nil
+		})
+		if err != nil && f.State == Complete && f.Path == "" {
+			return GCResult{}, fmt.Errorf("walking %s: %w (nothing was removed)", f.CID, err)
+		}
+	}
+	var res GCResult
+	err := s.blocks.each(func(c cid.Cid) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if live[blockKey(c)] {
+			res.Kept++
+			return nil
+		}
+		_, path := s.blocks.path(c)
+		if st, err := os.Stat(path); err == nil {
+			res.Bytes += st.Size()
+		}
+		res.Removed++
+		return s.blocks.remove(c)
+	})
+	return res, err
+}
+
+// walk visits the DAG of a file of size bytes depth first: fn gets each block's CID, parsed node
+// and file offset.
+// Leaves of referenced files are not read: only their CIDs and offsets are visited.
+func (s *Store) walk(ctx context.Context, root cid.Cid, size uint64, fn func(c cid.Cid, n unixfs.Node, off uint64) error) error {
+	var visit func(c cid.Cid, off, size uint64) error
+	visit = func(c cid.Cid, off, size uint64) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if c.Prefix().Codec == cid.Raw {
+			return fn(c, unixfs.Node{Cid: c, Size: size}, off)
+		}
+		data, err := s.blocks.get(c)
+		if err != nil {
+			return err
+		}
+		n, err := unixfs.ParseNode(c, data)
+		if err != nil {
+			return err
+		}
+		if err := fn(c, n, off); err != nil {
+			return err
+		}
+		for _, ch := range n.Children {
+			if err := visit(ch.Cid, off+ch.Offset, ch.Size); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return visit(root, 0, size)
+}
