@@ -502,6 +502,12 @@ func TestCloseWaitsForQueuedAppends(t *testing.T) {
 	require.Eventually(t, func() bool { return eventlog.Accepted(l) == n }, 10e9, 1e6)
 	closed := make(chan error)
 	go func() { closed <- l.Close() }()
+	// Close has begun (the log refuses new work) while the queued appends still wait on the fsync.
+	require.Eventually(t, func() bool {
+		return errors.Is(l.Scan(eventlog.HeaderSize, func(int64, []byte) error { return nil }), eventlog.ErrClosed)
+	}, 10e9, 1e6)
+	_, err = l.Append([]byte("late"))
+	require.ErrorIs(t, err, eventlog.ErrClosed)
 	close(release)
 	require.NoError(t, <-closed)
 	wg.Wait()
