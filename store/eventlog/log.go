@@ -236,6 +236,13 @@ func (l *Log) Append(records ...[]byte) (int64, error) {
 func (l *Log) flush() {
 	b := l.cur
 	l.cur = nil
+	if l.broken != nil {
+		// An earlier failure left bytes we could not cut; writing after them is not safe.
+		b.err = fmt.Errorf("event log unusable after failed append: %w", l.broken)
+		b.done = true
+		l.cond.Broadcast()
+		return
+	}
 	l.flushing = true
 	off := l.end
 	l.mu.Unlock()
