@@ -1,0 +1,421 @@
+package gossip
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
+)
+
+// CatalogProtocol is the catalog exchange: a peer that joins the topic asks
+// each new topic peer for the signed announcements it knows.
+//
+// Request: uvarint length, then the topic name (at most maxTopicLen bytes);
+// the asker then closes its write side. Reply: a sequence of frames, each a
+// uvarint length and a pubsub message (protobuf, as signed by its author on
+// the topic), ended by a zero length. At most Config.CatalogLimit frames of
+// at most maxEntrySize bytes each.
+const CatalogProtocol protocol.ID = "/peer/catalog/1.0.0"
+
+const (
+	maxTopicLen = 256
+	// maxEntrySize caps one signed message: the announcement plus the
+	// envelope (author, sequence number, topic, signature, and the public
+	// key when it is not inlined in the peer ID, up to RSA-4096).
+	maxEntrySize = MaxMessageSize + 2048
+)
+
+// catalog keeps, for the exchange, the latest signed announcement of each
+// provider and root. It is bounded: past its limit the oldest (by
+// announcement time) is dropped.
+type catalog struct {
+	mu    sync.Mutex
+	limit int
+	m     map[catalogKey]catalogEntry
+}
+
+type catalogKey struct {
+	provider peer.ID
+	root     string
+}
+
+type catalogEntry struct {
+	time     time.Time
+	withdraw bool
+	msg      []byte // the pubsub message, as signed by the provider
+}
+
+func newCatalog(limit int) *catalog {
+	return &catalog{limit: limit, m: make(map[catalogKey]catalogEntry)}
+}
+
+// offer records a if it is newer than what the catalog holds for its
+// provider and root (a withdrawal wins a tie), and reports whether it was.
+func (c *catalog) offer(a Announcement, msg []byte) bool {
+	k := catalogKey{a.Provider, a.Root.KeyString()}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[k]; ok {
+		if a.Time.Before(old.time) || a.Time.Equal(old.time) && (old.withdraw || !a.Withdraw) {
+			return false
+		}
+	}
+	if c.limit == 0 {
+		return true
+	}
+	c.m[k] = catalogEntry{time: a.Time, withdraw: a.Withdraw, msg: msg}
+	if len(c.m) > c.limit {
+		var oldest catalogKey
+		var ot time.Time
+		first := true
+		for k, e := range c.m {
+			if first || e.time.Before(ot) {
+				oldest, ot, first = k, e.time, false
+			}
+		}
+		delete(c.m, oldest)
+	}
+	return true
+}
+
+func (c *catalog) snapshot(limit int) [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([][]byte, 0, min(limit, len(c.m)))
+	for _, e := range c.m {
+		if len(out) == limit {
+			break
+		}
+		out = append(out, e.msg)
+	}
+	return out
+}
+
+func (g *Gossip) handleCatalog(s network.Stream) {
+	if err := g.serveCatalog(s); err != nil {
+		g.log.Debug("serving catalog", "peer", shortID(s.Conn().RemotePeer()), "err", err)
+		s.Reset()
+		return
+	}
+	s.Close()
+}
+
+func (g *Gossip) serveCatalog(s network.Stream) error {
+	if err := s.SetDeadline(time.Now().Add(g.cfg.ExchangeTimeout)); err != nil {
+		return fmt.Errorf("setting deadline: %w", err)
+	}
+	br := bufio.NewReaderSize(s, 512)
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return fmt.Errorf("reading request: %w", err)
+	}
+	if n > maxTopicLen {
+		return fmt.Errorf("reading request: topic of %d bytes", n)
+	}
+	topic := make([]byte, n)
+	if _, err := io.ReadFull(br, topic); err != nil {
+		return fmt.Errorf("reading request: %w", err)
+	}
+	if string(topic) != g.topic {
+		return fmt.Errorf("asked for topic %q, we serve %q", topic, g.topic)
+	}
+	own, err := g.signShared()
+	if err != nil {
+		g.log.Warn("signing shared announcements", "err", err)
+	}
+	limit := g.cfg.CatalogLimit
+	if len(own) > limit {
+		own = own[:limit]
+	}
+	entries := append(own, g.cache.snapshot(limit-len(own))...)
+	bw := bufio.NewWriter(s)
+	var lb [binary.MaxVarintLen64]byte
+	for _, e := range entries {
+		if _, err := bw.Write(lb[:binary.PutUvarint(lb[:], uint64(len(e)))]); err != nil {
+			return fmt.Errorf("writing catalog: %w", err)
+		}
+		if _, err := bw.Write(e); err != nil {
+			return fmt.Errorf("writing catalog: %w", err)
+		}
+	}
+	if err := bw.WriteByte(0); err != nil {
+		return fmt.Errorf("writing catalog: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing catalog: %w", err)
+	}
+	return nil
+}
+
+// signShared signs the announcements of Config.Shared as pubsub messages of
+// this node on the topic, the same form as a published announcement.
+func (g *Gossip) signShared() ([][]byte, error) {
+	if g.cfg.Shared == nil {
+		return nil, nil
+	}
+	shared := g.cfg.Shared()
+	if len(shared) == 0 {
+		return nil, nil
+	}
+	self := g.h.ID()
+	key := g.h.Peerstore().PrivKey(self)
+	if key == nil {
+		return nil, errors.New("no private key")
+	}
+	now := time.Now()
+	out := make([][]byte, 0, len(shared))
+	var errs []error
+	for _, a := range shared {
+		if err := a.Validate(now, g.cfg.MaxClockSkew); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.Root, err))
+			continue
+		}
+		data, err := a.MarshalBinary()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.Root, err))
+			continue
+		}
+		m, err := signMessage(self, key, g.topic, data)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
+	return out, errors.Join(errs...)
+}
+
+// signMessage builds a pubsub message signed the way pubsub signs (the
+// protobuf without signature and key, prefixed with pubsub.SignPrefix).
+func signMessage(self peer.ID, key crypto.PrivKey, topic string, data []byte) ([]byte, error) {
+	seqno := make([]byte, 8)
+	if _, err := rand.Read(seqno); err != nil {
+		return nil, err
+	}
+	m := &pb.Message{From: []byte(self), Data: data, Seqno: seqno, Topic: &topic}
+	unsigned, err := proto.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encoding message: %w", err)
+	}
+	m.Signature, err = key.Sign(append([]byte(pubsub.SignPrefix), unsigned...))
+	if err != nil {
+		return nil, fmt.Errorf("signing: %w", err)
+	}
+	if pk, _ := self.ExtractPublicKey(); pk == nil {
+		if m.Key, err = crypto.MarshalPublicKey(key.GetPublic()); err != nil {
+			return nil, fmt.Errorf("encoding key: %w", err)
+		}
+	}
+	return proto.Marshal(m)
+}
+
+// errBadEntry marks a catalog entry that no honest peer would relay: the
+// exchange with its sender stops.
+var errBadEntry = errors.New("bad catalog entry")
+
+// openEntry checks a signed message from a catalog reply and returns its
+// announcement, with Provider set to the verified author.
+func (g *Gossip) openEntry(raw []byte, now time.Time) (Announcement, error) {
+	var m pb.Message
+	if err := proto.Unmarshal(raw, &m); err != nil {
+		return Announcement{}, fmt.Errorf("%w: %v", errBadEntry, err)
+	}
+	if m.GetTopic() != g.topic {
+		return Announcement{}, fmt.Errorf("%w: topic %q", errBadEntry, m.GetTopic())
+	}
+	from, err := verifySignature(&m)
+	if err != nil {
+		return Announcement{}, fmt.Errorf("%w: %v", errBadEntry, err)
+	}
+	var a Announcement
+	if err := a.UnmarshalBinary(m.GetData()); err != nil {
+		return Announcement{}, fmt.Errorf("%w: %v", errBadEntry, err)
+	}
+	if err := a.Validate(now, g.cfg.MaxClockSkew); err != nil {
+		// Possibly only our clocks disagree: skip it, keep the exchange.
+		return Announcement{}, err
+	}
+	a.Provider = from
+	return a, nil
+}
+
+// verifySignature checks m's signature against its author as pubsub does
+// (StrictSign) and returns the author.
+func verifySignature(m *pb.Message) (peer.ID, error) {
+	if len(m.Signature) == 0 {
+		return "", errors.New("missing signature")
+	}
+	from, err := peer.IDFromBytes(m.From)
+	if err != nil {
+		return "", fmt.Errorf("author: %w", err)
+	}
+	var pk crypto.PubKey
+	if m.Key == nil {
+		if pk, err = from.ExtractPublicKey(); err != nil || pk == nil {
+			return "", errors.New("author key not in peer ID and not attached")
+		}
+	} else {
+		if pk, err = crypto.UnmarshalPublicKey(m.Key); err != nil {
+			return "", fmt.Errorf("attached key: %w", err)
+		}
+		if !from.MatchesPublicKey(pk) {
+			return "", errors.New("attached key does not match author")
+		}
+	}
+	xm := proto.CloneOf(m)
+	xm.Signature, xm.Key = nil, nil
+	unsigned, err := proto.Marshal(xm)
+	if err != nil {
+		return "", err
+	}
+	ok, err := pk.Verify(append([]byte(pubsub.SignPrefix), unsigned...), m.Signature)
+	if err != nil || !ok {
+		return "", errors.New("invalid signature")
+	}
+	return from, nil
+}
+
+// fetchCatalog asks p for its catalog and delivers what is new. It returns
+// how many announcements were new.
+func (g *Gossip) fetchCatalog(ctx context.Context, p peer.ID) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.ExchangeTimeout)
+	defer cancel()
+	s, err := g.h.NewStream(ctx, p, CatalogProtocol)
+	if err != nil {
+		return 0, fmt.Errorf("opening stream: %w", err)
+	}
+	n, err := g.readCatalog(ctx, s)
+	if err != nil {
+		s.Reset()
+		return n, err
+	}
+	s.Close()
+	return n, nil
+}
+
+func (g *Gossip) readCatalog(ctx context.Context, s network.Stream) (int, error) {
+	deadline, _ := ctx.Deadline()
+	if err := s.SetDeadline(deadline); err != nil {
+		return 0, fmt.Errorf("setting deadline: %w", err)
+	}
+	req := binary.AppendUvarint(nil, uint64(len(g.topic)))
+	req = append(req, g.topic...)
+	if _, err := s.Write(req); err != nil {
+		return 0, fmt.Errorf("writing request: %w", err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		return 0, fmt.Errorf("writing request: %w", err)
+	}
+	br := bufio.NewReader(s)
+	remote := s.Conn().RemotePeer()
+	fresh, skipped := 0, 0
+	for i := 0; ; i++ {
+		l, err := binary.ReadUvarint(br)
+		if err != nil {
+			return fresh, fmt.Errorf("reading entry %d: %w", i, err)
+		}
+		if l == 0 {
+			break
+		}
+		if l > maxEntrySize {
+			return fresh, fmt.Errorf("entry %d: %w: %d bytes", i, errBadEntry, l)
+		}
+		if i >= g.cfg.CatalogLimit {
+			return fresh, fmt.Errorf("more than %d entries", g.cfg.CatalogLimit)
+		}
+		raw := make([]byte, l)
+		if _, err := io.ReadFull(br, raw); err != nil {
+			return fresh, fmt.Errorf("reading entry %d: %w", i, err)
+		}
+		a, err := g.openEntry(raw, time.Now())
+		if errors.Is(err, errBadEntry) {
+			g.countReject("catalog: " + errBadEntry.Error())
+			return fresh, fmt.Errorf("entry %d from %s: %w", i, shortID(remote), err)
+		}
+		if err != nil {
+			g.countReject("catalog: " + reason(err))
+			skipped++
+			continue
+		}
+		if a.Provider == g.h.ID() || !g.cache.offer(a, raw) {
+			continue
+		}
+		if !g.enqueue(ctx, a) {
+			return fresh, ctx.Err()
+		}
+		fresh++
+	}
+	if skipped > 0 {
+		g.log.Debug("catalog entries skipped", "peer", shortID(remote), "n", skipped)
+	}
+	return fresh, nil
+}
+
+// rejectTracer counts the messages pubsub refuses before our validator runs
+// (bad or missing signatures, full queues; rejections by the validator are
+// counted by the validator itself), and tracks our mesh on the topic. Its
+// methods run on pubsub's event loop and must not call into pubsub.
+type rejectTracer struct{ g *Gossip }
+
+var _ pubsub.RawTracer = rejectTracer{}
+
+func (t rejectTracer) RejectMessage(msg *pubsub.Message, why string) {
+	if msg.GetTopic() != t.g.topic {
+		return
+	}
+	switch why {
+	case pubsub.RejectValidationFailed, pubsub.RejectValidationIgnored:
+		return
+	}
+	t.g.countReject(why)
+}
+
+func (rejectTracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
+func (t rejectTracer) Graft(p peer.ID, topic string) {
+	if topic != t.g.topic {
+		return
+	}
+	t.g.meshMu.Lock()
+	t.g.mesh[p] = struct{}{}
+	t.g.signalLocked()
+	t.g.meshMu.Unlock()
+}
+
+func (t rejectTracer) Prune(p peer.ID, topic string) {
+	if topic != t.g.topic {
+		return
+	}
+	t.g.meshMu.Lock()
+	delete(t.g.mesh, p)
+	t.g.meshMu.Unlock()
+}
+
+func (t rejectTracer) OnClosedOutboundStream(p peer.ID) {
+	t.g.meshMu.Lock()
+	delete(t.g.mesh, p)
+	t.g.meshMu.Unlock()
+}
+
+func (rejectTracer) Join(string)                                          {}
+func (rejectTracer) Leave(string)                                         {}
+func (rejectTracer) ValidateMessage(*pubsub.Message)                      {}
+func (rejectTracer) DeliverMessage(*pubsub.Message)                       {}
+func (rejectTracer) DuplicateMessage(*pubsub.Message)                     {}
+func (rejectTracer) ThrottlePeer(peer.ID)                                 {}
+func (rejectTracer) RecvRPC(*pubsub.RPC)                                  {}
+func (rejectTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (rejectTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+func (rejectTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
+func (rejectTracer) UndeliverableMessage(*pubsub.Message)                 {}

@@ -1,0 +1,655 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
+)
+
+// TopicName is the pubsub topic of a network: "/peer/announce/1/" + network,
+// with network "ipfs" when it is empty (the public network).
+func TopicName(network string) string {
+	if network == "" {
+		network = "ipfs"
+	}
+	return "/peer/announce/1/" + network
+}
+
+// Config tunes a Gossip. Zero fields take the value of DefaultConfig. All
+// nodes of a network should use the same MaxClockSkew, RatePerPeer and Burst:
+// a node rejects (and scores down) a sender that exceeds its own limits.
+type Config struct {
+	// Network names the network; it selects the topic (see TopicName).
+	// Default "" (the public network, topic "/peer/announce/1/ipfs").
+	Network string
+	// MaxClockSkew rejects announcements dated more than this after the
+	// receiver's clock. Default 5 minutes.
+	MaxClockSkew time.Duration
+	// RatePerPeer is the sustained number of announcements per second
+	// accepted from one sender, with bursts of up to Burst. A sender's
+	// first hop rejects the excess (and scores the sender down); later hops
+	// ignore it. Publish paces itself below these limits. Defaults 2/s and
+	// 20.
+	RatePerPeer float64
+	Burst       int
+	// PublishWait bounds how long Publish waits for a first topic peer when
+	// it has none, so that announcements made right after start-up are not
+	// lost. After it, Publish sends anyway (reaching nobody now; peers that
+	// join later get it by catalog exchange). Default 10 seconds.
+	PublishWait time.Duration
+	// Shared, if set, returns what this node currently shares. Peers that
+	// join the topic get these announcements (signed by this node) through
+	// the catalog exchange, so shares made before a restart need not be
+	// published again. It is called from the exchange handler goroutine and
+	// must not block for long. Default nil (only announcements this node has
+	// published or seen are offered).
+	Shared func() []Announcement
+	// CatalogLimit is the number of signed announcements (latest per
+	// provider and root) kept in memory to offer in the catalog exchange,
+	// and the most accepted from one peer's reply. Default 10000 (about
+	// 3 MB).
+	CatalogLimit int
+	// ExchangeTimeout bounds one catalog exchange, request and reply.
+	// Default 30 seconds.
+	ExchangeTimeout time.Duration
+	// CatalogRefresh is how long to wait before asking the same peer for its
+	// catalog again when it rejoins the topic. Default 10 minutes.
+	CatalogRefresh time.Duration
+	// Logger receives the package's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration of a node of the public network.
+func DefaultConfig() Config {
+	return Config{
+		Network:         "",
+		MaxClockSkew:    5 * time.Minute,
+		RatePerPeer:     2,
+		Burst:           20,
+		PublishWait:     10 * time.Second,
+		CatalogLimit:    10000,
+		ExchangeTimeout: 30 * time.Second,
+		CatalogRefresh:  10 * time.Minute,
+	}
+}
+
+func (c *Config) fill() error {
+	d := DefaultConfig()
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = d.MaxClockSkew
+	}
+	if c.RatePerPeer == 0 {
+		c.RatePerPeer = d.RatePerPeer
+	}
+	if c.Burst == 0 {
+		c.Burst = d.Burst
+	}
+	if c.PublishWait == 0 {
+		c.PublishWait = d.PublishWait
+	}
+	if c.CatalogLimit == 0 {
+		c.CatalogLimit = d.CatalogLimit
+	}
+	if c.ExchangeTimeout == 0 {
+		c.ExchangeTimeout = d.ExchangeTimeout
+	}
+	if c.CatalogRefresh == 0 {
+		c.CatalogRefresh = d.CatalogRefresh
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	switch {
+	case c.MaxClockSkew < 0:
+		return fmt.Errorf("MaxClockSkew %v is negative", c.MaxClockSkew)
+	case c.RatePerPeer < 0:
+		return fmt.Errorf("RatePerPeer %v is negative", c.RatePerPeer)
+	case c.Burst < 1:
+		return fmt.Errorf("burst %d is below 1", c.Burst)
+	case c.PublishWait < 0:
+		return fmt.Errorf("PublishWait %v is negative", c.PublishWait)
+	case c.CatalogLimit < 0:
+		return fmt.Errorf("CatalogLimit %d is negative", c.CatalogLimit)
+	case c.ExchangeTimeout < 0:
+		return fmt.Errorf("ExchangeTimeout %v is negative", c.ExchangeTimeout)
+	case c.CatalogRefresh < 0:
+		return fmt.Errorf("CatalogRefresh %v is negative", c.CatalogRefresh)
+	}
+	return nil
+}
+
+// Stats counts what a Gossip has seen since Start.
+type Stats struct {
+	Published uint64 // announcements this node published
+	Delivered uint64 // announcements from other peers handed to the callback
+	Catalog   uint64 // of those, how many came by catalog exchange
+	// Rejected counts refused messages by reason: the rule the validator
+	// applied (e.g. "invalid file name", "rate limit") or the pubsub reason
+	// for messages refused before it ran (e.g. "invalid signature",
+	// "missing signature"). Messages relayed from over-rate senders, which
+	// are ignored rather than rejected, count as "rate limit (relayed)".
+	Rejected map[string]uint64
+}
+
+const (
+	reasonRate        = "rate limit"
+	reasonRateRelayed = "rate limit (relayed)"
+	reasonAuthor      = "bad author"
+)
+
+// Gossip publishes and receives announcements on the topic of one network.
+// It is safe for concurrent use.
+type Gossip struct {
+	h     host.Host
+	cfg   Config
+	log   *slog.Logger
+	topic string
+	opts  []pubsub.Option
+
+	pubLimiter *rate.Limiter
+	limiters   *limiters
+	cache      *catalog
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	cancel  context.CancelFunc
+	ps      *pubsub.PubSub
+	t       *pubsub.Topic
+	sub     *pubsub.Subscription
+	evh     *pubsub.TopicEventHandler
+	joined  chan struct{} // closed and replaced when a peer joins the topic or the mesh
+	asked   map[peer.ID]time.Time
+	wg      sync.WaitGroup
+	queue   chan Announcement
+	scores  atomic.Pointer[map[peer.ID]float64]
+
+	statsMu sync.Mutex
+	stats   Stats
+
+	meshMu sync.Mutex // never held while calling into pubsub
+	mesh   map[peer.ID]struct{}
+}
+
+// New prepares a Gossip on h: gossipsub with StrictSign (every message is
+// signed by its author and verified by every receiver), flood publishing
+// (our own announcements go to every topic peer, not only the mesh, so they
+// are not lost while the mesh forms) and peer scoring (see scoreParams).
+// It checks cfg and builds the router options but starts nothing: the
+// gossipsub router starts goroutines and stream handlers when built, so
+// Start builds it.
+func New(h host.Host, cfg Config) (*Gossip, error) {
+	if h == nil {
+		return nil, errors.New("nil host")
+	}
+	if err := cfg.fill(); err != nil {
+		return nil, fmt.Errorf("gossip config: %w", err)
+	}
+	if h.Peerstore().PrivKey(h.ID()) == nil {
+		return nil, fmt.Errorf("no private key for host %s: announcements must be signed", h.ID())
+	}
+	g := &Gossip{
+		h:     h,
+		cfg:   cfg,
+		log:   cfg.Logger.With("pkg", "gossip"),
+		topic: TopicName(cfg.Network),
+		// Pace our own announcements below what receivers accept, so a
+		// node sharing a large directory is never rate limited by its peers
+		// (who would score it down): 80% of the rate, half the burst.
+		pubLimiter: rate.NewLimiter(rate.Limit(cfg.RatePerPeer*0.8), max(1, cfg.Burst/2)),
+		limiters:   newLimiters(rate.Limit(cfg.RatePerPeer), cfg.Burst),
+		cache:      newCatalog(cfg.CatalogLimit),
+		joined:     make(chan struct{}),
+		asked:      make(map[peer.ID]time.Time),
+		queue:      make(chan Announcement, 1024),
+		mesh:       make(map[peer.ID]struct{}),
+	}
+	g.stats.Rejected = make(map[string]uint64)
+	sp, th := scoreParams(g.topic)
+	g.opts = []pubsub.Option{
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithFloodPublish(true),
+		pubsub.WithPeerScore(sp, th),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(g.storeScores), time.Second),
+		// Our validator is cheap and runs inline, so the throttle on
+		// concurrent asynchronous validations (WithValidateThrottle) does
+		// not apply; the queue in front of the validation workers is
+		// enlarged so that a burst of announcements is not dropped.
+		pubsub.WithValidateQueueSize(256),
+		pubsub.WithRawTracer(rejectTracer{g}),
+	}
+	return g, nil
+}
+
+// Topic returns the name of the topic g uses.
+func (g *Gossip) Topic() string { return g.topic }
+
+// Start builds the gossipsub router, registers the validator, joins the
+// topic and serves the catalog exchange. From then until Close it delivers
+// every valid announcement from other peers to fn, from one goroutine, in
+// arrival order; fn is never called concurrently and may block briefly
+// (while it blocks, announcements queue up to a bound and then pubsub drops
+// them). Announcements this node publishes are not delivered to fn. ctx
+// bounds only the start-up; Close stops everything.
+func (g *Gossip) Start(ctx context.Context, fn func(Announcement)) error {
+	if fn == nil {
+		return errors.New("starting gossip: nil callback")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.closed:
+		return errors.New("starting gossip: closed")
+	case g.started:
+		return errors.New("starting gossip: already started")
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("starting gossip: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	ps, err := pubsub.NewGossipSub(rctx, g.h, g.opts...)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("starting gossipsub: %w", err)
+	}
+	fail := func(what string, err error) error {
+		cancel()
+		g.removeHandlers()
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := ps.RegisterTopicValidator(g.topic, pubsub.ValidatorEx(g.validate), pubsub.WithValidatorInline(true)); err != nil {
+		return fail("registering validator", err)
+	}
+	t, err := ps.Join(g.topic)
+	if err != nil {
+		return fail("joining topic", err)
+	}
+	evh, err := t.EventHandler()
+	if err != nil {
+		return fail("watching topic peers", err)
+	}
+	sub, err := t.Subscribe(pubsub.WithBufferSize(1024))
+	if err != nil {
+		return fail("subscribing", err)
+	}
+	g.h.SetStreamHandler(CatalogProtocol, g.handleCatalog)
+	g.started, g.cancel, g.ps, g.t, g.sub, g.evh = true, cancel, ps, t, sub, evh
+	g.wg.Add(4)
+	go func() { defer g.wg.Done(); g.readLoop(rctx, sub) }()
+	go func() { defer g.wg.Done(); g.deliverLoop(rctx, fn) }()
+	go func() { defer g.wg.Done(); g.peerLoop(rctx, evh) }()
+	go func() { defer g.wg.Done(); g.limiters.janitor(rctx) }()
+	g.log.Debug("gossip started", "topic", g.topic)
+	return nil
+}
+
+func (g *Gossip) removeHandlers() {
+	g.h.RemoveStreamHandler(CatalogProtocol)
+	for _, p := range pubsub.GossipSubDefaultProtocols {
+		g.h.RemoveStreamHandler(p)
+	}
+}
+
+// Close leaves the topic, stops the router and the catalog exchange, and
+// waits for every goroutine Start started. It is idempotent.
+func (g *Gossip) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	started := g.started
+	g.mu.Unlock()
+	if !started {
+		return nil
+	}
+	g.sub.Cancel()
+	g.evh.Cancel()
+	g.cancel()
+	g.removeHandlers()
+	g.wg.Wait()
+	return nil
+}
+
+// Publish signs a (through pubsub, with the host's key) and sends it to the
+// topic. A zero a.Time is set to now; a.Provider is ignored. Publish first
+// paces itself under the receivers' rate limit, then, if the node has no
+// topic peer yet, waits up to Config.PublishWait for one: a publish with no
+// peer reaches nobody, although pubsub reports no error. After the wait it
+// sends anyway and returns nil. It returns an error if a is invalid, the
+// Gossip is not started or closed, or ctx ends.
+func (g *Gossip) Publish(ctx context.Context, a Announcement) error {
+	t, err := g.topicHandle()
+	if err != nil {
+		return fmt.Errorf("publishing: %w", err)
+	}
+	if a.Time.IsZero() {
+		a.Time = time.Now()
+	}
+	a.Provider = ""
+	if err := a.Validate(time.Now(), g.cfg.MaxClockSkew); err != nil {
+		return fmt.Errorf("publishing: %w", err)
+	}
+	data, err := a.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("publishing: %w", err)
+	}
+	if err := g.pubLimiter.Wait(ctx); err != nil {
+		return fmt.Errorf("publishing: pacing: %w", err)
+	}
+	g.waitReady(ctx)
+	if err := t.Publish(ctx, data); err != nil {
+		return fmt.Errorf("publishing %s: %w", a.Root, err)
+	}
+	g.statsMu.Lock()
+	g.stats.Published++
+	g.statsMu.Unlock()
+	return nil
+}
+
+func (g *Gossip) topicHandle() (*pubsub.Topic, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.closed:
+		return nil, errors.New("gossip closed")
+	case !g.started:
+		return nil, errors.New("gossip not started")
+	}
+	return g.t, nil
+}
+
+// waitReady returns once this node has a mesh peer on the topic,
+// PublishWait has passed, or ctx is done. A flood publish reaches every
+// topic peer, but those peers forward only to their own mesh, which forms at
+// the heartbeat after a peer joins: a message sent before that reaches the
+// direct neighbours only, and gossipsub never re-sends it to mesh peers. Having a
+// mesh peer ourselves means at least one heartbeat has passed since our
+// peers appeared.
+func (g *Gossip) waitReady(ctx context.Context) {
+	timer := time.NewTimer(g.cfg.PublishWait)
+	defer timer.Stop()
+	for {
+		g.meshMu.Lock()
+		ready := len(g.mesh) > 0
+		joined := g.joined
+		g.meshMu.Unlock()
+		if ready {
+			return
+		}
+		select {
+		case <-joined:
+		case <-timer.C:
+			g.log.Debug("publishing before the mesh formed", "topic", g.topic, "peers", len(g.Peers()))
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// signalLocked wakes the publishers waiting in waitReady. meshMu is held.
+func (g *Gossip) signalLocked() {
+	close(g.joined)
+	g.joined = make(chan struct{})
+}
+
+// MeshPeers returns the topic peers in this node's gossipsub mesh: the peers
+// it forwards announcements to (its own go to every topic peer).
+func (g *Gossip) MeshPeers() []peer.ID {
+	g.meshMu.Lock()
+	defer g.meshMu.Unlock()
+	return slices.Collect(maps.Keys(g.mesh))
+}
+
+// Peers returns the peers known to be subscribed to the topic.
+func (g *Gossip) Peers() []peer.ID {
+	t, err := g.topicHandle()
+	if err != nil {
+		return nil
+	}
+	return t.ListPeers()
+}
+
+// Scores returns the latest gossipsub peer scores (refreshed every second),
+// by peer.
+func (g *Gossip) Scores() map[peer.ID]float64 {
+	m := g.scores.Load()
+	if m == nil {
+		return map[peer.ID]float64{}
+	}
+	return maps.Clone(*m)
+}
+
+func (g *Gossip) storeScores(m map[peer.ID]float64) {
+	m = maps.Clone(m)
+	g.scores.Store(&m)
+}
+
+// Stats returns a copy of the counters.
+func (g *Gossip) Stats() Stats {
+	g.statsMu.Lock()
+	defer g.statsMu.Unlock()
+	s := g.stats
+	s.Rejected = maps.Clone(g.stats.Rejected)
+	return s
+}
+
+func (g *Gossip) countReject(why string) {
+	g.statsMu.Lock()
+	g.stats.Rejected[why]++
+	g.statsMu.Unlock()
+}
+
+// validate is the topic validator. pubsub has verified the signature against
+// msg.From (StrictSign) before calling it; src is the peer that forwarded the
+// message, which is the author only on its first hop.
+func (g *Gossip) validate(_ context.Context, src peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	local := src == g.h.ID()
+	from, err := peer.IDFromBytes(msg.Message.GetFrom())
+	if err != nil {
+		g.countReject(reasonAuthor)
+		return pubsub.ValidationReject
+	}
+	var a Announcement
+	if err := a.UnmarshalBinary(msg.GetData()); err != nil {
+		return g.reject(src, from, err)
+	}
+	if err := a.Validate(time.Now(), g.cfg.MaxClockSkew); err != nil {
+		return g.reject(src, from, err)
+	}
+	if !local && from != g.h.ID() && !g.limiters.allow(from) {
+		if src == from {
+			// The author itself is flooding us: reject, so its score drops.
+			g.countReject(reasonRate)
+			g.log.Debug("rejecting announcement over rate", "author", shortID(from))
+			return pubsub.ValidationReject
+		}
+		// Relayed: the forwarder may be honest (its own limiter let the
+		// burst through); neither forward nor penalize it.
+		g.countReject(reasonRateRelayed)
+		return pubsub.ValidationIgnore
+	}
+	a.Provider = from
+	msg.ValidatorData = a
+	return pubsub.ValidationAccept
+}
+
+func (g *Gossip) reject(src, from peer.ID, err error) pubsub.ValidationResult {
+	g.countReject(reason(err))
+	g.log.Debug("rejecting announcement", "from", shortID(src), "author", shortID(from), "err", err)
+	return pubsub.ValidationReject
+}
+
+// readLoop moves accepted messages from the subscription to the delivery
+// queue, keeping the latest of each in the catalog cache.
+func (g *Gossip) readLoop(ctx context.Context, sub *pubsub.Subscription) {
+	for {
+		msg, err := sub.Next(ctx)
+		if err != nil {
+			return
+		}
+		a, ok := msg.ValidatorData.(Announcement)
+		if !ok {
+			continue // cannot happen: the validator accepted it
+		}
+		raw, err := proto.Marshal(msg.Message)
+		if err != nil {
+			continue
+		}
+		fresh := g.cache.offer(a, raw)
+		if a.Provider == g.h.ID() || !fresh {
+			continue
+		}
+		select {
+		case g.queue <- a:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// enqueue hands an announcement learnt by catalog exchange to the delivery
+// goroutine.
+func (g *Gossip) enqueue(ctx context.Context, a Announcement) bool {
+	select {
+	case g.queue <- a:
+		g.statsMu.Lock()
+		g.stats.Catalog++
+		g.statsMu.Unlock()
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (g *Gossip) deliverLoop(ctx context.Context, fn func(Announcement)) {
+	for {
+		select {
+		case a := <-g.queue:
+			g.statsMu.Lock()
+			g.stats.Delivered++
+			g.statsMu.Unlock()
+			fn(a)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// peerLoop watches peers join the topic: it wakes publishers waiting for a
+// first peer and asks each new peer for its catalog.
+func (g *Gossip) peerLoop(ctx context.Context, evh *pubsub.TopicEventHandler) {
+	sem := make(chan struct{}, 4) // concurrent exchanges
+	for {
+		ev, err := evh.NextPeerEvent(ctx)
+		if err != nil {
+			return
+		}
+		if ev.Type != pubsub.PeerJoin {
+			continue
+		}
+		g.meshMu.Lock()
+		g.signalLocked()
+		g.meshMu.Unlock()
+		g.mu.Lock()
+		now := time.Now()
+		last, seen := g.asked[ev.Peer]
+		ask := !seen || now.Sub(last) >= g.cfg.CatalogRefresh
+		if ask {
+			g.asked[ev.Peer] = now
+			for p, t := range g.asked {
+				if now.Sub(t) >= g.cfg.CatalogRefresh {
+					delete(g.asked, p)
+				}
+			}
+		}
+		g.mu.Unlock()
+		if !ask {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		g.wg.Add(1)
+		go func(p peer.ID) {
+			defer g.wg.Done()
+			defer func() { <-sem }()
+			n, err := g.fetchCatalog(ctx, p)
+			if err != nil && ctx.Err() == nil {
+				g.log.Debug("catalog exchange failed", "peer", shortID(p), "err", err)
+				return
+			}
+			g.log.Debug("catalog exchange done", "peer", shortID(p), "new", n)
+		}(ev.Peer)
+	}
+}
+
+// shortID is the compact log form of a peer ID.
+func shortID(p peer.ID) string {
+	s := p.String()
+	if len(s) > 10 {
+		return "…" + s[len(s)-8:]
+	}
+	return s
+}
+
+// limiters holds one token bucket per sender.
+type limiters struct {
+	r     rate.Limit
+	burst int
+	mu    sync.Mutex
+	m     map[peer.ID]*rate.Limiter
+}
+
+func newLimiters(r rate.Limit, burst int) *limiters {
+	return &limiters{r: r, burst: burst, m: make(map[peer.ID]*rate.Limiter)}
+}
+
+func (l *limiters) allow(p peer.ID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := l.m[p]
+	if !ok {
+		lim = rate.NewLimiter(l.r, l.burst)
+		l.m[p] = lim
+	}
+	return lim.Allow()
+}
+
+// janitor forgets the buckets that have refilled, which behave exactly like
+// new ones, so the map holds only recently active senders.
+func (l *limiters) janitor(ctx context.Context) {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			now := time.Now()
+			l.mu.Lock()
+			for p, lim := range l.m {
+				if lim.TokensAt(now) >= float64(l.burst) {
+					delete(l.m, p)
+				}
+			}
+			l.mu.Unlock()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
