@@ -27,3 +27,10 @@ func WrapWriteAt(l *Log, wrap func(w func([]byte, int64) (int, error)) func([]by
 	defer l.mu.Unlock()
 	l.writeAt = wrap(l.writeAt)
 }
+
+// SetTruncate replaces the truncate l uses to undo a failed append.
+func SetTruncate(l *Log, fn func(size int64) error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.truncate = fn
+}

@@ -34,8 +34,9 @@ type Log struct {
 	noSync bool
 
 	// Test hooks; production uses the file directly.
-	writeAt func(b []byte, off int64) (int, error)
-	sync    func() error
+	writeAt  func(b []byte, off int64) (int, error)
+	sync     func() error
+	truncate func(size int64) error
 
 	mu       sync.Mutex
 	cond     *sync.Cond // signalled when a batch finishes
@@ -75,6 +76,7 @@ func Open(path string, opts Options) (*Log, Recovery, error) {
 	l.cond = sync.NewCond(&l.mu)
 	l.writeAt = f.WriteAt
 	l.sync = l.fdatasync
+	l.truncate = f.Truncate
 	rec, err := l.load(path)
 	if err != nil {
 		_ = f.Close()
@@ -284,7 +286,7 @@ func (l *Log) writeSync(buf []byte, off int64) error {
 
 // undo cuts whatever a failed append may have left past the durable end.
 func (l *Log) undo(end int64) error {
-	if err := l.f.Truncate(end); err != nil {
+	if err := l.truncate(end); err != nil {
 		return fmt.Errorf("truncating event log to %d: %w", end, err)
 	}
 	if err := l.syncFile(); err != nil {

@@ -516,3 +516,33 @@ func TestCloseWaitsForQueuedAppends(t *testing.T) {
 	require.False(t, rec.Cut())
 	require.Len(t, scanAll(t, l2), n)
 }
+
+func TestUndoFailureMakesLogUnusable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.log")
+	l, _ := open(t, path, eventlog.Options{})
+	_, err := l.Append([]byte("one"))
+	require.NoError(t, err)
+	end := l.End()
+
+	fail := errors.New("disk on fire")
+	eventlog.WrapWriteAt(l, func(w func([]byte, int64) (int, error)) func([]byte, int64) (int, error) {
+		return func(b []byte, off int64) (int, error) {
+			n, _ := w(b[:len(b)/2], off)
+			return n, fail
+		}
+	})
+	eventlog.SetTruncate(l, func(int64) error { return errors.New("cannot truncate") })
+	_, err = l.Append([]byte("two"))
+	require.ErrorIs(t, err, fail)
+	require.ErrorContains(t, err, "cannot truncate")
+	_, err = l.Append([]byte("three"))
+	require.ErrorContains(t, err, "unusable")
+	require.Equal(t, end, l.End())
+	require.NoError(t, l.Close())
+
+	// The half-written record is a torn tail for the next Open.
+	l2, rec := open(t, path, eventlog.Options{})
+	require.True(t, rec.Cut())
+	require.Equal(t, end, rec.TruncatedAt)
+	require.Equal(t, []entry{{eventlog.HeaderSize, "one"}}, scanAll(t, l2))
+}
