@@ -26,7 +26,8 @@ type ImportOptions struct {
 	// else must be in [MinChunkSize, MaxChunkSize]. It changes the root CID.
 	ChunkSize int
 	// Workers is the number of hashing goroutines; 0 means
-	// runtime.GOMAXPROCS(0).
+	// runtime.GOMAXPROCS(0). More than maxWorkers (64) count as 64. Import
+	// holds at most 2*Workers+2 chunks in memory.
 	Workers int
 	// Progress, if not nil, is called with the total bytes read so far after
 	// each chunk. It is called from the goroutine reading the input and must
@@ -75,6 +76,7 @@ func importFile(ctx context.Context, r io.Reader, opts ImportOptions, maxLinks i
 	if workers < 0 {
 		return ImportResult{}, fmt.Errorf("import: %d workers", workers)
 	}
+	workers = min(workers, maxWorkers)
 	if maxLinks < 2 || maxLinks > MaxLinks {
 		return ImportResult{}, fmt.Errorf("import: %d links per node is outside [2, %d]", maxLinks, MaxLinks)
 	}
@@ -92,6 +94,9 @@ func importFile(ctx context.Context, r io.Reader, opts ImportOptions, maxLinks i
 	}
 	return ImportResult{Root: root.c, Size: root.fsize, Blocks: b.blocks}, nil
 }
+
+// maxWorkers caps ImportOptions.Workers, and so the memory an import holds.
+const maxWorkers = 64
 
 // chunk is one chunk of input on its way from the reader through a hashing
 // worker to the builder. Chunks and their buffers are recycled.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
@@ -139,4 +140,20 @@ func TestImportPutNilOnlyHashes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, got)
 	require.Equal(t, len(blocks), got.Blocks)
+}
+
+// TestImportMemoryBounded checks that chunk buffers are recycled: importing
+// 64 MiB in 1 MiB chunks allocates about the handful of chunks in flight, not
+// one buffer per chunk.
+func TestImportMemoryBounded(t *testing.T) {
+	const size = 64 << 20
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := unixfs.Import(t.Context(), newGenReader(size), unixfs.ImportOptions{Workers: 2}, nil)
+	runtime.ReadMemStats(&after)
+	require.NoError(t, err)
+	require.Equal(t, uint64(size), res.Size)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	require.Less(t, allocated, uint64(12<<20), "allocated %d bytes for a %d-byte import", allocated, size)
 }
