@@ -35,67 +35,81 @@ const (
 // one CID. Link CIDs are copied; Data aliases b.
 func DecodePB(b []byte) (PBNode, error) {
 	var node PBNode
-	// First pass: validate the outer framing and count links so that the
-	// links slice is allocated once.
-	nlinks, err := scanPB(b)
+	nlinks, data, err := scanPB(b)
 	if err != nil {
 		return PBNode{}, fmt.Errorf("dag-pb: %w", err)
 	}
+	node.Data = data
 	if nlinks > 0 {
 		node.Links = make([]Link, 0, nlinks)
 	}
-	for i := 0; i < len(b); {
-		field, _, n, _ := readTag(b[i:]) // validated by scanPB
-		i += n
-		v, n, _ := readBytes(b[i:])
-		i += n
-		if field == 1 {
-			node.Data = v
-			continue
-		}
-		l, err := decodeLink(v)
-		if err != nil {
-			return PBNode{}, fmt.Errorf("dag-pb: link %d: %w", len(node.Links), err)
-		}
+	err = eachLink(b, func(_ int, l Link) error {
 		node.Links = append(node.Links, l)
+		return nil
+	})
+	if err != nil {
+		return PBNode{}, err
 	}
 	return node, nil
 }
 
-// scanPB checks the outer structure of a dag-pb node and counts its links.
-func scanPB(b []byte) (int, error) {
-	nlinks := 0
+// eachLink decodes the links of a node that scanPB accepted, in order.
+func eachLink(b []byte, fn func(i int, l Link) error) error {
+	n := 0
+	for i := 0; i < len(b); {
+		field, _, tn, _ := readTag(b[i:]) // validated by scanPB
+		i += tn
+		v, vn, _ := readBytes(b[i:])
+		i += vn
+		if field != 2 {
+			continue
+		}
+		l, err := decodeLink(v)
+		if err != nil {
+			return fmt.Errorf("dag-pb: link %d: %w", n, err)
+		}
+		if err := fn(n, l); err != nil {
+			return err
+		}
+		n++
+	}
+	return nil
+}
+
+// scanPB checks the outer structure of a dag-pb node, counts its links and
+// finds its Data (nil if absent).
+func scanPB(b []byte) (nlinks int, data []byte, err error) {
 	haveData := false
 	for i := 0; i < len(b); {
 		field, wire, n, err := readTag(b[i:])
 		if err != nil {
-			return 0, fmt.Errorf("reading field tag at byte %d: %w", i, err)
+			return 0, nil, fmt.Errorf("reading field tag at byte %d: %w", i, err)
 		}
 		i += n
 		if field != 1 && field != 2 {
-			return 0, fmt.Errorf("unknown PBNode field %d", field)
+			return 0, nil, fmt.Errorf("unknown PBNode field %d", field)
 		}
 		if wire != wireBytes {
-			return 0, fmt.Errorf("PBNode field %d has wire type %d, want 2", field, wire)
+			return 0, nil, fmt.Errorf("PBNode field %d has wire type %d, want 2", field, wire)
 		}
-		_, n, err = readBytes(b[i:])
+		v, n, err := readBytes(b[i:])
 		if err != nil {
-			return 0, fmt.Errorf("reading PBNode field %d: %w", field, err)
+			return 0, nil, fmt.Errorf("reading PBNode field %d: %w", field, err)
 		}
 		i += n
 		if haveData {
 			if field == 1 {
-				return 0, errors.New("duplicate Data field")
+				return 0, nil, errors.New("duplicate Data field")
 			}
-			return 0, errors.New("link after Data field")
+			return 0, nil, errors.New("link after Data field")
 		}
 		if field == 1 {
-			haveData = true
+			haveData, data = true, v
 		} else {
 			nlinks++
 		}
 	}
-	return nlinks, nil
+	return nlinks, data, nil
 }
 
 func decodeLink(b []byte) (Link, error) {

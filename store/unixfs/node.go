@@ -63,42 +63,46 @@ func ParseNode(c cid.Cid, block []byte) (Node, error) {
 	default:
 		return Node{}, fmt.Errorf("block %s: codec 0x%x is not raw or dag-pb", c, c.Type())
 	}
-	pn, err := DecodePB(block)
+	nlinks, data, err := scanPB(block)
 	if err != nil {
-		return Node{}, fmt.Errorf("block %s: %w", c, err)
+		return Node{}, fmt.Errorf("block %s: dag-pb: %w", c, err)
 	}
-	if pn.Data == nil {
+	if data == nil {
 		return Node{}, fmt.Errorf("block %s: dag-pb node has no UnixFS data", c)
 	}
-	fs, err := DecodeFSData(pn.Data)
+	fs, err := DecodeFSData(data)
 	if err != nil {
 		return Node{}, fmt.Errorf("block %s: %w", c, err)
 	}
 	if fs.Type != File && fs.Type != Raw {
 		return Node{}, fmt.Errorf("block %s is a UnixFS %s: %w", c, fs.Type, ErrNotFile)
 	}
-	if len(pn.Links) > MaxLinks {
-		return Node{}, fmt.Errorf("block %s: %d links exceeds the limit of %d", c, len(pn.Links), MaxLinks)
+	if nlinks > MaxLinks {
+		return Node{}, fmt.Errorf("block %s: %d links exceeds the limit of %d", c, nlinks, MaxLinks)
 	}
-	if len(pn.Links) != len(fs.BlockSizes) {
-		return Node{}, fmt.Errorf("block %s: %d links but %d blocksizes", c, len(pn.Links), len(fs.BlockSizes))
+	if nlinks != len(fs.BlockSizes) {
+		return Node{}, fmt.Errorf("block %s: %d links but %d blocksizes", c, nlinks, len(fs.BlockSizes))
 	}
 	n := Node{Cid: c, Data: fs.Data}
 	size := uint64(len(fs.Data))
-	if len(pn.Links) > 0 {
-		n.Children = make([]Child, len(pn.Links))
+	if nlinks > 0 {
+		n.Children = make([]Child, nlinks)
 	}
-	for i, l := range pn.Links {
+	err = eachLink(block, func(i int, l Link) error {
 		if err := CheckCID(l.Cid); err != nil {
-			return Node{}, fmt.Errorf("block %s: link %d: %w", c, i, err)
+			return fmt.Errorf("link %d: %w", i, err)
 		}
 		bs := fs.BlockSizes[i]
 		n.Children[i] = Child{Cid: l.Cid, Offset: size, Size: bs}
 		var carry uint64
 		size, carry = bits.Add64(size, bs, 0)
 		if carry != 0 {
-			return Node{}, fmt.Errorf("block %s: blocksizes overflow", c)
+			return errors.New("blocksizes overflow")
 		}
+		return nil
+	})
+	if err != nil {
+		return Node{}, fmt.Errorf("block %s: %w", c, err)
 	}
 	if fs.HasFileSize && fs.FileSize != size {
 		return Node{}, fmt.Errorf("block %s: filesize %d but data and blocksizes add up to %d", c, fs.FileSize, size)
