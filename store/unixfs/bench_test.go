@@ -2,6 +2,7 @@ package unixfs_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -86,5 +87,41 @@ func BenchmarkParseNode(b *testing.B) {
 		if len(n.Children) != unixfs.MaxLinks {
 			b.Fatalf("%d children", len(n.Children))
 		}
+	}
+}
+
+// BenchmarkReader reads a 64 MiB file back from a map of blocks through Read
+// with a 256 KiB buffer, as a consumer that copies would.
+func BenchmarkReader(b *testing.B) {
+	const size = 64 << 20
+	blocks := map[cid.Cid][]byte{}
+	res, err := unixfs.Import(b.Context(), newGenReader(size), unixfs.ImportOptions{}, func(blk unixfs.Block) error {
+		blocks[blk.Cid] = bytes.Clone(blk.Data)
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	get := func(_ context.Context, c cid.Cid) ([]byte, error) { return blocks[c], nil }
+	buf := make([]byte, 256<<10)
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := unixfs.NewReader(b.Context(), res.Root, get)
+		total := 0
+		for {
+			n, err := r.Read(buf)
+			total += n
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		if total != size {
+			b.Fatalf("read %d bytes", total)
+		}
+		r.Close()
 	}
 }
