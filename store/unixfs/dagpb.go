@@ -29,11 +29,14 @@ const (
 	tagPBLinkTsize = 3<<3 | wireVarint
 )
 
-// DecodePB decodes a dag-pb block. It accepts only the canonical field order
+// DecodePB decodes a dag-pb block of at most MaxBlockSize bytes. It accepts only the canonical field order
 // (all links, then at most one Data), rejects unknown fields, duplicate fields,
 // non-minimal varints, links without a hash and hashes that are not exactly
 // one CID. Link CIDs are copied; Data aliases b.
 func DecodePB(b []byte) (PBNode, error) {
+	if len(b) > MaxBlockSize {
+		return PBNode{}, fmt.Errorf("dag-pb: %d bytes exceeds the block limit of %d", len(b), MaxBlockSize)
+	}
 	var node PBNode
 	nlinks, data, err := scanPB(b)
 	if err != nil {

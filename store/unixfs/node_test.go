@@ -250,6 +250,7 @@ func TestDecodePBRejects(t *testing.T) {
 		"tsize wire type":     withLink(append(bytes.Clone(hash), 0x1a, 0)),
 		"unknown link field":  withLink(append(bytes.Clone(hash), 0x20, 0)),
 		"field number zero":   {0x02, 0},
+		"oversized":           append([]byte{0x0a, 0x81, 0x80, 0x80, 0x01}, make([]byte, unixfs.MaxBlockSize)...),
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := unixfs.DecodePB(b)
