@@ -1,0 +1,659 @@
+package transfer
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
+
+	"peer/transfer/wire"
+)
+
+// Local is what this node already holds; a Fetch reads it to resume.
+// Both methods may be called from several goroutines at once.
+type Local interface {
+	Has(ctx context.Context, c cid.Cid) (bool, error)
+	Get(ctx context.Context, c cid.Cid) ([]byte, error)
+}
+
+// Request describes one Fetch.
+type Request struct {
+	// Root is the CID of the DAG to fetch.
+	Root cid.Cid
+	// Providers are peers believed to hold the DAG, connected or dialable.
+	Providers []peer.ID
+	// Find, if not nil, is called once and yields more providers (e.g. from
+	// the DHT) until its context ends or it closes the channel.
+	Find func(ctx context.Context) <-chan peer.AddrInfo
+	// Local, if not nil, says which blocks are already held: they are not
+	// fetched (nor delivered), and local inner nodes are read and expanded.
+	Local Local
+	// Expand returns the children of a verified block, in file order
+	// (leaves: none). It is called from verification goroutines,
+	// concurrently, and must not retain block after it returns.
+	Expand func(c cid.Cid, block []byte) ([]cid.Cid, error)
+	// Deliver receives each verified block exactly once, in any order, from
+	// several goroutines concurrently; it must not retain block after it
+	// returns (the buffer is reused). An error aborts the fetch.
+	Deliver func(c cid.Cid, block []byte) error
+	// Progress, if not nil, is called at most ~10 times a second from the
+	// fetch's own goroutine, and once at the end; it must not block.
+	Progress func(Progress)
+}
+
+// Progress is a snapshot of a running Fetch.
+type Progress struct {
+	Blocks     int     // blocks known so far (the DAG unfolds as it arrives)
+	BlocksDone int     // blocks verified and delivered, or found locally
+	Bytes      int64   // bytes received from peers (duplicates and bad blocks included)
+	BytesDone  int64   // bytes of the blocks verified and delivered
+	Peers      int     // peers serving this fetch now
+	Rate       float64 // bytes received per second, smoothed
+	Duplicates int64   // bytes received twice
+}
+
+// PeerStats is what one peer did for a Fetch.
+type PeerStats struct {
+	Blocks     int   // blocks that it sent first and that verified
+	Bytes      int64 // bytes received from it
+	Duplicates int64 // bytes received from it that another peer sent first
+	Bad        int   // blocks from it that did not verify
+	Dropped    error // why it was dropped from the fetch, if it was
+}
+
+// Stats summarises a Fetch.
+type Stats struct {
+	Blocks         int   // blocks fetched, verified and delivered
+	LocalBlocks    int   // blocks found in Local
+	Bytes          int64 // bytes of the delivered blocks
+	Received       int64 // all bytes received
+	DuplicateBytes int64 // bytes received more than once
+	BadBlocks      int   // blocks that failed verification
+	Peers          map[peer.ID]PeerStats
+	Duration       time.Duration
+}
+
+type blockState uint8
+
+const (
+	stateChecking  blockState = iota // being looked up in Local
+	stateQueued                      // waiting for a peer
+	stateRequested                   // asked from one or more peers
+	stateVerifying                   // first copy received, being hashed
+	stateDone                        // delivered or local
+)
+
+// block is one CID of the DAG being fetched. Fields are guarded by fetch.mu.
+type block struct {
+	c       cid.Cid
+	path    []uint32 // child indexes from the root: the DAG order
+	inner   bool     // not a raw leaf: fetched first
+	state   blockState
+	holders []*session // sessions it is requested from
+	lacking []peer.ID  // peers that answered DontHave
+	idx     int        // index in the queue heap, -1 when not queued
+}
+
+func (b *block) lacks(p peer.ID) bool {
+	for _, q := range b.lacking {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *block) dropHolder(s *session) {
+	for i, h := range b.holders {
+		if h == s {
+			b.holders = append(b.holders[:i], b.holders[i+1:]...)
+			return
+		}
+	}
+}
+
+// blockQueue orders waiting blocks: inner nodes first, then DAG order.
+type blockQueue []*block
+
+func (q blockQueue) Len() int { return len(q) }
+func (q blockQueue) Less(i, j int) bool {
+	a, b := q[i], q[j]
+	if a.inner != b.inner {
+		return a.inner
+	}
+	for k := 0; k < len(a.path) && k < len(b.path); k++ {
+		if a.path[k] != b.path[k] {
+			return a.path[k] < b.path[k]
+		}
+	}
+	return len(a.path) < len(b.path)
+}
+func (q blockQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].idx, q[j].idx = i, j
+}
+func (q *blockQueue) Push(x any) {
+	b := x.(*block)
+	b.idx = len(*q)
+	*q = append(*q, b)
+}
+func (q *blockQueue) Pop() any {
+	old := *q
+	b := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	b.idx = -1
+	return b
+}
+
+// verifyItem is a received block on its way to a verification worker.
+type verifyItem struct {
+	s    *session
+	b    *block
+	data []byte
+}
+
+// fetch is the state of one Fetch call.
+type fetch struct {
+	t      *Transfer
+	req    Request
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	start  time.Time
+	verify chan verifyItem
+	wg     sync.WaitGroup
+	done   chan struct{} // closed when every block is done
+
+	mu          sync.Mutex
+	blocks      map[cid.Cid]*block
+	queue       blockQueue
+	remaining   int // blocks known and not done
+	sessions    map[peer.ID]*session
+	dialing     int  // providers from Find being connected
+	findOpen    bool // Find may still yield providers
+	stuckSince  time.Time
+	leafEst     int64 // expected size of a leaf, learnt from arrivals
+	innerEst    int64
+	stats       Stats
+	rate        float64 // smoothed bytes/s received
+	lastRecv    int64
+	lastTick    time.Time
+	lastProblem error // last reason a peer was dropped, for the final error
+}
+
+// Fetch downloads the DAG under req.Root from the providers, verifying every
+// block before handing it to req.Deliver. It returns when every block is
+// delivered (nil), when ctx ends, when Deliver or Expand fails, or when no
+// provider can serve what is missing for the no-providers timeout (an error
+// wrapping ErrNoProviders). Blocks delivered before an error stay delivered.
+func (t *Transfer) Fetch(ctx context.Context, req Request) (Stats, error) {
+	if t.cfgErr != nil {
+		return Stats{}, fmt.Errorf("transfer options: %w", t.cfgErr)
+	}
+	if !req.Root.Defined() || req.Expand == nil || req.Deliver == nil {
+		return Stats{}, errors.New("fetch: Root, Expand and Deliver are required")
+	}
+	if !t.track() {
+		return Stats{}, ErrClosed
+	}
+	defer t.wg.Done()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(t.ctx, func() { cancel(ErrClosed) })
+	defer stop()
+
+	f := &fetch{
+		t:        t,
+		req:      req,
+		ctx:      ctx,
+		cancel:   cancel,
+		start:    time.Now(),
+		verify:   make(chan verifyItem, t.cfg.verifyWorkers),
+		done:     make(chan struct{}),
+		blocks:   make(map[cid.Cid]*block),
+		sessions: make(map[peer.ID]*session),
+		findOpen: req.Find != nil,
+		leafEst:  256 << 10,
+		innerEst: 64 << 10,
+		lastTick: time.Now(),
+	}
+	f.stats.Peers = make(map[peer.ID]PeerStats)
+	err := f.run()
+	return f.finish(), err
+}
+
+func (f *fetch) run() error {
+	root := &block{c: f.req.Root, inner: f.req.Root.Type() != cid.Raw, state: stateChecking, idx: -1}
+	f.blocks[root.c] = root
+	f.remaining = 1
+	if err := f.resolve([]*block{root}); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	finished := f.remaining == 0
+	f.mu.Unlock()
+	if finished {
+		return nil
+	}
+
+	for range f.t.cfg.verifyWorkers {
+		f.wg.Go(f.verifyLoop)
+	}
+	for _, p := range f.req.Providers {
+		f.addPeer(p)
+	}
+	if f.req.Find != nil {
+		f.wg.Go(f.findLoop)
+	}
+	f.wg.Go(f.tickLoop)
+
+	select {
+	case <-f.done:
+		return nil
+	case <-f.ctx.Done():
+		select {
+		case <-f.done: // finished in the same instant
+			return nil
+		default:
+		}
+		err := context.Cause(f.ctx)
+		if err == nil {
+			err = f.ctx.Err()
+		}
+		return fmt.Errorf("fetching %s: %w", f.req.Root, err)
+	}
+}
+
+// finish stops every goroutine of the fetch and returns its stats.
+func (f *fetch) finish() Stats {
+	f.cancel(nil)
+	f.wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.sessions {
+		f.stats.Peers[s.p] = s.stats
+	}
+	f.stats.Duration = time.Since(f.start)
+	if f.req.Progress != nil {
+		f.req.Progress(f.progressLocked())
+	}
+	return f.stats
+}
+
+func (f *fetch) fail(err error) {
+	f.cancel(err)
+}
+
+// resolve checks new blocks against Local: local leaves are done, local
+// inner nodes are read and expanded, the rest is queued for peers.
+func (f *fetch) resolve(bs []*block) error {
+	var queue []*block
+	for len(bs) > 0 {
+		b := bs[0]
+		bs = bs[1:]
+		has := false
+		if f.req.Local != nil {
+			var err error
+			if has, err = f.req.Local.Has(f.ctx, b.c); err != nil {
+				return fmt.Errorf("checking local %s: %w", shortCID(b.c), err)
+			}
+		}
+		if !has {
+			queue = append(queue, b)
+			continue
+		}
+		if b.c.Type() != cid.Raw {
+			data, err := f.req.Local.Get(f.ctx, b.c)
+			if err != nil {
+				return fmt.Errorf("reading local %s: %w", shortCID(b.c), err)
+			}
+			if !verify(b.c, data) {
+				// A damaged local copy: fetch it again.
+				queue = append(queue, b)
+				continue
+			}
+			kids, err := f.req.Expand(b.c, data)
+			if err != nil {
+				return fmt.Errorf("expanding %s: %w", shortCID(b.c), err)
+			}
+			bs = append(bs, f.addChildren(b, kids)...)
+		}
+		f.mu.Lock()
+		f.stats.LocalBlocks++
+		f.doneLocked(b)
+		f.mu.Unlock()
+	}
+	if len(queue) == 0 {
+		return nil
+	}
+	f.mu.Lock()
+	for _, b := range queue {
+		b.state = stateQueued
+		heap.Push(&f.queue, b)
+	}
+	f.kickAllLocked()
+	f.mu.Unlock()
+	return nil
+}
+
+// addChildren registers the children of b not seen before and returns them.
+func (f *fetch) addChildren(b *block, kids []cid.Cid) []*block {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var fresh []*block
+	for i, c := range kids {
+		if _, ok := f.blocks[c]; ok {
+			continue // a repeated block (say, a chunk of zeros) is fetched once
+		}
+		path := make([]uint32, len(b.path)+1)
+		copy(path, b.path)
+		path[len(b.path)] = uint32(i)
+		k := &block{c: c, path: path, inner: c.Type() != cid.Raw, state: stateChecking, idx: -1}
+		f.blocks[c] = k
+		f.remaining++
+		fresh = append(fresh, k)
+	}
+	return fresh
+}
+
+func (f *fetch) doneLocked(b *block) {
+	b.state = stateDone
+	b.path, b.holders, b.lacking = nil, nil, nil
+	f.remaining--
+	if f.remaining == 0 {
+		close(f.done)
+	}
+}
+
+func (f *fetch) kickAllLocked() {
+	for _, s := range f.sessions {
+		if !s.dead {
+			s.wake()
+		}
+	}
+}
+
+// verify reports whether data hashes to c.
+func verify(c cid.Cid, data []byte) bool {
+	h := c.Hash()
+	if len(h) == 34 && h[0] == multihash.SHA2_256 && h[1] == 32 {
+		sum := sha256.Sum256(data)
+		return bytes.Equal(sum[:], h[2:])
+	}
+	got, err := c.Prefix().Sum(data)
+	return err == nil && got.Equals(c)
+}
+
+func (f *fetch) verifyLoop() {
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case it := <-f.verify:
+			f.check(it)
+			wire.PutBuffer(it.data)
+		}
+	}
+}
+
+// check verifies one received block, then expands and delivers it.
+func (f *fetch) check(it verifyItem) {
+	b := it.b
+	if !verify(b.c, it.data) {
+		f.mu.Lock()
+		f.stats.BadBlocks++
+		it.s.stats.Bad++
+		b.lacking = append(b.lacking, it.s.p)
+		b.state = stateRequested // with no holder: back to the queue
+		f.requeueLocked(b)
+		f.mu.Unlock()
+		f.dropSession(it.s, fmt.Errorf("%w: %s", ErrBadBlock, b.c), true)
+		return
+	}
+	kids, err := f.req.Expand(b.c, it.data)
+	if err != nil {
+		f.fail(fmt.Errorf("expanding %s: %w", shortCID(b.c), err))
+		return
+	}
+	if len(kids) > 0 {
+		if err := f.resolve(f.addChildren(b, kids)); err != nil {
+			f.fail(err)
+			return
+		}
+	}
+	if f.ctx.Err() != nil {
+		return
+	}
+	if err := f.req.Deliver(b.c, it.data); err != nil {
+		f.fail(fmt.Errorf("delivering %s: %w", shortCID(b.c), err))
+		return
+	}
+	f.mu.Lock()
+	f.stats.Blocks++
+	f.stats.Bytes += int64(len(it.data))
+	it.s.stats.Blocks++
+	f.doneLocked(b)
+	f.mu.Unlock()
+}
+
+// addPeer starts a session with p unless it is known, banned or us.
+func (f *fetch) addPeer(p peer.ID) {
+	if p == f.t.h.ID() || f.t.Banned(p) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.sessions[p]; ok || len(f.sessions) >= f.t.cfg.maxPeers || f.ctx.Err() != nil {
+		return
+	}
+	s := newSession(f, p)
+	f.sessions[p] = s
+	f.wg.Go(s.run)
+}
+
+// findLoop connects to the providers Find yields and adds them.
+func (f *fetch) findLoop() {
+	defer func() {
+		f.mu.Lock()
+		f.findOpen = false
+		f.mu.Unlock()
+	}()
+	ch := f.req.Find(f.ctx)
+	for {
+		var ai peer.AddrInfo
+		var ok bool
+		select {
+		case <-f.ctx.Done():
+			return
+		case ai, ok = <-ch:
+			if !ok {
+				return
+			}
+		}
+		f.mu.Lock()
+		_, known := f.sessions[ai.ID]
+		if known || ai.ID == f.t.h.ID() {
+			f.mu.Unlock()
+			continue
+		}
+		f.dialing++
+		f.mu.Unlock()
+		f.wg.Go(func() {
+			if len(ai.Addrs) > 0 {
+				ctx, cancel := context.WithTimeout(f.ctx, f.t.cfg.dialTimeout)
+				err := f.t.h.Connect(ctx, ai)
+				cancel()
+				if err != nil {
+					f.t.log.Debug("provider unreachable", "peer", ai.ID.ShortString(), "err", err)
+				}
+			}
+			f.addPeer(ai.ID)
+			f.mu.Lock()
+			f.dialing--
+			f.mu.Unlock()
+		})
+	}
+}
+
+// tickLoop measures rates, adapts windows, drops stalled peers, detects a
+// fetch nobody can serve and reports progress.
+func (f *fetch) tickLoop() {
+	tick := time.NewTicker(f.t.cfg.progressInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		var stalled []*session
+		f.mu.Lock()
+		dt := now.Sub(f.lastTick).Seconds()
+		f.lastTick = now
+		if dt > 0 {
+			inst := float64(f.stats.Received-f.lastRecv) / dt
+			f.rate = 0.7*f.rate + 0.3*inst
+			f.lastRecv = f.stats.Received
+		}
+		for _, s := range f.sessions {
+			if s.dead {
+				continue
+			}
+			s.tickLocked(now, dt)
+			if s.stalledLocked(now) {
+				stalled = append(stalled, s)
+			}
+		}
+		if len(f.queue) == 0 {
+			f.kickAllLocked() // idle peers may take over slow peers' work
+		}
+		var noProv error
+		if f.stuckLocked() {
+			if f.stuckSince.IsZero() {
+				f.stuckSince = now
+			}
+			if f.liveLocked() == 0 && !f.findOpen && f.dialing == 0 || now.Sub(f.stuckSince) >= f.t.cfg.noProviders {
+				noProv = f.noProvidersErrLocked(now.Sub(f.stuckSince))
+			}
+		} else {
+			f.stuckSince = time.Time{}
+		}
+		var p Progress
+		if f.req.Progress != nil {
+			p = f.progressLocked()
+		}
+		f.mu.Unlock()
+		for _, s := range stalled {
+			f.dropSession(s, ErrStalled, false)
+		}
+		if noProv != nil {
+			f.fail(noProv)
+			return
+		}
+		if f.req.Progress != nil {
+			f.req.Progress(p)
+		}
+	}
+}
+
+func (f *fetch) liveLocked() int {
+	n := 0
+	for _, s := range f.sessions {
+		if !s.dead {
+			n++
+		}
+	}
+	return n
+}
+
+// stuckLocked reports whether no peer is able to make progress: none is
+// connected, or none has work in flight and the waiting blocks are all
+// lacked by every live peer.
+func (f *fetch) stuckLocked() bool {
+	if f.dialing > 0 {
+		return false
+	}
+	live := 0
+	for _, s := range f.sessions {
+		if s.dead {
+			continue
+		}
+		live++
+		if !s.opened || len(s.out) > 0 {
+			return false
+		}
+	}
+	if live == 0 {
+		return true
+	}
+	if len(f.queue) == 0 {
+		return false // everything is being verified
+	}
+	for _, b := range f.queue {
+		for _, s := range f.sessions {
+			if !s.dead && !b.lacks(s.p) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (f *fetch) noProvidersErrLocked(waited time.Duration) error {
+	err := fmt.Errorf("%d blocks missing, none of the %d peers tried can serve them, and no other provider came within %s: %w",
+		f.remaining, len(f.sessions), waited.Round(time.Millisecond), ErrNoProviders)
+	if f.lastProblem != nil {
+		err = fmt.Errorf("%w (last peer dropped: %w)", err, f.lastProblem)
+	}
+	return err
+}
+
+func (f *fetch) progressLocked() Progress {
+	return Progress{
+		Blocks:     len(f.blocks),
+		BlocksDone: len(f.blocks) - f.remaining,
+		Bytes:      f.stats.Received,
+		BytesDone:  f.stats.Bytes,
+		Peers:      f.liveLocked(),
+		Rate:       f.rate,
+		Duplicates: f.stats.DuplicateBytes,
+	}
+}
+
+// dropSession removes a peer from the fetch and requeues its work.
+func (f *fetch) dropSession(s *session, reason error, misbehaved bool) {
+	f.mu.Lock()
+	if s.dead {
+		f.mu.Unlock()
+		return
+	}
+	s.dead = true
+	s.stats.Dropped = reason
+	if f.ctx.Err() == nil {
+		f.lastProblem = fmt.Errorf("%s: %w", s.p.ShortString(), reason)
+	}
+	for c := range s.out {
+		b := f.blocks[c]
+		b.dropHolder(s)
+		f.requeueLocked(b)
+	}
+	s.out = nil
+	f.kickAllLocked()
+	f.mu.Unlock()
+	s.stop()
+	if misbehaved {
+		f.t.misbehaved(s.p, reason)
+	} else if f.ctx.Err() == nil {
+		f.t.log.Debug("peer dropped from fetch", "peer", s.p.ShortString(), "root", shortCID(f.req.Root), "reason", reason)
+	}
+}

@@ -1,0 +1,297 @@
+package transfer_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/stretchr/testify/require"
+
+	"peer/transfer"
+)
+
+func request(d dag, providers []peer.ID, got *collector) transfer.Request {
+	return transfer.Request{Root: d.root, Providers: providers, Expand: expand, Deliver: got.deliver}
+}
+
+func TestFetchOneSource(t *testing.T) {
+	tests := []struct {
+		name                  string
+		size, chunk, maxLinks int
+	}{
+		{"single leaf", 1000, 16 << 10, 1024},
+		{"one level", 4 << 20, 16 << 10, 1024},
+		{"deep", 1 << 20, 4 << 10, 8},
+		{"max size blocks", 5 << 20, 2 << 20, 1024},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := buildDAG(t, tt.size, tt.chunk, tt.maxLinks, 1)
+			src := newSeeder(t, d.store)
+			_, tr, ids := newFetcher(t, []seeder{src})
+			got := newCollector()
+			var progress atomic.Int32
+			req := request(d, ids, got)
+			req.Progress = func(transfer.Progress) { progress.Add(1) }
+			st, err := tr.Fetch(t.Context(), req)
+			require.NoError(t, err)
+			requireComplete(t, d, got)
+			require.Equal(t, d.store.Len(), st.Blocks)
+			require.Zero(t, st.DuplicateBytes)
+			require.Zero(t, st.BadBlocks)
+			require.Equal(t, st.Bytes, st.Peers[src.h.ID()].Bytes)
+			require.Equal(t, int64(d.store.Len()), src.t.ServerStats().Blocks)
+			require.Positive(t, progress.Load())
+		})
+	}
+}
+
+func TestRepeatedBlocksDeliveredOnce(t *testing.T) {
+	d := importDAG(t, make([]byte, 1<<20), 16<<10, 1024) // 64 identical zero chunks
+	src := newSeeder(t, d.store)
+	_, tr, ids := newFetcher(t, []seeder{src})
+	got := newCollector()
+	_, err := tr.Fetch(t.Context(), request(d, ids, got))
+	require.NoError(t, err)
+	requireComplete(t, d, got)
+	require.Equal(t, 2, d.store.Len())
+}
+
+func TestFetchFourRateLimited(t *testing.T) {
+	const rate = 4 << 20
+	d := buildDAG(t, 4<<20, 16<<10, 1024, 2)
+
+	fetch := func(n int) (time.Duration, []seeder, transfer.Stats) {
+		var srcs []seeder
+		for range n {
+			srcs = append(srcs, newSeeder(t, d.store, transfer.WithRateLimit(rate)))
+		}
+		_, tr, ids := newFetcher(t, srcs)
+		got := newCollector()
+		start := time.Now()
+		st, err := tr.Fetch(t.Context(), request(d, ids, got))
+		require.NoError(t, err)
+		requireComplete(t, d, got)
+		return time.Since(start), srcs, st
+	}
+	one, _, _ := fetch(1)
+	four, srcs, st := fetch(4)
+	t.Logf("one source: %v, four sources: %v, duplicate bytes %d of %d", one, four, st.DuplicateBytes, st.Received)
+	require.Less(t, four, one)
+	for _, s := range srcs {
+		require.Positive(t, s.t.ServerStats().Blocks, "every source serves a share")
+	}
+}
+
+func TestCorruptSourceIsDroppedAndReported(t *testing.T) {
+	d := buildDAG(t, 2<<20, 16<<10, 1024, 3)
+	bad := newSeeder(t, corruptStore{d.store})
+	good1 := newSeeder(t, d.store, transfer.WithRateLimit(4<<20))
+	good2 := newSeeder(t, d.store, transfer.WithRateLimit(4<<20))
+
+	var mu sync.Mutex
+	reported := map[peer.ID]error{}
+	_, tr, ids := newFetcher(t, []seeder{bad, good1, good2}, transfer.WithMisbehaviour(func(p peer.ID, err error) {
+		mu.Lock()
+		reported[p] = err
+		mu.Unlock()
+	}))
+	got := newCollector()
+	st, err := tr.Fetch(t.Context(), request(d, ids, got))
+	require.NoError(t, err)
+	requireComplete(t, d, got)
+
+	mu.Lock()
+	require.ErrorIs(t, reported[bad.h.ID()], transfer.ErrBadBlock)
+	require.Len(t, reported, 1)
+	mu.Unlock()
+	require.Positive(t, st.BadBlocks)
+	require.ErrorIs(t, st.Peers[bad.h.ID()].Dropped, transfer.ErrBadBlock)
+	require.True(t, tr.Banned(bad.h.ID()))
+
+	// A later fetch avoids the peer.
+	before := bad.t.ServerStats().Wants
+	got2 := newCollector()
+	_, err = tr.Fetch(t.Context(), request(d, ids, got2))
+	require.NoError(t, err)
+	requireComplete(t, d, got2)
+	require.Equal(t, before, bad.t.ServerStats().Wants)
+}
+
+func TestStallingSourceWorkMovesToOthers(t *testing.T) {
+	// The file outlasts one window, so the staller gets work whichever
+	// stream opens first.
+	d := buildDAG(t, 8<<20, 16<<10, 1024, 4)
+	stall := newStaller(t)
+	good := newSeeder(t, d.store, transfer.WithRateLimit(16<<20))
+	_, tr, ids := newFetcher(t, []seeder{stall.seeder, good}, transfer.WithStallTimeout(300*time.Millisecond))
+	got := newCollector()
+	st, err := tr.Fetch(t.Context(), request(d, ids, got))
+	require.NoError(t, err)
+	requireComplete(t, d, got)
+	require.Zero(t, st.Peers[stall.h.ID()].Blocks)
+	require.Positive(t, stall.wants.Load(), "the staller was given work")
+	require.False(t, tr.Banned(stall.h.ID()), "a slow peer is not a bad peer")
+}
+
+func TestStalledPeerIsDropped(t *testing.T) {
+	d := buildDAG(t, 256<<10, 16<<10, 1024, 4)
+	stall := newStaller(t)
+	_, tr, ids := newFetcher(t, []seeder{stall.seeder}, transfer.WithStallTimeout(200*time.Millisecond))
+	start := time.Now()
+	st, err := tr.Fetch(t.Context(), request(d, ids, newCollector()))
+	require.ErrorIs(t, err, transfer.ErrNoProviders)
+	require.ErrorIs(t, err, transfer.ErrStalled)
+	require.ErrorIs(t, st.Peers[stall.h.ID()].Dropped, transfer.ErrStalled)
+	require.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond)
+}
+
+func TestSourceDisappearsMidFetch(t *testing.T) {
+	d := buildDAG(t, 4<<20, 16<<10, 1024, 5)
+	a := newSeeder(t, d.store, transfer.WithRateLimit(4<<20))
+	b := newSeeder(t, d.store, transfer.WithRateLimit(4<<20))
+	_, tr, ids := newFetcher(t, []seeder{a, b})
+	got := newCollector()
+	var once sync.Once
+	got.hook = func(n int) {
+		if n == d.store.Len()/4 {
+			once.Do(func() { go func() { _ = a.t.Close(); _ = a.h.Close() }() })
+		}
+	}
+	st, err := tr.Fetch(t.Context(), request(d, ids, got))
+	require.NoError(t, err)
+	requireComplete(t, d, got)
+	require.Error(t, st.Peers[a.h.ID()].Dropped)
+	require.Positive(t, st.Peers[a.h.ID()].Blocks)
+	require.Positive(t, st.Peers[b.h.ID()].Blocks)
+}
+
+func TestResumeFetchesOnlyMissing(t *testing.T) {
+	d := buildDAG(t, 4<<20, 16<<10, 1024, 6)
+	src := newSeeder(t, d.store, transfer.WithRateLimit(4<<20))
+	_, tr, ids := newFetcher(t, []seeder{src})
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	first := newCollector()
+	first.hook = func(n int) {
+		if n == d.store.Len()/3 {
+			cancel()
+		}
+	}
+	_, err := tr.Fetch(ctx, request(d, ids, first))
+	require.ErrorIs(t, err, context.Canceled)
+	have := first.store.Len()
+	require.Less(t, have, d.store.Len())
+	require.GreaterOrEqual(t, have, d.store.Len()/3)
+
+	wantsBefore := src.t.ServerStats().Wants
+	second := newCollector()
+	req := request(d, ids, second)
+	req.Local = first.store
+	st, err := tr.Fetch(t.Context(), req)
+	require.NoError(t, err)
+	asked := src.t.ServerStats().Wants - wantsBefore
+	missing := int64(d.store.Len() - have)
+	t.Logf("had %d of %d blocks; asked %d", have, d.store.Len(), asked)
+	require.LessOrEqual(t, asked, missing)
+	require.Equal(t, have, st.LocalBlocks)
+	for c, b := range first.store.m {
+		second.store.Put(c, b)
+	}
+	requireComplete(t, d, second)
+}
+
+func TestNoProviders(t *testing.T) {
+	missing := cid.NewCidV1(cid.Raw, buildDAG(t, 10, 16, 2, 7).root.Hash())
+	const timeout = 300 * time.Millisecond
+
+	t.Run("providers lack the root", func(t *testing.T) {
+		empty1 := newSeeder(t, newMemStore())
+		empty2 := newSeeder(t, newMemStore())
+		_, tr, ids := newFetcher(t, []seeder{empty1, empty2}, transfer.WithNoProvidersTimeout(timeout))
+		start := time.Now()
+		_, err := tr.Fetch(t.Context(), transfer.Request{Root: missing, Providers: ids, Expand: expand, Deliver: newCollector().deliver})
+		require.ErrorIs(t, err, transfer.ErrNoProviders)
+		require.Less(t, time.Since(start), timeout+5*time.Second)
+		t.Log(err)
+	})
+	t.Run("find yields nobody", func(t *testing.T) {
+		_, tr, _ := newFetcher(t, nil, transfer.WithNoProvidersTimeout(timeout))
+		start := time.Now()
+		_, err := tr.Fetch(t.Context(), transfer.Request{
+			Root:    missing,
+			Find:    func(ctx context.Context) <-chan peer.AddrInfo { return make(chan peer.AddrInfo) },
+			Expand:  expand,
+			Deliver: newCollector().deliver,
+		})
+		require.ErrorIs(t, err, transfer.ErrNoProviders)
+		require.GreaterOrEqual(t, time.Since(start), timeout)
+		require.Less(t, time.Since(start), timeout+5*time.Second)
+	})
+	t.Run("find brings a provider", func(t *testing.T) {
+		d := buildDAG(t, 256<<10, 16<<10, 1024, 8)
+		src := newSeeder(t, d.store)
+		_, tr, _ := newFetcher(t, nil, transfer.WithNoProvidersTimeout(timeout))
+		got := newCollector()
+		_, err := tr.Fetch(t.Context(), transfer.Request{
+			Root: d.root,
+			Find: func(ctx context.Context) <-chan peer.AddrInfo {
+				ch := make(chan peer.AddrInfo, 1)
+				ch <- peer.AddrInfo{ID: src.h.ID(), Addrs: src.h.Addrs()}
+				return ch
+			},
+			Expand:  expand,
+			Deliver: got.deliver,
+		})
+		require.NoError(t, err)
+		requireComplete(t, d, got)
+	})
+}
+
+func TestDeliverErrorAbortsFetch(t *testing.T) {
+	d := buildDAG(t, 1<<20, 16<<10, 1024, 9)
+	src := newSeeder(t, d.store)
+	_, tr, ids := newFetcher(t, []seeder{src})
+	boom := errors.New("disk full")
+	_, err := tr.Fetch(t.Context(), transfer.Request{Root: d.root, Providers: ids, Expand: expand,
+		Deliver: func(cid.Cid, []byte) error { return boom }})
+	require.ErrorIs(t, err, boom)
+}
+
+func TestCloseEndsFetch(t *testing.T) {
+	d := buildDAG(t, 4<<20, 16<<10, 1024, 10)
+	src := newSeeder(t, d.store, transfer.WithRateLimit(1<<20))
+	_, tr, ids := newFetcher(t, []seeder{src})
+	got := newCollector()
+	got.hook = func(n int) {
+		if n == 2 {
+			go func() { _ = tr.Close() }()
+		}
+	}
+	_, err := tr.Fetch(t.Context(), request(d, ids, got))
+	require.ErrorIs(t, err, transfer.ErrClosed)
+	_, err = tr.Fetch(t.Context(), request(d, ids, got))
+	require.ErrorIs(t, err, transfer.ErrClosed)
+}
+
+func TestInvalidOptions(t *testing.T) {
+	h := newHost(t)
+	for _, o := range []transfer.Option{
+		transfer.WithWindow(0, 1),
+		transfer.WithWindow(10, 5),
+		transfer.WithRateLimit(-1),
+		transfer.WithStallTimeout(0),
+		transfer.WithMaxStreamsPerPeer(0),
+		transfer.WithLogger(nil),
+	} {
+		tr := transfer.New(h, nil, o)
+		require.Error(t, tr.Start())
+		require.NoError(t, tr.Close())
+	}
+}

@@ -1,0 +1,233 @@
+package transfer_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/stretchr/testify/require"
+
+	"peer/transfer"
+	"peer/transfer/wire"
+)
+
+// staller is a host that reads requests and never answers.
+type staller struct {
+	seeder
+	wants atomic.Int64
+}
+
+func newStaller(t *testing.T) *staller {
+	st := &staller{seeder: seeder{h: newHost(t)}}
+	st.h.SetStreamHandler(transfer.ID, func(s network.Stream) {
+		r := wire.NewReader(s, nil)
+		for {
+			m, err := r.Read()
+			if err != nil {
+				_ = s.Reset()
+				return
+			}
+			st.wants.Add(int64(len(m.CIDs)))
+		}
+	})
+	return st
+}
+
+// hostileServer answers the first Want with what reply returns, then
+// reports how the stream ended on its side.
+func hostileServer(t *testing.T, reply func(want []cid.Cid) []byte) (seeder, <-chan error) {
+	h := newHost(t)
+	ended := make(chan error, 1)
+	h.SetStreamHandler(transfer.ID, func(s network.Stream) {
+		_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+		m, err := wire.NewReader(s, nil).Read()
+		if err != nil {
+			ended <- err
+			return
+		}
+		_, _ = s.Write(reply(m.CIDs))
+		_, err = io.Copy(io.Discard, s)
+		ended <- err
+		_ = s.Reset()
+	})
+	return seeder{h: h}, ended
+}
+
+func TestHostileServer(t *testing.T) {
+	d := buildDAG(t, 64<<10, 16<<10, 1024, 11)
+	other := buildDAG(t, 100, 16<<10, 1024, 12)
+	otherBlock, _ := other.store.Get(t.Context(), other.root)
+	tests := []struct {
+		name  string
+		reply func(want []cid.Cid) []byte
+		want  error
+	}{
+		{"oversized frame", func([]cid.Cid) []byte {
+			return binary.AppendUvarint(nil, wire.MaxFrameSize+1)
+		}, wire.ErrFrameTooLarge},
+		{"unknown type", func([]cid.Cid) []byte { return []byte{2, 0x42, 0} }, wire.ErrUnknownType},
+		{"client message type", func(w []cid.Cid) []byte {
+			b, _ := wire.AppendControl(nil, &wire.Message{Type: wire.TypeWant, CIDs: w})
+			return b
+		}, wire.ErrUnknownType},
+		{"unrequested block", func([]cid.Cid) []byte {
+			var b bytes.Buffer
+			_ = wire.WriteBlock(&b, other.root, otherBlock)
+			return b.Bytes()
+		}, transfer.ErrUnrequested},
+		{"garbage", func([]cid.Cid) []byte { return []byte{5, 3, 0xff, 0xff, 0xff, 0xff} }, wire.ErrProtocol},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad, ended := hostileServer(t, tt.reply)
+			var mu sync.Mutex
+			reported := map[peer.ID]error{}
+			_, tr, ids := newFetcher(t, []seeder{bad},
+				transfer.WithNoProvidersTimeout(200*time.Millisecond),
+				transfer.WithMisbehaviour(func(p peer.ID, err error) {
+					mu.Lock()
+					reported[p] = err
+					mu.Unlock()
+				}))
+			_, err := tr.Fetch(t.Context(), request(d, ids, newCollector()))
+			require.ErrorIs(t, err, transfer.ErrNoProviders)
+			mu.Lock()
+			require.ErrorIs(t, reported[bad.h.ID()], tt.want)
+			mu.Unlock()
+			require.True(t, tr.Banned(bad.h.ID()))
+			endErr := <-ended
+			require.Error(t, endErr, "the stream is reset, not closed cleanly")
+		})
+	}
+}
+
+func TestHostileClient(t *testing.T) {
+	d := buildDAG(t, 64<<10, 16<<10, 1024, 13)
+	want := func(cids []cid.Cid) []byte {
+		b, err := wire.AppendControl(nil, &wire.Message{Type: wire.TypeWant, CIDs: cids})
+		require.NoError(t, err)
+		return b
+	}
+	var many []cid.Cid
+	for range 17 {
+		many = append(many, d.root)
+	}
+	tests := []struct {
+		name string
+		send []byte
+		want error
+	}{
+		{"oversized frame", binary.AppendUvarint(nil, wire.MaxFrameSize+1), wire.ErrFrameTooLarge},
+		{"oversized control frame", append(binary.AppendUvarint(nil, wire.MaxControlSize+1), byte(wire.TypeWant)), wire.ErrFrameTooLarge},
+		{"unknown type", []byte{1, 0x42}, wire.ErrUnknownType},
+		{"server message type", []byte{3, byte(wire.TypeBlock), 1, 0}, wire.ErrUnknownType},
+		{"too many queued", want(many), wire.ErrProtocol},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			reported := map[peer.ID]error{}
+			// A rate limit keeps the queue from draining before the test's
+			// burst of wants is read.
+			src := newSeeder(t, d.store, transfer.WithMaxQueuedPerStream(16), transfer.WithRateLimit(1<<10),
+				transfer.WithMisbehaviour(func(p peer.ID, err error) {
+					mu.Lock()
+					reported[p] = err
+					mu.Unlock()
+				}))
+			h := newHost(t)
+			connect(t, h, src.h)
+			s, err := h.NewStream(t.Context(), src.h.ID(), transfer.ID)
+			require.NoError(t, err)
+			_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+			_, err = s.Write(tt.send)
+			require.NoError(t, err)
+			_, err = io.Copy(io.Discard, s)
+			require.Error(t, err, "the server resets the stream")
+			require.Eventually(t, func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return errors.Is(reported[h.ID()], tt.want)
+			}, 5*time.Second, 10*time.Millisecond)
+		})
+	}
+}
+
+func TestServerAnswersInOrder(t *testing.T) {
+	d := buildDAG(t, 48<<10, 16<<10, 1024, 14)
+	missing := buildDAG(t, 100, 16<<10, 1024, 15).root
+	src := newSeeder(t, d.store)
+	h := newHost(t)
+	connect(t, h, src.h)
+	s, err := h.NewStream(t.Context(), src.h.ID(), transfer.ID)
+	require.NoError(t, err)
+	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+
+	kids, err := expand(d.root, mustGet(t, d.store, d.root))
+	require.NoError(t, err)
+	require.Len(t, kids, 3)
+	order := []cid.Cid{kids[2], missing, d.root, kids[0], kids[1]}
+	b, _ := wire.AppendControl(nil, &wire.Message{Type: wire.TypeWant, CIDs: order})
+	b, _ = wire.AppendControl(b, &wire.Message{Type: wire.TypeCancel, CIDs: []cid.Cid{kids[1]}})
+	_, err = s.Write(b)
+	require.NoError(t, err)
+	require.NoError(t, s.CloseWrite())
+
+	r := wire.NewReader(s, nil)
+	var got []cid.Cid
+	var types []wire.Type
+	for {
+		m, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		got = append(got, m.CID)
+		types = append(types, m.Type)
+		if m.Type == wire.TypeBlock {
+			require.Equal(t, mustGet(t, d.store, m.CID), m.Data)
+		}
+	}
+	// kids[1] may have been sent before the Cancel was read.
+	require.GreaterOrEqual(t, len(got), 4)
+	require.Equal(t, []cid.Cid{kids[2], missing, d.root, kids[0]}, got[:4])
+	require.Equal(t, []wire.Type{wire.TypeBlock, wire.TypeDontHave, wire.TypeBlock, wire.TypeBlock}, types[:4])
+}
+
+func TestStreamsPerPeerCapped(t *testing.T) {
+	src := newSeeder(t, newMemStore(), transfer.WithMaxStreamsPerPeer(1))
+	h := newHost(t)
+	connect(t, h, src.h)
+	s1, err := h.NewStream(t.Context(), src.h.ID(), transfer.ID)
+	require.NoError(t, err)
+	defer s1.Reset()
+	// The first stream is open on the server once it answers.
+	b, _ := wire.AppendControl(nil, &wire.Message{Type: wire.TypeWant, CIDs: []cid.Cid{buildDAG(t, 10, 16, 2, 16).root}})
+	_, err = s1.Write(b)
+	require.NoError(t, err)
+	m, err := wire.NewReader(s1, nil).Read()
+	require.NoError(t, err)
+	require.Equal(t, wire.TypeDontHave, m.Type)
+
+	s2, err := h.NewStream(t.Context(), src.h.ID(), transfer.ID)
+	require.NoError(t, err)
+	_ = s2.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = s2.Write(b)
+	_, err = io.Copy(io.Discard, s2)
+	require.Error(t, err)
+	require.EqualValues(t, 1, src.t.ServerStats().StreamsRejected)
+}
+
+func mustGet(t *testing.T, s *memStore, c cid.Cid) []byte {
+	b, err := s.Get(t.Context(), c)
+	require.NoError(t, err)
+	return b
+}

@@ -1,0 +1,284 @@
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"peer/transfer/wire"
+)
+
+// writeTimeout scales a write deadline with the frame size: a base for the
+// round trip plus the time at a slow but acceptable 256 KiB/s.
+func writeTimeout(n int) time.Duration {
+	return 10*time.Second + time.Duration(n)*time.Second/(256<<10)
+}
+
+// errQueueFull resets a stream whose client queued more than allowed.
+var errQueueFull = fmt.Errorf("%w: too many CIDs queued", wire.ErrProtocol)
+
+// handleStream is the thin stream handler: limits, recover, log, metrics,
+// Reset on error and Close on success. The work is in serve.
+func (t *Transfer) handleStream(s network.Stream) {
+	p := s.Conn().RemotePeer()
+	if !t.acquireStream(p) {
+		t.served.rejected.Add(1)
+		t.log.Info("rejecting stream", "peer", p.ShortString(), "reason", "too many streams or closed", "max", t.cfg.maxStreamsPerPeer)
+		_ = s.Reset()
+		return
+	}
+	defer t.releaseStream(p)
+	t.served.streams.Add(1)
+	defer func() {
+		if r := recover(); r != nil {
+			t.log.Error("panic serving stream", "peer", p.ShortString(), "panic", r)
+			_ = s.Reset()
+		}
+	}()
+	if err := t.serve(t.ctx, s); err != nil {
+		if errors.Is(err, wire.ErrProtocol) {
+			t.misbehaved(p, err)
+		} else {
+			t.log.Debug("stream ended", "peer", p.ShortString(), "err", err)
+		}
+		_ = s.Reset()
+		return
+	}
+	_ = s.Close()
+}
+
+func (t *Transfer) acquireStream(p peer.ID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || t.streams[p] >= t.cfg.maxStreamsPerPeer {
+		return false
+	}
+	t.streams[p]++
+	t.wg.Add(1)
+	return true
+}
+
+func (t *Transfer) releaseStream(p peer.ID) {
+	t.mu.Lock()
+	if t.streams[p]--; t.streams[p] <= 0 {
+		delete(t.streams, p)
+	}
+	t.mu.Unlock()
+	t.wg.Done()
+}
+
+// serveQueue holds the CIDs a client wants, in order, shared by the reading
+// and the writing half of one stream.
+type serveQueue struct {
+	mu       sync.Mutex
+	wake     chan struct{} // capacity 1: something changed
+	cids     []cid.Cid
+	head     int
+	queued   map[cid.Cid]int // per CID, entries in cids[head:]
+	canceled map[cid.Cid]int // per CID, entries to skip
+	max      int
+	err      error // reader's end: io.EOF or the failure
+}
+
+func (q *serveQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *serveQueue) push(cids []cid.Cid) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.cids)-q.head+len(cids) > q.max {
+		return fmt.Errorf("%w (max %d)", errQueueFull, q.max)
+	}
+	if q.head > 0 && q.head >= len(q.cids)/2 {
+		n := copy(q.cids, q.cids[q.head:])
+		clear(q.cids[n:])
+		q.cids, q.head = q.cids[:n], 0
+	}
+	for _, c := range cids {
+		q.cids = append(q.cids, c)
+		q.queued[c]++
+	}
+	q.signal()
+	return nil
+}
+
+func (q *serveQueue) cancel(cids []cid.Cid) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, c := range cids {
+		if q.queued[c] > q.canceled[c] {
+			q.canceled[c]++
+		}
+	}
+}
+
+func (q *serveQueue) finish(err error) {
+	q.mu.Lock()
+	q.err = err
+	q.mu.Unlock()
+	q.signal()
+}
+
+// next returns the next wanted CID, ok=false when there is none right now,
+// and the reader's end once the queue is drained.
+func (q *serveQueue) next() (c cid.Cid, ok bool, end error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.head < len(q.cids) {
+		c := q.cids[q.head]
+		q.cids[q.head] = cid.Undef
+		q.head++
+		if q.queued[c]--; q.queued[c] == 0 {
+			delete(q.queued, c)
+		}
+		if q.canceled[c] > 0 {
+			if q.canceled[c]--; q.canceled[c] == 0 {
+				delete(q.canceled, c)
+			}
+			continue
+		}
+		return c, true, nil
+	}
+	return cid.Undef, false, q.err
+}
+
+// serve answers the Want frames of one stream in order until the client
+// closes its side (nil) or something fails (the error).
+func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+
+	q := &serveQueue{
+		wake:     make(chan struct{}, 1),
+		queued:   make(map[cid.Cid]int),
+		canceled: make(map[cid.Cid]int),
+		max:      t.cfg.maxQueuedPerStream,
+	}
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		q.finish(t.readWants(s, q))
+	}()
+	defer func() {
+		if err != nil {
+			_ = s.Reset() // unblocks the reader
+		}
+		<-readDone
+	}()
+
+	bw := bufio.NewWriterSize(s, 32<<10)
+	var ctl []byte
+	for {
+		c, ok, end := q.next()
+		if !ok {
+			if bw.Buffered() > 0 {
+				_ = s.SetWriteDeadline(time.Now().Add(writeTimeout(bw.Buffered())))
+				if err := bw.Flush(); err != nil {
+					return fmt.Errorf("writing: %w", err)
+				}
+			}
+			if end != nil {
+				if errors.Is(end, io.EOF) {
+					return nil
+				}
+				return end
+			}
+			select {
+			case <-q.wake:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		data, err := t.get(ctx, c)
+		if err != nil {
+			return err
+		}
+		size := 0
+		if data == nil {
+			ctl, _ = wire.AppendControl(ctl[:0], &wire.Message{Type: wire.TypeDontHave, CID: c})
+			size = len(ctl)
+		} else {
+			size = len(data) + 64
+		}
+		if t.limiter != nil {
+			if err := t.limiter.WaitN(ctx, size); err != nil {
+				return fmt.Errorf("rate limit: %w", err)
+			}
+		}
+		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout(size + bw.Buffered())))
+		if data == nil {
+			_, err = bw.Write(ctl)
+			t.served.dontHaves.Add(1)
+		} else {
+			err = wire.WriteBlock(bw, c, data)
+			t.served.blocks.Add(1)
+			t.served.bytes.Add(int64(len(data)))
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", shortCID(c), err)
+		}
+	}
+}
+
+// get reads a block to serve: nil data for one the store does not have (or
+// one too large for the protocol), an error for a failing store.
+func (t *Transfer) get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if t.bs == nil {
+		return nil, nil
+	}
+	data, err := t.bs.Get(ctx, c)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading block %s: %w", shortCID(c), err)
+	}
+	if len(data) > wire.MaxBlockSize {
+		t.log.Warn("block too large to serve", "cid", shortCID(c), "size", len(data))
+		return nil, nil
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return data, nil
+}
+
+// readWants reads the client's frames into q; it returns io.EOF when the
+// client closes its side.
+func (t *Transfer) readWants(s network.Stream, q *serveQueue) error {
+	r := wire.NewReader(s, func(ty wire.Type) bool { return ty == wire.TypeWant || ty == wire.TypeCancel })
+	for {
+		_ = s.SetReadDeadline(time.Now().Add(t.cfg.idleTimeout))
+		m, err := r.Read()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return io.EOF
+			}
+			return fmt.Errorf("reading request: %w", err)
+		}
+		switch m.Type {
+		case wire.TypeWant:
+			t.served.wants.Add(int64(len(m.CIDs)))
+			if err := q.push(m.CIDs); err != nil {
+				return err
+			}
+		case wire.TypeCancel:
+			q.cancel(m.CIDs)
+		}
+	}
+}
