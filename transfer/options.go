@@ -11,21 +11,21 @@ import (
 // config holds every tunable; defaultConfig documents the defaults.
 type config struct {
 	logger             *slog.Logger
-	rateLimit          float64                  // server bytes/s, 0 = unlimited
-	onMisbehaviour     func(peer.ID, error)     // called from network goroutines
-	idleTimeout        time.Duration            // longest wait for the next frame
-	maxStreamsPerPeer  int                      // server streams per remote peer
-	maxQueuedPerStream int                      // CIDs queued per server stream
-	noProviders        time.Duration            // how long a fetch waits for a provider
-	stallTimeout       time.Duration            // least silence before a busy peer is dropped
-	initialWindow      int64                    // bytes in flight per peer at start
-	maxWindow          int64                    // cap of the adaptive window
-	verifyWorkers      int                      // goroutines hashing blocks per fetch
-	banDuration        time.Duration            // how long a misbehaving peer is avoided
-	maxPeers           int                      // peers used by one fetch
-	dialTimeout        time.Duration            // connecting to a provider from Find
-	progressInterval   time.Duration            // least time between Progress calls
-	endgameStallFactor float64                  // multiple of expected block time before duplicating
+	rateLimit          float64              // server bytes/s, 0 = unlimited
+	onMisbehaviour     func(peer.ID, error) // called from network goroutines
+	idleTimeout        time.Duration        // longest wait for the next frame
+	maxStreamsPerPeer  int                  // server streams per remote peer
+	maxQueuedPerStream int                  // CIDs queued per server stream
+	noProviders        time.Duration        // how long a fetch waits for a provider
+	stallTimeout       time.Duration        // least silence before a busy peer is dropped
+	initialWindow      int64                // bytes in flight per peer at start
+	maxWindow          int64                // cap of the adaptive window
+	verifyWorkers      int                  // goroutines hashing blocks per fetch
+	banDuration        time.Duration        // how long a misbehaving peer is avoided
+	maxPeers           int                  // peers used by one fetch
+	dialTimeout        time.Duration        // connecting to a provider from Find
+	progressInterval   time.Duration        // least time between Progress calls
+	endgameStallFactor float64              // multiple of expected block time before duplicating
 }
 
 func defaultConfig() config {
