@@ -71,6 +71,11 @@ func (b *blockFiles) put(c cid.Cid, data []byte) error {
 		return fmt.Errorf("storing block %s: %w", c, err)
 	}
 	_, err = tmp.Write(data)
+	if err == nil {
+		// Start writeback now, without waiting for it, so the disk works while the importer
+		// hashes the next chunks and the final sync has little left to do.
+		_ = unix.SyncFileRange(int(tmp.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -125,22 +127,86 @@ func (s *Store) loadSnapshot() (*index, int64) {
 }
 
 // replay applies the log's events from offset to ix while keep says so. Events must follow on
-// from ix.Seq without a gap, which is how a stale snapshot is recognized.
+// from ix.Seq without a gap, which is how a stale snapshot is recognized. JSON decoding is most of
+// the cost, so batches of records are decoded on every core while the scan goes on, and applied
+// in log order.
 func replay(l *eventlog.Log, from int64, ix *index, keep func(Event) bool) error {
-	return l.Scan(from, func(off int64, rec []byte) error {
-		e, err := DecodeEvent(rec)
-		if err != nil {
-			return fmt.Errorf("event at offset %d: %w", off, err)
+	type batch struct {
+		offs []int64
+		recs [][]byte
+		evs  []Event
+		err  error
+		done chan struct{}
+	}
+	const batchSize = 2048
+	workers := runtime.GOMAXPROCS(0)
+	todo := make(chan *batch, workers)
+	ordered := make(chan *batch, 2*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range todo {
+				b.evs = make([]Event, len(b.recs))
+				for i, rec := range b.recs {
+					if b.evs[i], b.err = DecodeEvent(rec); b.err != nil {
+						b.err = fmt.Errorf("event at offset %d: %w", b.offs[i], b.err)
+						b.evs = b.evs[:i]
+						break
+					}
+				}
+				close(b.done)
+			}
+		}()
+	}
+	// The applier consumes batches in the order they were scanned.
+	applied := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range ordered {
+			<-b.done
+			if err != nil {
+				continue // drain
+			}
+			for i, e := range b.evs {
+				if e.Seq != ix.Seq+1 {
+					err = fmt.Errorf("event at offset %d has seq %d, want %d", b.offs[i], e.Seq, ix.Seq+1)
+					break
+				}
+				if !keep(e) {
+					err = errStopReplay
+					break
+				}
+				ix.apply(e)
+			}
+			if err == nil {
+				err = b.err
+			}
 		}
-		if e.Seq != ix.Seq+1 {
-			return fmt.Errorf("event at offset %d has seq %d, want %d", off, e.Seq, ix.Seq+1)
+		applied <- err
+	}()
+	cur := &batch{done: make(chan struct{})}
+	send := func() {
+		ordered <- cur
+		todo <- cur
+		cur = &batch{done: make(chan struct{})}
+	}
+	scanErr := l.Scan(from, func(off int64, rec []byte) error {
+		cur.offs = append(cur.offs, off)
+		cur.recs = append(cur.recs, bytes.Clone(rec))
+		if len(cur.recs) == batchSize {
+			send()
 		}
-		if !keep(e) {
-			return errStopReplay
-		}
-		ix.apply(e)
 		return nil
 	})
+	if len(cur.recs) > 0 {
+		send()
+	}
+	close(todo)
+	close(ordered)
+	wg.Wait()
+	return errors.Join(scanErr, <-applied)
 }
 
 var errStopReplay = errors.New("stop")

@@ -1,0 +1,143 @@
+package store_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"peer/store"
+)
+
+// uniqueReader yields n bytes of pseudo-random data in which every 1 MiB chunk differs, without
+// spending time generating randomness: one random buffer, stamped with the chunk number.
+type uniqueReader struct {
+	buf  []byte
+	off  int64
+	size int64
+}
+
+func newUniqueReader(n int64) *uniqueReader {
+	buf := make([]byte, 1<<20)
+	_, _ = rand.NewChaCha8([32]byte{42}).Read(buf)
+	return &uniqueReader{buf: buf, size: n}
+}
+
+func (r *uniqueReader) Read(p []byte) (int, error) {
+	if r.off >= r.size {
+		return 0, io.EOF
+	}
+	n := 0
+	for n < len(p) && r.off < r.size {
+		pos := r.off % int64(len(r.buf))
+		if pos == 0 {
+			binary.LittleEndian.PutUint64(r.buf, uint64(r.off))
+		}
+		c := copy(p[n:], r.buf[pos:min(int64(len(r.buf)), pos+r.size-r.off)])
+		n += c
+		r.off += int64(c)
+	}
+	return n, nil
+}
+
+const benchSize = 256 << 20
+
+// BenchmarkAddOnlyHash is `peer add --only-hash` of a 256 MiB file.
+func BenchmarkAddOnlyHash(b *testing.B) {
+	b.SetBytes(benchSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := store.Hash(b.Context(), newUniqueReader(benchSize), store.AddOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAdd is `peer add` of a 256 MiB file into a repo, blocks durable at the end.
+func BenchmarkAdd(b *testing.B) {
+	b.SetBytes(benchSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		if _, err := store.Init(dir); err != nil {
+			b.Fatal(err)
+		}
+		s, err := store.Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := s.Add(b.Context(), newUniqueReader(benchSize), "bench", store.AddOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		s.Close()
+		os.RemoveAll(dir)
+		b.StartTimer()
+	}
+}
+
+// makeLog fills a repo with n events: adds and removals over a few hundred files, as a long-lived
+// node's history looks (many events, a modest index).
+func makeLog(tb testing.TB, n int) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	_, err := store.Init(dir)
+	require.NoError(tb, err)
+	s, err := store.Open(dir)
+	require.NoError(tb, err)
+	roots := make([]string, 500)
+	for i := range roots {
+		res, err := store.Hash(tb.Context(), newUniqueReader(int64(i+1)), store.AddOptions{})
+		require.NoError(tb, err)
+		roots[i] = res.Root.String()
+	}
+	batch := make([]store.Event, 0, 10000)
+	for i := range n {
+		typ := store.FileAdded
+		if i%2 == 1 {
+			typ = store.FileRemoved
+		}
+		batch = append(batch, store.Event{Type: typ, Root: roots[(i/2)%len(roots)], Name: fmt.Sprintf("file-%d", i%1000), Size: uint64(i), Time: time.Unix(1700000000+int64(i), 0).UTC()})
+		if len(batch) == cap(batch) || i == n-1 {
+			require.NoError(tb, s.Record(batch...))
+			batch = batch[:0]
+		}
+	}
+	require.NoError(tb, s.Close())
+	return dir
+}
+
+// BenchmarkOpen1MEvents opens a repo whose log holds one million events (with its snapshot, as
+// Close leaves it), and, as a sub-benchmark, with the snapshot gone (a full replay).
+func BenchmarkOpen1MEvents(b *testing.B) {
+	dir := makeLog(b, 1_000_000)
+	b.Run("snapshot", func(b *testing.B) {
+		for b.Loop() {
+			s, err := store.Open(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Close()
+		}
+	})
+	b.Run("replay", func(b *testing.B) {
+		for b.Loop() {
+			os.Remove(filepath.Join(dir, "snapshot.json"))
+			s, err := store.Open(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			s.Close()
+			b.StartTimer()
+		}
+	})
+}
