@@ -232,6 +232,8 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 		if err != nil {
 			return fmt.Errorf("writing %s: %w", shortCID(c), err)
 		}
+		// Serving is progress too: a client waiting on a long queue is not idle.
+		_ = s.SetReadDeadline(time.Now().Add(t.cfg.idleTimeout))
 	}
 }
 
