@@ -201,6 +201,9 @@ func (t *Transfer) Fetch(ctx context.Context, req Request) (Stats, error) {
 	if !req.Root.Defined() || req.Expand == nil || req.Deliver == nil {
 		return Stats{}, errors.New("fetch: Root, Expand and Deliver are required")
 	}
+	if req.Root.ByteLen() > wire.MaxCIDLen {
+		return Stats{}, fmt.Errorf("fetch: root CID longer than %d bytes", wire.MaxCIDLen)
+	}
 	if !t.track() {
 		return Stats{}, ErrClosed
 	}
@@ -284,7 +287,10 @@ func (f *fetch) finish() Stats {
 	}
 	f.stats.Duration = time.Since(f.start)
 	if f.req.Progress != nil {
-		f.req.Progress(f.progressLocked())
+		p := f.progressLocked()
+		f.mu.Unlock()
+		f.req.Progress(p)
+		f.mu.Lock()
 	}
 	return f.stats
 }
@@ -300,6 +306,15 @@ func (f *fetch) resolve(bs []*block) error {
 	for len(bs) > 0 {
 		b := bs[0]
 		bs = bs[1:]
+		if b.c.Prefix().MhType == multihash.IDENTITY {
+			// The block is inline in its CID: nothing to ask anyone.
+			fresh, err := f.inline(b)
+			if err != nil {
+				return err
+			}
+			bs = append(bs, fresh...)
+			continue
+		}
 		has := false
 		if f.req.Local != nil {
 			var err error
@@ -325,7 +340,11 @@ func (f *fetch) resolve(bs []*block) error {
 			if err != nil {
 				return fmt.Errorf("expanding %s: %w", shortCID(b.c), err)
 			}
-			bs = append(bs, f.addChildren(b, kids)...)
+			fresh, err := f.addChildren(b, kids)
+			if err != nil {
+				return err
+			}
+			bs = append(bs, fresh...)
 		}
 		f.mu.Lock()
 		f.stats.LocalBlocks++
@@ -345,8 +364,38 @@ func (f *fetch) resolve(bs []*block) error {
 	return nil
 }
 
+// inline expands and delivers a block carried by its identity CID.
+func (f *fetch) inline(b *block) ([]*block, error) {
+	dm, err := multihash.Decode(b.c.Hash())
+	if err != nil {
+		return nil, fmt.Errorf("decoding inline block %s: %w", shortCID(b.c), err)
+	}
+	kids, err := f.req.Expand(b.c, dm.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("expanding %s: %w", shortCID(b.c), err)
+	}
+	fresh, err := f.addChildren(b, kids)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.req.Deliver(b.c, dm.Digest); err != nil {
+		return nil, fmt.Errorf("delivering %s: %w", shortCID(b.c), err)
+	}
+	f.mu.Lock()
+	f.stats.Blocks++
+	f.stats.Bytes += int64(len(dm.Digest))
+	f.doneLocked(b)
+	f.mu.Unlock()
+	return fresh, nil
+}
+
 // addChildren registers the children of b not seen before and returns them.
-func (f *fetch) addChildren(b *block, kids []cid.Cid) []*block {
+func (f *fetch) addChildren(b *block, kids []cid.Cid) ([]*block, error) {
+	for _, c := range kids {
+		if !c.Defined() || c.ByteLen() > wire.MaxCIDLen {
+			return nil, fmt.Errorf("block %s links to an invalid CID", shortCID(b.c))
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var fresh []*block
@@ -362,7 +411,7 @@ func (f *fetch) addChildren(b *block, kids []cid.Cid) []*block {
 		f.remaining++
 		fresh = append(fresh, k)
 	}
-	return fresh
+	return fresh, nil
 }
 
 func (f *fetch) doneLocked(b *block) {
@@ -425,7 +474,11 @@ func (f *fetch) check(it verifyItem) {
 		return
 	}
 	if len(kids) > 0 {
-		if err := f.resolve(f.addChildren(b, kids)); err != nil {
+		fresh, err := f.addChildren(b, kids)
+		if err == nil {
+			err = f.resolve(fresh)
+		}
+		if err != nil {
 			f.fail(err)
 			return
 		}

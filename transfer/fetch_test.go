@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
 
 	"peer/transfer"
@@ -294,4 +297,43 @@ func TestInvalidOptions(t *testing.T) {
 		require.Error(t, tr.Start())
 		require.NoError(t, tr.Close())
 	}
+}
+
+func identityCID(t *testing.T, data []byte) cid.Cid {
+	h, err := multihash.Sum(data, multihash.IDENTITY, -1)
+	require.NoError(t, err)
+	return cid.NewCidV1(cid.Raw, h)
+}
+
+func TestInlineAndInvalidLinks(t *testing.T) {
+	leaf := buildDAG(t, 1000, 16<<10, 1024, 17)
+	src := newSeeder(t, leaf.store)
+	_, tr, ids := newFetcher(t, []seeder{src})
+
+	t.Run("identity root needs no peer", func(t *testing.T) {
+		got := newCollector()
+		st, err := tr.Fetch(t.Context(), transfer.Request{Root: identityCID(t, []byte("hi")), Expand: expand, Deliver: got.deliver})
+		require.NoError(t, err)
+		require.Equal(t, 1, st.Blocks)
+		require.Equal(t, []byte("hi"), mustGet(t, got.store, identityCID(t, []byte("hi"))))
+	})
+	t.Run("inline child", func(t *testing.T) {
+		nd := merkledag.NodeWithData([]byte{8, 2})
+		require.NoError(t, nd.AddRawLink("a", &ipld.Link{Cid: identityCID(t, []byte("inline"))}))
+		require.NoError(t, nd.AddRawLink("b", &ipld.Link{Cid: leaf.root}))
+		nd.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: multihash.SHA2_256})
+		leaf.store.Put(nd.Cid(), nd.RawData())
+		got := newCollector()
+		st, err := tr.Fetch(t.Context(), transfer.Request{Root: nd.Cid(), Providers: ids, Expand: expand, Deliver: got.deliver})
+		require.NoError(t, err)
+		require.Equal(t, 3, st.Blocks)
+	})
+	t.Run("over-long link fails the fetch", func(t *testing.T) {
+		nd := merkledag.NodeWithData([]byte{8, 2})
+		require.NoError(t, nd.AddRawLink("a", &ipld.Link{Cid: identityCID(t, make([]byte, 300))}))
+		nd.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: multihash.SHA2_256})
+		leaf.store.Put(nd.Cid(), nd.RawData())
+		_, err := tr.Fetch(t.Context(), transfer.Request{Root: nd.Cid(), Providers: ids, Expand: expand, Deliver: newCollector().deliver})
+		require.ErrorContains(t, err, "invalid CID")
+	})
 }
