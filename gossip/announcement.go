@@ -30,7 +30,7 @@ const (
 	MaxSize          = uint64(1) << 50 // 1 PiB
 	MaxFields        = 16              // optional fields per announcement
 	MaxFieldKeyLen   = 64              // bytes; [a-z0-9._-]
-	MaxFieldValueLen = 512             // bytes of UTF-8, no control characters
+	MaxFieldValueLen = 256             // bytes of UTF-8, no control characters
 )
 
 // Multicodec codes of the content an announcement may name.
@@ -251,8 +251,8 @@ func (d *decoder) bytes(what string) []byte {
 }
 
 // Validate runs the checks every node applies before it accepts or forwards
-// an announcement: a supported CID, a sane name, size and fields, and a time
-// no more than maxSkew after now. It does not check Provider or the rate of
+// an announcement: a supported CID, a sane name, size and fields, an encoding
+// within MaxMessageSize, and a time no more than maxSkew after now. It does not check Provider or the rate of
 // announcements.
 func (a Announcement) Validate(now time.Time, maxSkew time.Duration) error {
 	if err := checkCID(a.Root); err != nil {
@@ -275,7 +275,26 @@ func (a Announcement) Validate(now time.Time, maxSkew time.Duration) error {
 	if err := checkFields(a.Fields); err != nil {
 		return err
 	}
+	// The limits above allow more than fits in one message (many long
+	// fields): check what the encoding would weigh.
+	if n := a.encodedLen(); n > MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes encoded", ErrTooLarge, n)
+	}
 	return nil
+}
+
+// encodedLen is the length of MarshalBinary's result.
+func (a Announcement) encodedLen() int {
+	uv := func(v uint64) int {
+		var tmp [binary.MaxVarintLen64]byte
+		return binary.PutUvarint(tmp[:], v)
+	}
+	n := 2 + uv(uint64(a.Root.ByteLen())) + a.Root.ByteLen() + uv(uint64(len(a.Name))) + len(a.Name) +
+		uv(a.Size) + uv(uint64(max(a.Time.UnixMilli(), 0))) + uv(uint64(len(a.Fields)))
+	for k, v := range a.Fields {
+		n += uv(uint64(len(k))) + len(k) + uv(uint64(len(v))) + len(v)
+	}
+	return n
 }
 
 func checkCID(c cid.Cid) error {

@@ -63,6 +63,10 @@ func scoreParams(topic string) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresh
 	}
 	_, loop4, _ := net.ParseCIDR("127.0.0.0/8")
 	_, loop6, _ := net.ParseCIDR("::1/128")
+	// The IPv6 discard prefix (RFC 6666) routes nowhere, so no real peer
+	// comes from it; libp2p's mocknet gives every in-process peer an address
+	// there, and pubsub groups IPv6 addresses by /64.
+	_, discard6, _ := net.ParseCIDR("100::/64")
 	p := &pubsub.PeerScoreParams{
 		Topics:        map[string]*pubsub.TopicScoreParams{topic: tp},
 		TopicScoreCap: topicScoreCap,
@@ -71,11 +75,12 @@ func scoreParams(topic string) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresh
 		AppSpecificWeight: 0,
 
 		// P6, many peer IDs behind one IP (a Sybil on one machine): beyond
-		// 10 per address, -5 times the square of the excess. Loopback is
-		// exempt, since local testnets run every node on 127.0.0.1.
+		// 10 per address (per /64 for IPv6), -5 times the square of the
+		// excess. Loopback is exempt, since local testnets run every node
+		// on 127.0.0.1, and so is the discard prefix.
 		IPColocationFactorWeight:    -5,
 		IPColocationFactorThreshold: 10,
-		IPColocationFactorWhitelist: []*net.IPNet{loop4, loop6},
+		IPColocationFactorWhitelist: []*net.IPNet{loop4, loop6, discard6},
 
 		// P7, protocol misbehaviour (broken IWANT promises, GRAFT during
 		// backoff): beyond 6, -10 times the square of the excess, fading

@@ -1,6 +1,7 @@
 package gossiptest_test
 
 import (
+	"context"
 	"flag"
 	"testing"
 	"time"
@@ -14,14 +15,15 @@ var propagation = flag.Bool("propagation", false, "measure propagation over 100 
 
 // TestPropagation100 reports per-node receive delays of announcements over
 // 100 nodes of average degree 6 with 20 ms links. It runs only with
-// -propagation (it takes about a minute):
+// -propagation:
 //
-//	go test ./gossip/gossiptest -run Propagation -propagation -v
+//	go test ./gossip/gossiptest -run Propagation100 -v -args -propagation
 func TestPropagation100(t *testing.T) {
 	if !*propagation {
 		t.Skip("run with -propagation")
 	}
-	ctx := t.Context()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
 	res, err := gossiptest.MeasurePropagation(ctx, gossiptest.PropagationOptions{Seed: 1})
 	require.NoError(t, err)
 	t.Logf("100 nodes, degree 6, 20 ms links: %v", res)
