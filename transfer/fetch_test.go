@@ -337,3 +337,20 @@ func TestInlineAndInvalidLinks(t *testing.T) {
 		require.ErrorContains(t, err, "invalid CID")
 	})
 }
+
+func TestFasterPeerServesMore(t *testing.T) {
+	d := buildDAG(t, 8<<20, 16<<10, 1024, 18)
+	fast := newSeeder(t, d.store, transfer.WithRateLimit(32<<20))
+	slow := newSeeder(t, d.store, transfer.WithRateLimit(256<<10))
+	_, tr, ids := newFetcher(t, []seeder{slow, fast})
+	got := newCollector()
+	st, err := tr.Fetch(t.Context(), request(d, ids, got))
+	require.NoError(t, err)
+	requireComplete(t, d, got)
+	f, s := st.Peers[fast.h.ID()], st.Peers[slow.h.ID()]
+	t.Logf("fast %d bytes, slow %d bytes, duplicates %d, took %v", f.Bytes, s.Bytes, st.DuplicateBytes, st.Duration)
+	require.Greater(t, f.Bytes, 2*s.Bytes)
+	// Past its 2 MiB burst, the rest of the slow peer's first 4 MiB window
+	// would take 8 s: the fast peer must have taken that work over.
+	require.Less(t, st.Duration, 4*time.Second)
+}
