@@ -1,8 +1,10 @@
 package transfer_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -353,4 +355,26 @@ func TestFasterPeerServesMore(t *testing.T) {
 	// Past its 2 MiB burst, the rest of the slow peer's first 4 MiB window
 	// would take 8 s: the fast peer must have taken that work over.
 	require.Less(t, st.Duration, 4*time.Second)
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	d := buildDAG(t, 2<<20, 16<<10, 1024, 19)
+	src := newSeeder(t, d.store, transfer.WithRateLimit(1<<20))
+	_, tr, ids := newFetcher(t, []seeder{src})
+	ctx, cancel := context.WithCancel(t.Context())
+	got := newCollector()
+	got.hook = func(n int) {
+		if n == 10 {
+			cancel()
+		}
+	}
+	_, err := tr.Fetch(ctx, request(d, ids, got))
+	require.ErrorIs(t, err, context.Canceled)
+	require.NoError(t, tr.Close())
+	require.NoError(t, src.t.Close())
+	require.Eventually(t, func() bool {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		return !bytes.Contains(buf[:n], []byte("peer/transfer."))
+	}, 5*time.Second, 20*time.Millisecond, "goroutines of the package still running after Close")
 }

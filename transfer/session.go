@@ -291,6 +291,8 @@ func (s *session) onBlock(c cid.Cid, data []byte) error {
 
 	select {
 	case f.verify <- verifyItem{s: s, b: b, data: data}:
+		// Time spent waiting for our own verifiers is not the peer's silence.
+		s.lastByte.Store(time.Now().UnixNano())
 		return nil
 	case <-s.ctx.Done():
 		// Dropped meanwhile: the block goes back to the queue unverified.
