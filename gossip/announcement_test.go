@@ -263,3 +263,32 @@ func FuzzUnmarshalBinary(f *testing.F) {
 		_ = a.Validate(time.Now(), time.Minute)
 	})
 }
+
+func BenchmarkMarshal(b *testing.B) {
+	a := valid(b)
+	n, err := a.MarshalBinary()
+	require.NoError(b, err)
+	b.SetBytes(int64(len(n)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := a.MarshalBinary(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUnmarshalValidate(b *testing.B) {
+	enc, err := valid(b).MarshalBinary()
+	require.NoError(b, err)
+	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var a gossip.Announcement
+		if err := a.UnmarshalBinary(enc); err != nil {
+			b.Fatal(err)
+		}
+		if err := a.Validate(now, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -38,6 +38,46 @@ const (
 	maxEntrySize = MaxMessageSize + 2048
 )
 
+// serveGate bounds the cost of serving catalogs, which can be megabytes: a
+// few at a time, and each peer at most once per interval (an honest peer asks
+// once per CatalogRefresh).
+type serveGate struct {
+	mu       sync.Mutex
+	busy     int
+	max      int
+	interval time.Duration
+	last     map[peer.ID]time.Time
+}
+
+func newServeGate(max int, interval time.Duration) *serveGate {
+	return &serveGate{max: max, interval: interval, last: make(map[peer.ID]time.Time)}
+}
+
+func (sg *serveGate) admit(p peer.ID, now time.Time) bool {
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	if sg.busy >= sg.max {
+		return false
+	}
+	if t, ok := sg.last[p]; ok && now.Sub(t) < sg.interval {
+		return false
+	}
+	for q, t := range sg.last {
+		if now.Sub(t) >= sg.interval {
+			delete(sg.last, q)
+		}
+	}
+	sg.last[p] = now
+	sg.busy++
+	return true
+}
+
+func (sg *serveGate) done() {
+	sg.mu.Lock()
+	sg.busy--
+	sg.mu.Unlock()
+}
+
 // catalog keeps, for the exchange, the latest signed announcement of each
 // provider and root. It is bounded: past its limit the oldest (by
 // announcement time) is dropped.
@@ -105,6 +145,19 @@ func (c *catalog) snapshot(limit int) [][]byte {
 }
 
 func (g *Gossip) handleCatalog(s network.Stream) {
+	remote := s.Conn().RemotePeer()
+	defer func() {
+		if r := recover(); r != nil {
+			g.log.Error("panic serving catalog", "peer", shortID(remote), "panic", r)
+			s.Reset()
+		}
+	}()
+	if !g.serveGate.admit(remote, time.Now()) {
+		g.log.Debug("refusing catalog request", "peer", shortID(remote))
+		s.Reset()
+		return
+	}
+	defer g.serveGate.done()
 	if err := g.serveCatalog(s); err != nil {
 		g.log.Debug("serving catalog", "peer", shortID(s.Conn().RemotePeer()), "err", err)
 		s.Reset()

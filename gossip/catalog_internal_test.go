@@ -49,3 +49,17 @@ func TestCatalogKeepsLatest(t *testing.T) {
 
 	require.True(t, newCatalog(0).offer(a, nil), "a catalog of size 0 keeps nothing but still reports news")
 }
+
+func TestServeGate(t *testing.T) {
+	g := newServeGate(2, time.Minute)
+	t0 := time.Unix(1000, 0)
+	require.True(t, g.admit("a", t0))
+	require.False(t, g.admit("a", t0.Add(time.Second)), "the same peer again too soon")
+	require.True(t, g.admit("b", t0))
+	require.False(t, g.admit("c", t0), "two already being served")
+	g.done()
+	require.True(t, g.admit("c", t0))
+	g.done()
+	g.done()
+	require.True(t, g.admit("a", t0.Add(time.Minute)), "after the interval")
+}

@@ -161,6 +161,7 @@ type Gossip struct {
 	pubLimiter *rate.Limiter
 	limiters   *limiters
 	cache      *catalog
+	serveGate  *serveGate
 
 	mu      sync.Mutex
 	started bool
@@ -211,10 +212,13 @@ func New(h host.Host, cfg Config) (*Gossip, error) {
 		pubLimiter: rate.NewLimiter(rate.Limit(cfg.RatePerPeer*0.8), max(1, cfg.Burst/2)),
 		limiters:   newLimiters(rate.Limit(cfg.RatePerPeer), cfg.Burst),
 		cache:      newCatalog(cfg.CatalogLimit),
-		joined:     make(chan struct{}),
-		asked:      make(map[peer.ID]time.Time),
-		queue:      make(chan Announcement, 1024),
-		mesh:       make(map[peer.ID]struct{}),
+		// Serve 4 catalogs at a time, each peer at most once a minute (or
+		// once per CatalogRefresh if shorter).
+		serveGate: newServeGate(4, min(time.Minute, cfg.CatalogRefresh)),
+		joined:    make(chan struct{}),
+		asked:     make(map[peer.ID]time.Time),
+		queue:     make(chan Announcement, 1024),
+		mesh:      make(map[peer.ID]struct{}),
 	}
 	g.stats.Rejected = make(map[string]uint64)
 	sp, th := scoreParams(g.topic)
