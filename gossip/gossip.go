@@ -171,7 +171,6 @@ type Gossip struct {
 	t       *pubsub.Topic
 	sub     *pubsub.Subscription
 	evh     *pubsub.TopicEventHandler
-	joined  chan struct{} // closed and replaced when a peer joins the topic or the mesh
 	asked   map[peer.ID]time.Time
 	wg      sync.WaitGroup
 	queue   chan Announcement
@@ -182,6 +181,7 @@ type Gossip struct {
 
 	meshMu sync.Mutex // never held while calling into pubsub
 	mesh   map[peer.ID]struct{}
+	joined chan struct{} // closed and replaced when a peer joins the topic or our mesh
 }
 
 // New prepares a Gossip on h: gossipsub with StrictSign (every message is
