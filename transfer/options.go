@@ -130,7 +130,9 @@ func WithMaxStreamsPerPeer(n int) Option {
 }
 
 // WithMaxQueuedPerStream caps the CIDs waiting on one server stream
-// (default 2048); a client that asks more has its stream reset.
+// (default 2048); a client that asks more has its stream reset. Clients of
+// this package keep up to 1024 CIDs in flight per stream, so a smaller cap
+// resets them.
 func WithMaxQueuedPerStream(n int) Option {
 	return positiveInt("max queued per stream", n, func(c *config) { c.maxQueuedPerStream = n })
 }

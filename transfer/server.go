@@ -78,14 +78,15 @@ func (t *Transfer) releaseStream(p peer.ID) {
 // serveQueue holds the CIDs a client wants, in order, shared by the reading
 // and the writing half of one stream.
 type serveQueue struct {
-	mu       sync.Mutex
-	wake     chan struct{} // capacity 1: something changed
-	cids     []cid.Cid
-	head     int
-	queued   map[cid.Cid]int // per CID, entries in cids[head:]
-	canceled map[cid.Cid]int // per CID, entries to skip
-	max      int
-	err      error // reader's end: io.EOF or the failure
+	mu        sync.Mutex
+	wake      chan struct{} // capacity 1: something changed
+	cids      []cid.Cid
+	head      int
+	queued    map[cid.Cid]int // per CID, entries in cids[head:]
+	canceled  map[cid.Cid]int // per CID, entries to skip
+	ncanceled int             // sum of canceled
+	max       int
+	err       error // reader's end: io.EOF or the failure
 }
 
 func (q *serveQueue) signal() {
@@ -98,7 +99,10 @@ func (q *serveQueue) signal() {
 func (q *serveQueue) push(cids []cid.Cid) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.cids)-q.head+len(cids) > q.max {
+	// Canceled entries wait in the queue until skipped; they do not count
+	// against the cap unless they pile up past twice the cap.
+	entries := len(q.cids) - q.head + len(cids)
+	if entries-q.ncanceled > q.max || entries > 2*q.max {
 		return fmt.Errorf("%w (max %d)", errQueueFull, q.max)
 	}
 	if q.head > 0 && q.head >= len(q.cids)/2 {
@@ -120,6 +124,7 @@ func (q *serveQueue) cancel(cids []cid.Cid) {
 	for _, c := range cids {
 		if q.queued[c] > q.canceled[c] {
 			q.canceled[c]++
+			q.ncanceled++
 		}
 	}
 }
@@ -144,6 +149,7 @@ func (q *serveQueue) next() (c cid.Cid, ok bool, end error) {
 			delete(q.queued, c)
 		}
 		if q.canceled[c] > 0 {
+			q.ncanceled--
 			if q.canceled[c]--; q.canceled[c] == 0 {
 				delete(q.canceled, c)
 			}

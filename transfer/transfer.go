@@ -127,7 +127,8 @@ func (t *Transfer) Start() error {
 }
 
 // Close removes the stream handler, ends every stream being served and
-// every Fetch in progress, and waits for them.
+// every Fetch in progress, and waits for them. It must not be called from
+// a Request callback (it would wait for itself).
 func (t *Transfer) Close() error {
 	t.mu.Lock()
 	if t.closed {

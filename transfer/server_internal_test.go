@@ -1,0 +1,59 @@
+package transfer
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+	"github.com/stretchr/testify/require"
+)
+
+func qcid(t *testing.T, i int) cid.Cid {
+	h, err := multihash.Sum(fmt.Appendf(nil, "%d", i), multihash.SHA2_256, -1)
+	require.NoError(t, err)
+	return cid.NewCidV1(cid.Raw, h)
+}
+
+func newTestQueue(max int) *serveQueue {
+	return &serveQueue{wake: make(chan struct{}, 1), queued: map[cid.Cid]int{}, canceled: map[cid.Cid]int{}, max: max}
+}
+
+func drain(q *serveQueue) []cid.Cid {
+	var out []cid.Cid
+	for {
+		c, ok, _ := q.next()
+		if !ok {
+			return out
+		}
+		out = append(out, c)
+	}
+}
+
+func TestServeQueueOrderAndCancel(t *testing.T) {
+	a, b, c := qcid(t, 1), qcid(t, 2), qcid(t, 3)
+	q := newTestQueue(10)
+	require.NoError(t, q.push([]cid.Cid{a, b, c, b}))
+	q.cancel([]cid.Cid{b, qcid(t, 4)}) // one b skipped; an unknown CID is ignored
+	require.Equal(t, []cid.Cid{a, c, b}, drain(q))
+	q.cancel([]cid.Cid{a}) // nothing queued: no effect on later wants
+	require.NoError(t, q.push([]cid.Cid{a}))
+	require.Equal(t, []cid.Cid{a}, drain(q))
+}
+
+func TestServeQueueCap(t *testing.T) {
+	q := newTestQueue(4)
+	cids := []cid.Cid{qcid(t, 1), qcid(t, 2), qcid(t, 3), qcid(t, 4)}
+	require.NoError(t, q.push(cids))
+	require.ErrorIs(t, q.push(cids[:1]), errQueueFull)
+	// Canceled entries do not count, up to twice the cap.
+	q.cancel(cids)
+	require.NoError(t, q.push(cids))
+	require.ErrorIs(t, q.push(cids[:1]), errQueueFull)
+	require.Equal(t, cids, drain(q))
+	for range 100 { // the queue compacts as it drains
+		require.NoError(t, q.push(cids))
+		require.Len(t, drain(q), 4)
+	}
+	require.LessOrEqual(t, cap(q.cids), 16)
+}
