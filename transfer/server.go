@@ -186,40 +186,53 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 		<-readDone
 	}()
 
+	// A reader goroutine reads blocks from the store ahead of the writer, so
+	// a store that hashes or touches disk overlaps with the network.
+	ready := make(chan served, serveLookahead)
+	readAhead := make(chan struct{})
+	raCtx, raCancel := context.WithCancel(ctx) // not ctx: its end resets the stream
+	go func() {
+		defer close(readAhead)
+		t.readBlocks(raCtx, q, ready)
+	}()
+	defer func() {
+		raCancel()
+		<-readAhead
+	}()
+
 	bw := bufio.NewWriterSize(s, 32<<10)
 	var ctl []byte
 	for {
-		c, ok, end := q.next()
-		if !ok {
+		var it served
+		select {
+		case it = <-ready:
+		default:
 			if bw.Buffered() > 0 {
 				_ = s.SetWriteDeadline(time.Now().Add(writeTimeout(bw.Buffered())))
 				if err := bw.Flush(); err != nil {
 					return fmt.Errorf("writing: %w", err)
 				}
 			}
-			if end != nil {
-				if errors.Is(end, io.EOF) {
-					return nil
-				}
-				return end
-			}
 			select {
-			case <-q.wake:
-				continue
+			case it = <-ready:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
-		data, err := t.get(ctx, c)
-		if err != nil {
-			return err
+		if it.err != nil {
+			if errors.Is(it.err, io.EOF) {
+				_ = s.SetWriteDeadline(time.Now().Add(writeTimeout(bw.Buffered())))
+				if err := bw.Flush(); err != nil {
+					return fmt.Errorf("writing: %w", err)
+				}
+				return nil
+			}
+			return it.err
 		}
-		size := 0
-		if data == nil {
-			ctl, _ = wire.AppendControl(ctl[:0], &wire.Message{Type: wire.TypeDontHave, CID: c})
+		size := len(it.data) + 64
+		if it.data == nil {
+			ctl, _ = wire.AppendControl(ctl[:0], &wire.Message{Type: wire.TypeDontHave, CID: it.c})
 			size = len(ctl)
-		} else {
-			size = len(data) + 64
 		}
 		if t.limiter != nil {
 			if err := t.limiter.WaitN(ctx, size); err != nil {
@@ -227,19 +240,63 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 			}
 		}
 		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout(size + bw.Buffered())))
-		if data == nil {
+		var err error
+		if it.data == nil {
 			_, err = bw.Write(ctl)
 			t.served.dontHaves.Add(1)
 		} else {
-			err = wire.WriteBlock(bw, c, data)
+			err = wire.WriteBlock(bw, it.c, it.data)
 			t.served.blocks.Add(1)
-			t.served.bytes.Add(int64(len(data)))
+			t.served.bytes.Add(int64(len(it.data)))
 		}
 		if err != nil {
-			return fmt.Errorf("writing %s: %w", shortCID(c), err)
+			return fmt.Errorf("writing %s: %w", shortCID(it.c), err)
 		}
 		// Serving is progress too: a client waiting on a long queue is not idle.
 		_ = s.SetReadDeadline(time.Now().Add(t.cfg.idleTimeout))
+	}
+}
+
+// serveLookahead is how many blocks a stream reads from the store ahead of
+// the one being written.
+const serveLookahead = 2
+
+// served is a block read for the writer; data nil means DontHave, err ends
+// the stream (io.EOF: the client closed its side and all is answered).
+type served struct {
+	c    cid.Cid
+	data []byte
+	err  error
+}
+
+// readBlocks feeds ready with the answers to the queued CIDs, in order,
+// until the queue ends or ctx is done.
+func (t *Transfer) readBlocks(ctx context.Context, q *serveQueue, ready chan<- served) {
+	for {
+		c, ok, end := q.next()
+		var it served
+		switch {
+		case ok:
+			data, err := t.get(ctx, c)
+			it = served{c: c, data: data, err: err}
+		case end != nil:
+			it = served{err: end}
+		default:
+			select {
+			case <-q.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case ready <- it:
+		case <-ctx.Done():
+			return
+		}
+		if it.err != nil {
+			return
+		}
 	}
 }
 
