@@ -505,7 +505,7 @@ func (f *fetch) addPeer(p peer.ID) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.sessions[p]; ok || len(f.sessions) >= f.t.cfg.maxPeers || f.ctx.Err() != nil {
+	if _, ok := f.sessions[p]; ok || f.liveLocked() >= f.t.cfg.maxPeers || f.ctx.Err() != nil {
 		return
 	}
 	s := newSession(f, p)
@@ -595,8 +595,9 @@ func (f *fetch) tickLoop() {
 			if f.stuckSince.IsZero() {
 				f.stuckSince = now
 			}
-			if f.liveLocked() == 0 && !f.findOpen && f.dialing == 0 || now.Sub(f.stuckSince) >= f.t.cfg.noProviders {
-				noProv = f.noProvidersErrLocked(now.Sub(f.stuckSince))
+			hopeless := f.liveLocked() == 0 && !f.findOpen && f.dialing == 0
+			if hopeless || now.Sub(f.stuckSince) >= f.t.cfg.noProviders {
+				noProv = f.noProvidersErrLocked(now.Sub(f.stuckSince), hopeless)
 			}
 		} else {
 			f.stuckSince = time.Time{}
@@ -662,9 +663,13 @@ func (f *fetch) stuckLocked() bool {
 	return true
 }
 
-func (f *fetch) noProvidersErrLocked(waited time.Duration) error {
-	err := fmt.Errorf("%d blocks missing, none of the %d peers tried can serve them, and no other provider came within %s: %w",
-		f.remaining, len(f.sessions), waited.Round(time.Millisecond), ErrNoProviders)
+func (f *fetch) noProvidersErrLocked(waited time.Duration, hopeless bool) error {
+	more := fmt.Sprintf("no other provider came within %s", waited.Round(time.Millisecond))
+	if hopeless {
+		more = "there is no way to find more (no Find, or it ended)"
+	}
+	err := fmt.Errorf("%d blocks missing, none of the %d peers tried can serve them, and %s: %w",
+		f.remaining, len(f.sessions), more, ErrNoProviders)
 	if f.lastProblem != nil {
 		err = fmt.Errorf("%w (last peer dropped: %w)", err, f.lastProblem)
 	}
