@@ -1,0 +1,535 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+var log = slog.With("pkg", "discovery")
+
+// DefaultPrefix is the DHT protocol prefix of the public IPFS network.
+const DefaultPrefix = "/ipfs"
+
+// Mode says whether the node answers DHT queries.
+type Mode int
+
+const (
+	// ModeAuto serves when the node listens only on loopback or private addresses or uses a
+	// named network (LANs, testnets), and otherwise serves until AutoNAT finds it unreachable.
+	ModeAuto Mode = iota
+	// ModeServer always answers DHT queries.
+	ModeServer
+	// ModeClient only queries.
+	ModeClient
+)
+
+// ParseMode reads "auto", "server" or "client" ("" is auto).
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "", "auto":
+		return ModeAuto, nil
+	case "server":
+		return ModeServer, nil
+	case "client":
+		return ModeClient, nil
+	}
+	return ModeAuto, fmt.Errorf("dht mode %q: want auto, server or client", s)
+}
+
+var networkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// ValidateNetwork checks a network name: 1 to 63 letters, digits, '.', '_' or '-'.
+func ValidateNetwork(name string) error {
+	if name != "" && !networkName.MatchString(name) {
+		return fmt.Errorf("network name %q: use 1 to 63 letters, digits, '.', '_' or '-'", name)
+	}
+	return nil
+}
+
+// ProtocolPrefix is the DHT protocol prefix of a network: /ipfs for "" (the public IPFS DHT),
+// /peer/NAME otherwise.
+func ProtocolPrefix(network string) protocol.ID {
+	if network == "" {
+		return DefaultPrefix
+	}
+	return protocol.ID("/peer/" + network)
+}
+
+// RendezvousKey is the key under which the peers of a network advertise themselves.
+func RendezvousKey(network string) string {
+	if network == "" {
+		return "peer/rendezvous/ipfs"
+	}
+	return "peer/rendezvous/" + network
+}
+
+// Config is what Discovery needs. Zero values take the documented defaults.
+type Config struct {
+	// Network names a private DHT (/peer/NAME); "" is the public IPFS DHT (/ipfs).
+	Network string
+	// Mode is the DHT mode. Default ModeAuto.
+	Mode Mode
+	// PublicOnly keeps private and loopback addresses out of the DHT (public IPFS DHT). Default
+	// false: private addresses are accepted, so LANs and loopback networks work.
+	PublicOnly bool
+	// Bootstrap is the peers to connect to at start and whenever the routing table empties.
+	// Default none: the DHT then dials nobody until a peer connects or is connected to.
+	Bootstrap []peer.AddrInfo
+	// BootstrapTimeout bounds Start's wait for the routing table to hold a peer. Default 10s.
+	BootstrapTimeout time.Duration
+	// Reprovide is how often every root is provided again. Default 22h; negative: never.
+	Reprovide time.Duration
+	// ProvideBatch is how many queued roots one round of the provide worker takes. Default 64.
+	ProvideBatch int
+	// ProvideConcurrency is how many provides of a batch run at once. Default 8.
+	ProvideConcurrency int
+	// ProvideTimeout bounds one provide. Default 1m.
+	ProvideTimeout time.Duration
+	// ProvideRetry is how long roots wait when the routing table is empty or a provide failed,
+	// before they are tried again. Default 30s.
+	ProvideRetry time.Duration
+	// Rendezvous advertises this node under the network's rendezvous key and connects to the
+	// peers found there. Default false (node turns it on from its config).
+	Rendezvous bool
+	// RendezvousInterval is how often the rendezvous key is looked up. Default 5m.
+	RendezvousInterval time.Duration
+	// RendezvousPeers caps the peers connected to per lookup. Default 16.
+	RendezvousPeers int
+	// MDNS finds peers on the LAN by multicast DNS. Default false.
+	MDNS bool
+}
+
+func (c *Config) defaults() error {
+	if err := ValidateNetwork(c.Network); err != nil {
+		return err
+	}
+	if c.BootstrapTimeout <= 0 {
+		c.BootstrapTimeout = 10 * time.Second
+	}
+	if c.Reprovide == 0 {
+		c.Reprovide = 22 * time.Hour
+	}
+	if c.ProvideBatch <= 0 {
+		c.ProvideBatch = 64
+	}
+	if c.ProvideConcurrency <= 0 {
+		c.ProvideConcurrency = 8
+	}
+	if c.ProvideTimeout <= 0 {
+		c.ProvideTimeout = time.Minute
+	}
+	if c.ProvideRetry <= 0 {
+		c.ProvideRetry = 30 * time.Second
+	}
+	if c.RendezvousInterval <= 0 {
+		c.RendezvousInterval = 5 * time.Minute
+	}
+	if c.RendezvousPeers <= 0 {
+		c.RendezvousPeers = 16
+	}
+	return nil
+}
+
+// Discovery is the node's DHT, provider queue, rendezvous and mDNS. New builds it, Start starts
+// it, Close stops everything Start started and waits for it.
+type Discovery struct {
+	h   host.Host
+	cfg Config
+
+	dht  *dht.IpfsDHT
+	rd   *drouting.RoutingDiscovery
+	mdns mdns.Service
+	prov *provider
+	mode Mode
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+}
+
+// New checks cfg and builds a Discovery for h. It starts nothing.
+func New(h host.Host, cfg Config) (*Discovery, error) {
+	if h == nil {
+		return nil, errors.New("discovery: no host")
+	}
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	d := &Discovery{h: h, cfg: cfg}
+	d.prov = newProvider(d)
+	return d, nil
+}
+
+// Start creates the DHT, connects to the bootstrap peers and waits (at most BootstrapTimeout)
+// for the routing table to hold a peer, then starts the provide worker, the rendezvous and mDNS.
+// A bootstrap that finds nobody is logged, not an error: the node still serves and can be
+// connected to. ctx bounds the start only.
+func (d *Discovery) Start(ctx context.Context) (err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dht != nil || d.closed {
+		return errors.New("discovery: already started")
+	}
+	d.mode = d.cfg.Mode
+	dmode := dht.ModeClient
+	switch d.cfg.Mode {
+	case ModeServer:
+		dmode = dht.ModeServer
+	case ModeAuto:
+		if d.cfg.Network != "" || onlyPrivateAddrs(d.h.Addrs()) {
+			dmode, d.mode = dht.ModeServer, ModeServer
+		} else {
+			dmode = dht.ModeAutoServer
+		}
+	}
+	opts := []dht.Option{
+		dht.Mode(dmode),
+		dht.ProtocolPrefix(ProtocolPrefix(d.cfg.Network)),
+	}
+	if d.cfg.PublicOnly {
+		opts = append(opts,
+			dht.QueryFilter(dht.PublicQueryFilter),
+			dht.RoutingTableFilter(dht.PublicRoutingTableFilter),
+			dht.AddressFilter(func(as []ma.Multiaddr) []ma.Multiaddr { return ma.FilterAddrs(as, manet.IsPublicAddr) }),
+		)
+	} else {
+		// Accept every address and peer: the defaults of this version already do, and saying
+		// so keeps a future default from dropping loopback and LAN peers.
+		opts = append(opts,
+			dht.QueryFilter(func(any, peer.AddrInfo) bool { return true }),
+			dht.RoutingTableFilter(func(any, peer.ID) bool { return true }),
+			dht.AddressFilter(func(as []ma.Multiaddr) []ma.Multiaddr { return as }),
+		)
+	}
+	if len(d.cfg.Bootstrap) > 0 {
+		opts = append(opts, dht.BootstrapPeers(d.cfg.Bootstrap...))
+	}
+	kad, err := dht.New(d.h, opts...)
+	if err != nil {
+		return fmt.Errorf("starting DHT: %w", err)
+	}
+	d.dht = kad
+	d.rd = drouting.NewRoutingDiscovery(kad)
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			d.stopLocked()
+		}
+	}()
+
+	if len(d.cfg.Bootstrap) > 0 {
+		if err := d.bootstrap(ctx, d.cfg.Bootstrap); err != nil {
+			log.Warn("bootstrap found no peer; the node runs and can be connected to", "err", err)
+		}
+	}
+
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.prov.run(d.ctx) }()
+
+	if d.cfg.Rendezvous {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.rendezvous(d.ctx) }()
+	}
+	if d.cfg.MDNS {
+		name := "_peer._udp"
+		if d.cfg.Network != "" {
+			name = "_peer-" + d.cfg.Network + "._udp"
+		}
+		d.mdns = mdns.NewMdnsService(d.h, name, notifee{d})
+		if err := d.mdns.Start(); err != nil {
+			return fmt.Errorf("starting mDNS: %w", err)
+		}
+	}
+	log.Info("discovery started", "protocol", d.Protocol(), "mode", d.modeName(kad), "bootstrap", len(d.cfg.Bootstrap), "mdns", d.cfg.MDNS, "routing_table", kad.RoutingTable().Size())
+	return nil
+}
+
+func onlyPrivateAddrs(addrs []ma.Multiaddr) bool {
+	for _, a := range addrs {
+		if !manet.IsPrivateAddr(a) && !manet.IsIPLoopback(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// Bootstrap connects to peers (concurrently, each bounded by BootstrapTimeout), asks the DHT to
+// refresh, and waits until the routing table holds a peer or BootstrapTimeout passes.
+func (d *Discovery) Bootstrap(ctx context.Context, peers []peer.AddrInfo) error {
+	if d.DHT() == nil {
+		return errors.New("discovery: not started")
+	}
+	return d.bootstrap(ctx, peers)
+}
+
+func (d *Discovery) bootstrap(ctx context.Context, peers []peer.AddrInfo) error {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.BootstrapTimeout)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		ok   int
+	)
+	for _, ai := range peers {
+		if ai.ID == d.h.ID() {
+			continue
+		}
+		wg.Add(1)
+		go func(ai peer.AddrInfo) {
+			defer wg.Done()
+			err := d.h.Connect(ctx, ai)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", ai.ID.ShortString(), err))
+				return
+			}
+			ok++
+		}(ai)
+	}
+	wg.Wait()
+	if ok == 0 && len(errs) > 0 {
+		return fmt.Errorf("connecting to bootstrap peers: %w", errors.Join(errs...))
+	}
+	if err := d.dht.Bootstrap(ctx); err != nil {
+		return err
+	}
+	return d.waitRoutingTable(ctx)
+}
+
+// waitRoutingTable returns once the routing table holds a peer, or ctx ends.
+func (d *Discovery) waitRoutingTable(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for d.dht.RoutingTable().Size() == 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("routing table still empty: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Close stops mDNS, the rendezvous, the provide worker and the DHT, and waits for them.
+func (d *Discovery) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	return d.stopLocked()
+}
+
+func (d *Discovery) stopLocked() error {
+	var errs []error
+	if d.mdns != nil {
+		errs = append(errs, d.mdns.Close())
+		d.mdns = nil
+	}
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	if d.dht != nil {
+		errs = append(errs, d.dht.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// DHT is the underlying DHT (nil before Start), for routing needs this package does not cover.
+func (d *Discovery) DHT() *dht.IpfsDHT {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dht
+}
+
+// RoutingTableSize is the number of peers in the DHT routing table (0 before Start).
+func (d *Discovery) RoutingTableSize() int {
+	if k := d.DHT(); k != nil {
+		return k.RoutingTable().Size()
+	}
+	return 0
+}
+
+// Protocol is the DHT protocol ID, e.g. /ipfs/kad/1.0.0.
+func (d *Discovery) Protocol() protocol.ID { return ProtocolPrefix(d.cfg.Network) + "/kad/1.0.0" }
+
+// ModeName is "server", "client" or "auto" (auto: serves until AutoNAT finds it unreachable).
+func (d *Discovery) ModeName() string { return d.modeName(d.DHT()) }
+
+func (d *Discovery) modeName(k *dht.IpfsDHT) string {
+	if k != nil {
+		switch k.Mode() {
+		case dht.ModeServer:
+			return "server"
+		case dht.ModeClient:
+			return "client"
+		}
+	}
+	switch d.mode {
+	case ModeServer:
+		return "server"
+	case ModeClient:
+		return "client"
+	}
+	return "auto"
+}
+
+// FindProviders streams the providers of c other than this node; the channel closes when the
+// search ends or ctx does. Bound ctx: the search otherwise walks the whole DHT.
+func (d *Discovery) FindProviders(ctx context.Context, c cid.Cid) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo)
+	k := d.DHT()
+	if k == nil {
+		close(out)
+		return out
+	}
+	in := k.FindProvidersAsync(ctx, c, 0)
+	go func() {
+		defer close(out)
+		for ai := range in {
+			if ai.ID == d.h.ID() {
+				continue
+			}
+			select {
+			case out <- ai:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// Advertise announces this node under rendezvous key ns once (a provider record valid ~24h).
+func (d *Discovery) Advertise(ctx context.Context, ns string) error {
+	if d.DHT() == nil {
+		return errors.New("discovery: not started")
+	}
+	_, err := d.rd.Advertise(ctx, ns)
+	return err
+}
+
+// FindPeers streams peers advertised under rendezvous key ns (at most limit; 0: 100).
+func (d *Discovery) FindPeers(ctx context.Context, ns string, limit int) (<-chan peer.AddrInfo, error) {
+	if d.DHT() == nil {
+		return nil, errors.New("discovery: not started")
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	ch, err := d.rd.FindPeers(ctx, ns, discoveryLimit(limit))
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan peer.AddrInfo)
+	go func() {
+		defer close(out)
+		for ai := range ch {
+			if ai.ID == d.h.ID() {
+				continue
+			}
+			select {
+			case out <- ai:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// rendezvous advertises the network's key and connects to the peers found under it: once the
+// routing table holds a peer, then every RendezvousInterval (advertising every 3h).
+func (d *Discovery) rendezvous(ctx context.Context) {
+	ns := RendezvousKey(d.cfg.Network)
+	var lastAdvertised time.Time
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	next := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if now.Before(next) || d.dht.RoutingTable().Size() == 0 {
+				continue
+			}
+			if now.Sub(lastAdvertised) > 3*time.Hour*7/8 {
+				actx, cancel := context.WithTimeout(ctx, time.Minute)
+				if err := d.Advertise(actx, ns); err != nil {
+					log.Debug("rendezvous advertise failed", "err", err)
+				} else {
+					lastAdvertised = now
+				}
+				cancel()
+			}
+			d.connectRendezvous(ctx, ns)
+			next = time.Now().Add(d.cfg.RendezvousInterval)
+		}
+	}
+}
+
+func (d *Discovery) connectRendezvous(ctx context.Context, ns string) {
+	fctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	ch, err := d.FindPeers(fctx, ns, d.cfg.RendezvousPeers)
+	if err != nil {
+		log.Debug("rendezvous lookup failed", "err", err)
+		return
+	}
+	for ai := range ch {
+		if len(ai.Addrs) == 0 || d.h.Network().Connectedness(ai.ID) == network.Connected {
+			continue
+		}
+		cctx, ccancel := context.WithTimeout(fctx, 10*time.Second)
+		if err := d.h.Connect(cctx, ai); err != nil {
+			log.Debug("rendezvous connect failed", "peer", ai.ID.ShortString(), "err", err)
+		}
+		ccancel()
+	}
+}
+
+// notifee connects to the peers mDNS finds. HandlePeerFound is called from the mDNS
+// goroutine and must not block it, so it connects in a goroutine of ours.
+type notifee struct{ d *Discovery }
+
+func (n notifee) HandlePeerFound(ai peer.AddrInfo) {
+	d := n.d
+	if ai.ID == d.h.ID() || d.h.Network().Connectedness(ai.ID) == network.Connected {
+		return
+	}
+	ctx := d.ctx
+	if ctx == nil || ctx.Err() != nil {
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := d.h.Connect(cctx, ai); err != nil {
+			log.Debug("mDNS peer unreachable", "peer", ai.ID.ShortString(), "err", err)
+			return
+		}
+		log.Info("found peer on the LAN", "peer", ai.ID.ShortString())
+	}()
+}

@@ -1,0 +1,10 @@
+// Package discovery finds peers and the peers that provide a file: a Kademlia DHT
+// (go-libp2p-kad-dht) that bootstraps off the peers it is given, provides file roots in batches
+// from a queue and re-provides them on a schedule, finds providers, lets the peers of one
+// network find each other through a rendezvous key, and, when asked, finds peers on the LAN by
+// mDNS.
+//
+// It must never send traffic its user did not ask for: with no bootstrap peers and mDNS off it
+// dials nobody and multicasts nothing. It provides roots only, never every block, and it never
+// imports the transfer, gossip or node packages.
+package discovery

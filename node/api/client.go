@@ -1,0 +1,287 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/ipfs/go-cid"
+
+	"peer/store"
+)
+
+// ErrNoDaemon means no daemon runs on the repo (or its address file is stale): start one with
+// `peer daemon`, or use a command that works offline.
+var ErrNoDaemon = errors.New("no daemon is running")
+
+// maxAnswer caps a JSON answer read by the client (streams such as cat are not capped).
+const maxAnswer = 64 << 20
+
+// Client talks to a running daemon. Its methods are safe for concurrent use.
+type Client struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// NewClient returns a client for the daemon at baseURL (e.g. http://127.0.0.1:5040) with token.
+func NewClient(baseURL, token string) *Client {
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, hc: &http.Client{}}
+}
+
+// ForRepo finds the daemon of repo dir from its address and token files. The error wraps
+// ErrNoDaemon when the address file is missing.
+func ForRepo(dir string) (*Client, error) {
+	b, err := os.ReadFile(filepath.Join(dir, AddrFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w on repo %s (start one with `peer daemon`)", ErrNoDaemon, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading daemon address: %w", err)
+	}
+	tok, err := os.ReadFile(filepath.Join(dir, TokenFile))
+	if err != nil {
+		return nil, fmt.Errorf("reading api token: %w", err)
+	}
+	return NewClient(strings.TrimSpace(string(b)), strings.TrimSpace(string(tok))), nil
+}
+
+// URL is the daemon's base URL.
+func (c *Client) URL() string { return c.base }
+
+// Request sends an authenticated request to path (which may carry a query) and returns the
+// answer when its status is 2xx; otherwise it returns the daemon's error message. The caller
+// closes the body. It is the building block for endpoints without a typed method.
+func (c *Client) Request(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w at %s (its address file is stale; start one with `peer daemon`)", ErrNoDaemon, c.base)
+		}
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
+}
+
+// StatusError is a non-2xx answer of the daemon.
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("daemon: %s (HTTP %d)", e.Message, e.Code)
+}
+
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e Error
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		return &StatusError{Code: resp.StatusCode, Message: e.Error}
+	}
+	msg := strings.TrimSpace(string(b))
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+	}
+	return &StatusError{Code: resp.StatusCode, Message: msg}
+}
+
+// Call sends in (as JSON, when not nil) and decodes the JSON answer into out (when not nil).
+func (c *Client) Call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	ct := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, ct = bytes.NewReader(b), "application/json"
+	}
+	resp, err := c.Request(ctx, method, path, body, ct)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer))
+		return err
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(out); err != nil {
+		return fmt.Errorf("reading answer of %s: %w", path, err)
+	}
+	return nil
+}
+
+// Health checks that the daemon answers; it needs no token.
+func (c *Client) Health(ctx context.Context) error {
+	return c.Call(ctx, http.MethodGet, PathHealth, nil, nil)
+}
+
+// ID returns the node's peer ID and addresses.
+func (c *Client) ID(ctx context.Context) (ID, error) {
+	var id ID
+	err := c.Call(ctx, http.MethodGet, PathID, nil, &id)
+	return id, err
+}
+
+// Peers lists the connected peers.
+func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
+	var ps []Peer
+	err := c.Call(ctx, http.MethodGet, PathPeers, nil, &ps)
+	return ps, err
+}
+
+// Connect dials addr (a multiaddr ending in /p2p/ID) and returns the peer once connected.
+func (c *Client) Connect(ctx context.Context, addr string) (Peer, error) {
+	var p Peer
+	err := c.Call(ctx, http.MethodPost, PathConnect, ConnectRequest{Addr: addr}, &p)
+	return p, err
+}
+
+// Status returns the node's summary.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	err := c.Call(ctx, http.MethodGet, PathStatus, nil, &s)
+	return s, err
+}
+
+// Add streams r to the daemon, which imports it as name.
+func (c *Client) Add(ctx context.Context, r io.Reader, name string) (store.File, error) {
+	resp, err := c.Request(ctx, http.MethodPost, PathAdd+"?name="+url.QueryEscape(name), r, "application/octet-stream")
+	if err != nil {
+		return store.File{}, err
+	}
+	defer resp.Body.Close()
+	var f store.File
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&f); err != nil {
+		return f, fmt.Errorf("reading answer of add: %w", err)
+	}
+	return f, fillRoot(&f)
+}
+
+func fillRoot(f *store.File) error {
+	if f.CID == "" {
+		return nil
+	}
+	c, err := cid.Decode(f.CID)
+	if err != nil {
+		return fmt.Errorf("daemon sent a bad CID %q: %w", f.CID, err)
+	}
+	f.Root = c
+	return nil
+}
+
+// Ls lists the files the node holds.
+func (c *Client) Ls(ctx context.Context) ([]store.File, error) {
+	var fs []store.File
+	if err := c.Call(ctx, http.MethodGet, PathLs, nil, &fs); err != nil {
+		return nil, err
+	}
+	for i := range fs {
+		if err := fillRoot(&fs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return fs, nil
+}
+
+// Cat streams the bytes of file root. The caller closes the reader.
+func (c *Client) Cat(ctx context.Context, root cid.Cid) (io.ReadCloser, error) {
+	resp, err := c.Request(ctx, http.MethodGet, PathCat+root.String(), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Events returns the events with Seq >= from.
+func (c *Client) Events(ctx context.Context, from uint64) ([]store.Event, error) {
+	var evs []store.Event
+	err := c.Call(ctx, http.MethodGet, PathEvents+"?from="+strconv.FormatUint(from, 10), nil, &evs)
+	return evs, err
+}
+
+// FollowEvents calls fn for every event with Seq >= from, then for each new one as it is
+// recorded, until ctx ends (it then returns ctx's error), fn fails, or the daemon stops. fn is
+// called from the calling goroutine.
+func (c *Client) FollowEvents(ctx context.Context, from uint64, fn func(store.Event) error) error {
+	resp, err := c.Request(ctx, http.MethodGet, PathEvents+"?follow=1&from="+strconv.FormatUint(from, 10), nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	err = ReadSSE(resp.Body, func(data []byte) error {
+		var e store.Event
+		if err := json.Unmarshal(data, &e); err != nil {
+			return fmt.Errorf("decoding event: %w", err)
+		}
+		return fn(e)
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// ReadSSE reads server-sent events from r and calls fn with the data of each (lines of one
+// event joined by "\n"). Lines are capped at 1 MiB.
+func ReadSSE(r io.Reader, fn func(data []byte) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var data []byte
+	for sc.Scan() {
+		line := sc.Bytes()
+		switch {
+		case len(line) == 0:
+			if data != nil {
+				if err := fn(data); err != nil {
+					return err
+				}
+				data = nil
+			}
+		case bytes.HasPrefix(line, []byte("data:")):
+			v := bytes.TrimPrefix(bytes.TrimPrefix(line, []byte("data:")), []byte(" "))
+			if data != nil {
+				data = append(data, '\n')
+			}
+			data = append(data, v...)
+		}
+	}
+	return sc.Err()
+}
+
+// Metrics returns the Prometheus text exposition.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	resp, err := c.Request(ctx, http.MethodGet, PathMetrics, nil, "")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	return string(b), err
+}

@@ -1,0 +1,70 @@
+package api
+
+import "time"
+
+// Paths of the endpoints, relative to the daemon's URL.
+const (
+	PathHealth  = "/api/v1/health"
+	PathID      = "/api/v1/id"
+	PathPeers   = "/api/v1/peers"
+	PathConnect = "/api/v1/connect"
+	PathStatus  = "/api/v1/status"
+	PathAdd     = "/api/v1/add"
+	PathLs      = "/api/v1/ls"
+	PathCat     = "/api/v1/cat/"
+	PathEvents  = "/api/v1/events"
+	PathMetrics = "/metrics"
+)
+
+// ID is who the node is and where it listens. Addrs carry the /p2p/ID suffix.
+type ID struct {
+	ID    string   `json:"id"`
+	Addrs []string `json:"addrs"`
+}
+
+// Peer is one connected peer.
+type Peer struct {
+	ID        string `json:"id"`
+	Addr      string `json:"addr"`      // the remote address of the first connection
+	Direction string `json:"direction"` // "inbound" or "outbound"
+	// Latency is the smoothed round-trip time the node measured, 0 when unknown.
+	Latency time.Duration `json:"latency_ns,omitempty"`
+}
+
+// ConnectRequest is the body of POST /api/v1/connect.
+type ConnectRequest struct {
+	Addr string `json:"addr"` // a multiaddr ending in /p2p/ID
+}
+
+// DHTStatus describes the node's DHT.
+type DHTStatus struct {
+	Protocol         string `json:"protocol"` // e.g. /ipfs/kad/1.0.0
+	Mode             string `json:"mode"`     // "server" or "client"
+	RoutingTable     int    `json:"routing_table"`
+	ProvidedRoots    int    `json:"provided_roots"`
+	ProvidesPending  int    `json:"provides_pending"`
+	ProvidesDone     uint64 `json:"provides_done"`
+	ProvidesFailed   uint64 `json:"provides_failed"`
+	LastReprovideAgo string `json:"last_reprovide_ago,omitempty"`
+}
+
+// Status is the one-screen summary of GET /api/v1/status.
+type Status struct {
+	ID       string    `json:"id"`
+	Network  string    `json:"network"` // "" is the public IPFS network
+	Addrs    []string  `json:"addrs"`
+	Peers    int       `json:"peers"`
+	DHT      DHTStatus `json:"dht"`
+	Files    int       `json:"files"`
+	BytesIn  int64     `json:"bytes_in"`
+	BytesOut int64     `json:"bytes_out"`
+	Uptime   string    `json:"uptime"`
+	Started  time.Time `json:"started"`
+	// Private is true when a swarm key keeps the node on a private network.
+	Private bool `json:"private"`
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+}

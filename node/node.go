@@ -1,0 +1,332 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"peer/discovery"
+	"peer/internal/config"
+	"peer/node/api"
+	"peer/store"
+)
+
+var log = slog.With("pkg", "node")
+
+// ErrNotStarted is returned by operations that need a started node.
+var ErrNotStarted = errors.New("node is not running")
+
+// Options is what a node is built from.
+type Options struct {
+	// Config is the repo's settings, after command-line overrides. Config.API "" runs no API.
+	Config config.Config
+	// Key is the node's identity (store.ReadIdentity). Required.
+	Key ed25519.PrivateKey
+	// Store is the open repo. Optional: without it, the store endpoints answer 503. The node
+	// never closes it.
+	Store *store.Store
+	// RepoDir is where the API writes its address and token files. Default Store.Dir().
+	RepoDir string
+	// APIAllowRemote allows Config.API to be a non-loopback address.
+	APIAllowRemote bool
+	// HostOptions are appended to the libp2p options (tests: a connection gater, say).
+	HostOptions []libp2p.Option
+	// Discovery overrides discovery settings the config does not carry (tests: short
+	// timeouts). Zero fields keep the defaults; Network, Bootstrap, MDNS, Mode and PublicOnly
+	// always come from Config.
+	Discovery discovery.Config
+}
+
+// Node is one peer: a libp2p host, discovery, the subsystems, and the local API.
+type Node struct {
+	opts      Options
+	cfg       config.Config
+	key       crypto.PrivKey
+	id        peer.ID
+	psk       pnet.PSK
+	pskFP     string
+	listen    []ma.Multiaddr
+	bootstrap []peer.AddrInfo
+
+	reg     *prometheus.Registry
+	bw      *metrics.BandwidthCounter
+	metrics *Metrics
+	api     *api.Server
+
+	mu      sync.Mutex
+	host    host.Host
+	disc    *discovery.Discovery
+	closers []func() error
+	started time.Time
+	running bool
+	closed  bool
+}
+
+// New checks the options and builds a node. It opens no socket and starts nothing.
+func New(opts Options) (*Node, error) {
+	if len(opts.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("node: no identity key")
+	}
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := discovery.ValidateNetwork(cfg.Network); err != nil {
+		return nil, err
+	}
+	if _, err := discovery.ParseMode(cfg.DHTMode); err != nil {
+		return nil, err
+	}
+	key, err := privKey(opts.Key)
+	if err != nil {
+		return nil, err
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{opts: opts, cfg: cfg, key: key, id: id, reg: prometheus.NewRegistry(), bw: metrics.NewBandwidthCounter()}
+	if cfg.SwarmKey != "" {
+		n.psk, n.pskFP, err = LoadSwarmKey(cfg.SwarmKey)
+		if err != nil {
+			return nil, err
+		}
+	}
+	var dropped []string
+	n.listen, dropped, err = splitListen(cfg.Listen, n.psk != nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(dropped) > 0 {
+		log.Info("private network: not listening on QUIC, which has no pre-shared key support", "dropped", dropped)
+	}
+	for _, s := range cfg.Bootstrap {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap address %q: %w (want a multiaddr ending in /p2p/ID)", s, err)
+		}
+		n.bootstrap = append(n.bootstrap, *ai)
+	}
+	n.metrics = newMetrics(n)
+	if cfg.API != "" {
+		dir := opts.RepoDir
+		if dir == "" && opts.Store != nil {
+			dir = opts.Store.Dir()
+		}
+		n.api, err = api.New(api.Config{Addr: cfg.API, RepoDir: dir, AllowRemote: opts.APIAllowRemote})
+		if err != nil {
+			return nil, err
+		}
+		n.routes()
+	}
+	return n, nil
+}
+
+// Start listens on every configured address, starts discovery (bootstrapping off the configured
+// peers, bounded by the config's bootstrap_timeout), then the other subsystems, then the API.
+// On error it stops what it started. ctx bounds the start only; stop the node with Close.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.running || n.closed {
+		return errors.New("node: already started")
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, n.stopLocked())
+		}
+	}()
+
+	// 1. The host, listening on each address in turn so a failure names it.
+	opts, err := n.hostOptions()
+	if err != nil {
+		return err
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return fmt.Errorf("creating libp2p host: %w", err)
+	}
+	n.host = h
+	n.closers = append(n.closers, h.Close)
+	for _, a := range n.listen {
+		if err := h.Network().Listen(a); err != nil {
+			return fmt.Errorf("listening on %s: %w (is the port in use by another daemon or program? choose another with --listen, or port 0 for a free one)", a, err)
+		}
+	}
+
+	// 2. Discovery: the DHT, bootstrap, provide queue, rendezvous, mDNS.
+	dcfg := n.opts.Discovery
+	dcfg.Network = n.cfg.Network
+	dcfg.Mode, _ = discovery.ParseMode(n.cfg.DHTMode)
+	dcfg.PublicOnly = n.cfg.DHTPublicOnly
+	dcfg.Bootstrap = n.bootstrap
+	dcfg.MDNS = n.cfg.MDNS
+	dcfg.Rendezvous = n.cfg.Rendezvous
+	if dcfg.BootstrapTimeout == 0 {
+		dcfg.BootstrapTimeout = time.Duration(n.cfg.BootstrapTimeout)
+	}
+	if dcfg.Reprovide == 0 {
+		dcfg.Reprovide = time.Duration(n.cfg.Reprovide)
+	}
+	d, err := discovery.New(h, dcfg)
+	if err != nil {
+		return err
+	}
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	n.disc = d
+	n.closers = append(n.closers, d.Close)
+
+	// 3. Subsystems that need the host and discovery start here, each appending its Close to
+	// n.closers (they are closed in reverse order): the block exchange (transfer.New(h, store)),
+	// gossip (gossip.New(h, cfg), with peers found through d.FindPeers on the topic), and the
+	// re-provide of the held roots (d.Provide). Their API handlers are registered in routes.
+
+	// 4. The API, last, so that once its address file exists every endpoint works.
+	if n.api != nil {
+		if err := n.api.Start(ctx); err != nil {
+			return err
+		}
+		n.closers = append(n.closers, n.api.Close)
+	}
+	n.started = time.Now()
+	n.running = true
+	log.Info("node started", "id", n.id.String(), "addrs", h.Addrs(), "network", n.cfg.Network, "private", n.psk != nil)
+	return nil
+}
+
+// Close stops the API, the subsystems, discovery and the host, in the reverse order of Start,
+// and waits for them. It does not close the store. Safe to call more than once.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closed = true
+	return n.stopLocked()
+}
+
+func (n *Node) stopLocked() error {
+	var errs []error
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		errs = append(errs, n.closers[i]())
+	}
+	n.closers = nil
+	n.running = false
+	return errors.Join(errs...)
+}
+
+// ID is the node's peer ID.
+func (n *Node) ID() peer.ID { return n.id }
+
+// Host is the libp2p host (nil before Start).
+func (n *Node) Host() host.Host {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.host
+}
+
+// Discovery is the node's DHT discovery (nil before Start).
+func (n *Node) Discovery() *discovery.Discovery {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.disc
+}
+
+// Store is the repo the node serves (nil if none was given).
+func (n *Node) Store() *store.Store { return n.opts.Store }
+
+// Config is the node's settings.
+func (n *Node) Config() config.Config { return n.cfg }
+
+// API is the local API server (nil when Config.API is ""). Register more endpoints with
+// API().Handle before or after Start.
+func (n *Node) API() *api.Server { return n.api }
+
+// Registry is the node's Prometheus registry, served at /metrics; register more collectors here.
+func (n *Node) Registry() *prometheus.Registry { return n.reg }
+
+// Metrics is the node's own metrics, for subsystems to count into.
+func (n *Node) Metrics() *Metrics { return n.metrics }
+
+// Private reports whether a swarm key keeps the node on a private network.
+func (n *Node) Private() bool { return n.psk != nil }
+
+// Addrs is the node's addresses with the /p2p/ID suffix (empty before Start). Listening on
+// 0.0.0.0 gives one address per interface; port 0 gives the real port.
+func (n *Node) Addrs() []ma.Multiaddr {
+	h := n.Host()
+	if h == nil {
+		return nil
+	}
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+	if err != nil {
+		return nil
+	}
+	return addrs
+}
+
+// Connect dials addr (a multiaddr ending in /p2p/ID). The error says why it failed, including
+// when the peer is likely on another private network.
+func (n *Node) Connect(ctx context.Context, addr string) (peer.AddrInfo, error) {
+	h := n.Host()
+	if h == nil {
+		return peer.AddrInfo{}, ErrNotStarted
+	}
+	ai, err := peer.AddrInfoFromString(addr)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("address %q: %w (want a multiaddr ending in /p2p/ID, as `peer id` prints)", addr, err)
+	}
+	if ai.ID == h.ID() {
+		return *ai, errors.New("that address is this node's own")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := h.Connect(network.WithForceDirectDial(ctx, "user asked"), *ai); err != nil {
+		if n.psk != nil {
+			return *ai, fmt.Errorf("connecting to %s: %w (this node is on a private network, swarm key %s: the peer must use the same swarm key)", ai.ID, err, n.pskFP)
+		}
+		return *ai, fmt.Errorf("connecting to %s: %w (if the peer runs a private network, start this daemon with its --swarm-key)", ai.ID, err)
+	}
+	return *ai, nil
+}
+
+// Peers lists the connected peers.
+func (n *Node) Peers() []api.Peer {
+	h := n.Host()
+	if h == nil {
+		return nil
+	}
+	var out []api.Peer
+	for _, p := range h.Network().Peers() {
+		conns := h.Network().ConnsToPeer(p)
+		if len(conns) == 0 {
+			continue
+		}
+		c := conns[0]
+		dir := "outbound"
+		if c.Stat().Direction == network.DirInbound {
+			dir = "inbound"
+		}
+		out = append(out, api.Peer{
+			ID:        p.String(),
+			Addr:      c.RemoteMultiaddr().String(),
+			Direction: dir,
+			Latency:   h.Peerstore().LatencyEWMA(p),
+		})
+	}
+	return out
+}
