@@ -83,6 +83,10 @@ func TestHostileServer(t *testing.T) {
 			_ = wire.WriteBlock(&b, other.root, otherBlock)
 			return b.Bytes()
 		}, transfer.ErrUnrequested},
+		{"unrequested dont-have", func([]cid.Cid) []byte {
+			b, _ := wire.AppendControl(nil, &wire.Message{Type: wire.TypeDontHave, CID: other.root})
+			return b
+		}, transfer.ErrUnrequested},
 		{"garbage", func([]cid.Cid) []byte { return []byte{5, 3, 0xff, 0xff, 0xff, 0xff} }, wire.ErrProtocol},
 	}
 	for _, tt := range tests {
