@@ -41,8 +41,9 @@ func TestFetchOneSource(t *testing.T) {
 			_, tr, ids := newFetcher(t, []seeder{src})
 			got := newCollector()
 			var progress atomic.Int32
+			var last atomic.Pointer[transfer.Progress]
 			req := request(d, ids, got)
-			req.Progress = func(transfer.Progress) { progress.Add(1) }
+			req.Progress = func(p transfer.Progress) { progress.Add(1); last.Store(&p) }
 			st, err := tr.Fetch(t.Context(), req)
 			require.NoError(t, err)
 			requireComplete(t, d, got)
@@ -52,6 +53,11 @@ func TestFetchOneSource(t *testing.T) {
 			require.Equal(t, st.Bytes, st.Peers[src.h.ID()].Bytes)
 			require.Equal(t, int64(d.store.Len()), src.t.ServerStats().Blocks)
 			require.Positive(t, progress.Load())
+			p := last.Load()
+			require.Equal(t, d.store.Len(), p.Blocks)
+			require.Equal(t, d.store.Len(), p.BlocksDone)
+			require.Equal(t, st.Bytes, p.BytesDone)
+			require.Equal(t, st.Received, p.Bytes)
 		})
 	}
 }
