@@ -21,7 +21,9 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 )
 
-var log = slog.With("pkg", "discovery")
+// logger is the package's logger. It is looked up on each use so that a handler the program
+// installs with slog.SetDefault after start-up applies.
+func logger() *slog.Logger { return slog.Default().With("pkg", "discovery") }
 
 // DefaultPrefix is the DHT protocol prefix of the public IPFS network.
 const DefaultPrefix = "/ipfs"
@@ -237,7 +239,7 @@ func (d *Discovery) Start(ctx context.Context) (err error) {
 
 	if len(d.cfg.Bootstrap) > 0 {
 		if err := d.bootstrap(ctx, d.cfg.Bootstrap); err != nil {
-			log.Warn("bootstrap found no peer; the node runs and can be connected to", "err", err)
+			logger().Warn("bootstrap found no peer; the node runs and can be connected to", "err", err)
 		}
 	}
 
@@ -258,7 +260,7 @@ func (d *Discovery) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("starting mDNS: %w", err)
 		}
 	}
-	log.Info("discovery started", "protocol", d.Protocol(), "mode", d.modeName(kad), "bootstrap", len(d.cfg.Bootstrap), "mdns", d.cfg.MDNS, "routing_table", kad.RoutingTable().Size())
+	logger().Info("discovery started", "protocol", d.Protocol(), "mode", d.modeName(kad), "bootstrap", len(d.cfg.Bootstrap), "mdns", d.cfg.MDNS, "routing_table", kad.RoutingTable().Size())
 	return nil
 }
 
@@ -476,7 +478,7 @@ func (d *Discovery) rendezvous(ctx context.Context) {
 			if now.Sub(lastAdvertised) > 3*time.Hour*7/8 {
 				actx, cancel := context.WithTimeout(ctx, time.Minute)
 				if err := d.Advertise(actx, ns); err != nil {
-					log.Debug("rendezvous advertise failed", "err", err)
+					logger().Debug("rendezvous advertise failed", "err", err)
 				} else {
 					lastAdvertised = now
 				}
@@ -493,7 +495,7 @@ func (d *Discovery) connectRendezvous(ctx context.Context, ns string) {
 	defer cancel()
 	ch, err := d.FindPeers(fctx, ns, d.cfg.RendezvousPeers)
 	if err != nil {
-		log.Debug("rendezvous lookup failed", "err", err)
+		logger().Debug("rendezvous lookup failed", "err", err)
 		return
 	}
 	for ai := range ch {
@@ -502,7 +504,7 @@ func (d *Discovery) connectRendezvous(ctx context.Context, ns string) {
 		}
 		cctx, ccancel := context.WithTimeout(fctx, 10*time.Second)
 		if err := d.h.Connect(cctx, ai); err != nil {
-			log.Debug("rendezvous connect failed", "peer", ai.ID.ShortString(), "err", err)
+			logger().Debug("rendezvous connect failed", "peer", ai.ID.ShortString(), "err", err)
 		}
 		ccancel()
 	}
@@ -527,9 +529,9 @@ func (n notifee) HandlePeerFound(ai peer.AddrInfo) {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := d.h.Connect(cctx, ai); err != nil {
-			log.Debug("mDNS peer unreachable", "peer", ai.ID.ShortString(), "err", err)
+			logger().Debug("mDNS peer unreachable", "peer", ai.ID.ShortString(), "err", err)
 			return
 		}
-		log.Info("found peer on the LAN", "peer", ai.ID.ShortString())
+		logger().Info("found peer on the LAN", "peer", ai.ID.ShortString())
 	}()
 }

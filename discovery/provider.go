@@ -197,7 +197,7 @@ func (p *provider) provideBatch(ctx context.Context, batch []cid.Cid) []cid.Cid 
 			defer cancel()
 			if err := p.d.dht.Provide(pctx, c, true); err != nil {
 				p.failed.Add(1)
-				log.Debug("provide failed; will retry", "cid", c.String(), "err", err)
+				logger().Debug("provide failed; will retry", "cid", c.String(), "err", err)
 				mu.Lock()
 				failed = append(failed, c)
 				mu.Unlock()

@@ -25,7 +25,9 @@ import (
 	"peer/store"
 )
 
-var log = slog.With("pkg", "node")
+// logger is the package's logger. It is looked up on each use so that a handler the program
+// installs with slog.SetDefault after start-up applies.
+func logger() *slog.Logger { return slog.Default().With("pkg", "node") }
 
 // ErrNotStarted is returned by operations that need a started node.
 var ErrNotStarted = errors.New("node is not running")
@@ -112,7 +114,7 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	if len(dropped) > 0 {
-		log.Info("private network: not listening on QUIC, which has no pre-shared key support", "dropped", dropped)
+		logger().Info("private network: not listening on QUIC, which has no pre-shared key support", "dropped", dropped)
 	}
 	for _, s := range cfg.Bootstrap {
 		ai, err := peer.AddrInfoFromString(s)
@@ -206,7 +208,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.started = time.Now()
 	n.running = true
-	log.Info("node started", "id", n.id.String(), "addrs", h.Addrs(), "network", n.cfg.Network, "private", n.psk != nil)
+	logger().Info("node started", "id", n.id.String(), "addrs", h.Addrs(), "network", n.cfg.Network, "private", n.psk != nil)
 	return nil
 }
 

@@ -124,7 +124,7 @@ func (n *Node) handleCat(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, err := io.Copy(w, rc); err != nil {
 		// The status line is sent: the client sees a short body (Content-Length) and fails.
-		log.Warn("cat stopped", "cid", root.String(), "err", err)
+		logger().Warn("cat stopped", "cid", root.String(), "err", err)
 	}
 }
 
@@ -168,7 +168,7 @@ func (n *Node) handleEvents(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		// Leave the array unterminated so the client sees a broken answer, not a short list.
-		log.Warn("listing events stopped", "err", err)
+		logger().Warn("listing events stopped", "err", err)
 		return
 	}
 	io.WriteString(w, "]\n")

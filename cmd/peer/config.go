@@ -1,0 +1,88 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"peer/internal/config"
+	"peer/node/api"
+)
+
+func init() { register(newConfigCmd) }
+
+func newConfigCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config [show | get KEY | set KEY VALUE]",
+		Short: "show or change the repo's settings (config.json)",
+		Long: `Show or change the repo's settings. Keys are the names in config.json:
+  ` + strings.Join(config.Keys(), ", ") + `
+Lists take comma-separated values or a JSON array; durations take Go syntax (22h, 90s).
+A running daemon reads the settings at start: restart it to apply a change.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return configShow(app) },
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "show",
+		Short: "print every setting as JSON",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return configShow(app) },
+	}, &cobra.Command{
+		Use:   "get KEY",
+		Short: "print one setting",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := loadConfig(app)
+			if err != nil {
+				return err
+			}
+			v, err := c.Get(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(app.Out, v)
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "set KEY VALUE",
+		Short: "change one setting",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := loadConfig(app)
+			if err != nil {
+				return err
+			}
+			if err := c.Set(args[0], args[1]); err != nil {
+				return err
+			}
+			if err := config.Save(app.Repo(), c); err != nil {
+				return err
+			}
+			if _, err := os.Stat(filepath.Join(app.Repo(), api.AddrFile)); err == nil {
+				fmt.Fprintln(app.Err, "a daemon is running: restart it to apply the change")
+			}
+			return nil
+		},
+	})
+	return cmd
+}
+
+func loadConfig(app *App) (config.Config, error) {
+	dir := app.Repo()
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return config.Config{}, fmt.Errorf("no repo at %s (create it with `peer init`)", dir)
+	}
+	return config.Load(dir)
+}
+
+func configShow(app *App) error {
+	c, err := loadConfig(app)
+	if err != nil {
+		return err
+	}
+	return writeJSON(app.Out, c)
+}
