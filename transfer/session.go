@@ -116,6 +116,7 @@ func (s *session) run() {
 	s.writeLoop(st)
 
 	f.mu.Lock()
+	f.t.log.Debug("session ended", "peer", s.p.ShortString(), "window", s.window, "rate", int64(s.rate), "minRTT", s.minRTT)
 	clean := !s.dead && len(s.out) == 0
 	s.dead = true
 	f.mu.Unlock()
