@@ -354,16 +354,20 @@ func (s *session) cancelLocked(b *block) {
 func (s *session) tickLocked(now time.Time, dt float64) {
 	delta := s.recv - s.lastRecv
 	s.lastRecv = s.recv
+	inst := 0.0
 	if dt > 0 && (delta > 0 || len(s.out) > 0) {
-		inst := float64(delta) / dt
+		inst = float64(delta) / dt
 		if s.rate == 0 {
 			s.rate = inst
 		} else {
 			s.rate = 0.6*s.rate + 0.4*inst
 		}
 	}
-	if s.rate > 0 && s.minRTT > 0 {
-		w := int64(2 * s.rate * s.minRTT.Seconds())
+	// The window follows the faster of the smoothed and the latest rate, so
+	// it grows without the smoothing's lag (each tick at most doubles it
+	// while the window is what limits the rate) and shrinks gently.
+	if bw := max(s.rate, inst); bw > 0 && s.minRTT > 0 {
+		w := int64(2 * bw * s.minRTT.Seconds())
 		s.window = min(max(w, s.f.t.cfg.initialWindow), s.f.t.cfg.maxWindow)
 	}
 }
