@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -182,4 +183,109 @@ func TestConfigCommand(t *testing.T) {
 	_, errOut, code = peerCmd(t, repo, "config", "set", "dht_mode", "sometimes")
 	require.NotZero(t, code)
 	require.Contains(t, errOut, "dht_mode")
+}
+
+// rssMiB reads a process's resident set size from /proc.
+func rssMiB(tb testing.TB, pid int) float64 {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	require.NoError(tb, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			require.NoError(tb, err)
+			return float64(kb) / 1024
+		}
+	}
+	tb.Fatal("no VmRSS in /proc status")
+	return 0
+}
+
+func initRepo(tb testing.TB, repo string) {
+	tb.Helper()
+	out, err := exec.Command(peerBin, "--repo", repo, "init").CombinedOutput()
+	require.NoError(tb, err, "%s", out)
+}
+
+func stopDaemon(tb testing.TB, cmd *exec.Cmd) {
+	tb.Helper()
+	require.NoError(tb, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(tb, cmd.Wait())
+}
+
+// BenchmarkDaemonStartToReady measures a daemon process from exec to ready: API answering and
+// the DHT bootstrapped off a local peer (Start returns only then, and the API starts last).
+// Target: under 1 s. It also reports the RSS at ready.
+//
+//	go test -run '^$' -bench DaemonStartToReady -benchtime 10x ./cmd/peer
+func BenchmarkDaemonStartToReady(b *testing.B) {
+	bootRepo, repo := filepath.Join(b.TempDir(), "boot"), filepath.Join(b.TempDir(), "node")
+	for _, r := range []string{bootRepo, repo} {
+		initRepo(b, r)
+	}
+	boot := exec.Command(peerBin, "--repo", bootRepo, "daemon", "--network", "bench", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
+	require.NoError(b, boot.Start())
+	defer stopDaemon(b, boot)
+	var bootClient *api.Client
+	require.Eventually(b, func() bool {
+		c, err := api.ForRepo(bootRepo)
+		bootClient = c
+		return err == nil
+	}, 30*time.Second, time.Millisecond)
+	id, err := bootClient.ID(b.Context())
+	require.NoError(b, err)
+
+	var rss float64
+	b.ResetTimer()
+	for range b.N {
+		cmd := exec.Command(peerBin, "--repo", repo, "daemon", "--network", "bench", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--bootstrap", id.Addrs[0])
+		require.NoError(b, cmd.Start())
+		var c *api.Client
+		require.Eventually(b, func() bool {
+			var err error
+			c, err = api.ForRepo(repo)
+			return err == nil
+		}, 30*time.Second, time.Millisecond)
+		st, err := c.Status(b.Context())
+		require.NoError(b, err)
+		b.StopTimer()
+		require.Equal(b, 1, st.DHT.RoutingTable, "bootstrapped off the local peer")
+		rss = max(rss, rssMiB(b, cmd.Process.Pid))
+		stopDaemon(b, cmd)
+		b.StartTimer()
+	}
+	b.ReportMetric(rss, "MiB-rss-at-ready")
+}
+
+// BenchmarkDaemonIdleRSS reports the resident memory of a daemon left idle for 5 s after start
+// (connected to one local peer). Target: at most 60 MiB.
+//
+//	go test -run '^$' -bench DaemonIdleRSS -benchtime 1x ./cmd/peer
+func BenchmarkDaemonIdleRSS(b *testing.B) {
+	for range b.N {
+		repoA, repoB := filepath.Join(b.TempDir(), "a"), filepath.Join(b.TempDir(), "b")
+		for _, r := range []string{repoA, repoB} {
+			initRepo(b, r)
+		}
+		a := exec.Command(peerBin, "--repo", repoA, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
+		require.NoError(b, a.Start())
+		var ca *api.Client
+		require.Eventually(b, func() bool {
+			var err error
+			ca, err = api.ForRepo(repoA)
+			return err == nil
+		}, 30*time.Second, time.Millisecond)
+		id, err := ca.ID(b.Context())
+		require.NoError(b, err)
+		bn := exec.Command(peerBin, "--repo", repoB, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--bootstrap", id.Addrs[0])
+		require.NoError(b, bn.Start())
+		require.Eventually(b, func() bool {
+			_, err := api.ForRepo(repoB)
+			return err == nil
+		}, 30*time.Second, time.Millisecond)
+		<-time.After(5 * time.Second) // the idle window being measured
+		b.ReportMetric(rssMiB(b, bn.Process.Pid), "MiB-idle-rss")
+		stopDaemon(b, bn)
+		stopDaemon(b, a)
+	}
 }
