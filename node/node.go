@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -145,7 +146,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.running || n.closed {
-		return errors.New("node: already started")
+		return errors.New("node: already started or closed")
 	}
 	defer func() {
 		if err != nil {
@@ -216,18 +217,28 @@ func (n *Node) Start(ctx context.Context) (err error) {
 // and waits for them. It does not close the store. Safe to call more than once.
 func (n *Node) Close() error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.closed = true
-	return n.stopLocked()
+	closers := n.takeClosersLocked()
+	n.mu.Unlock()
+	// Run without the lock: API handlers still finishing may need it.
+	return runClosers(closers)
 }
 
-func (n *Node) stopLocked() error {
-	var errs []error
-	for i := len(n.closers) - 1; i >= 0; i-- {
-		errs = append(errs, n.closers[i]())
-	}
+func (n *Node) stopLocked() error { return runClosers(n.takeClosersLocked()) }
+
+func (n *Node) takeClosersLocked() []func() error {
+	c := n.closers
 	n.closers = nil
 	n.running = false
+	return c
+}
+
+// runClosers calls closers in reverse order and joins their errors.
+func runClosers(closers []func() error) error {
+	var errs []error
+	for i := len(closers) - 1; i >= 0; i-- {
+		errs = append(errs, closers[i]())
+	}
 	return errors.Join(errs...)
 }
 
@@ -300,6 +311,9 @@ func (n *Node) Connect(ctx context.Context, addr string) (peer.AddrInfo, error) 
 	if err := h.Connect(network.WithForceDirectDial(ctx, "user asked"), *ai); err != nil {
 		if n.psk != nil {
 			return *ai, fmt.Errorf("connecting to %s: %w (this node is on a private network, swarm key %s: the peer must use the same swarm key)", ai.ID, err, n.pskFP)
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return *ai, fmt.Errorf("connecting to %s: %w (nothing listens there: is its daemon running?)", ai.ID, err)
 		}
 		return *ai, fmt.Errorf("connecting to %s: %w (if the peer runs a private network, start this daemon with its --swarm-key)", ai.ID, err)
 	}

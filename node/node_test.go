@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"net"
@@ -103,6 +104,15 @@ func TestPeersConnectAndSeeEachOther(t *testing.T) {
 
 	_, err = b.Connect(t.Context(), "/ip4/127.0.0.1/tcp/1")
 	require.ErrorContains(t, err, "/p2p/", "an address without a peer ID is refused with a hint")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	nobody, err := node.New(node.Options{Config: testConfig(), Key: newKey(t)})
+	require.NoError(t, err)
+	closed := "/ip4/127.0.0.1/tcp/" + portOf(t, ln.Addr()) + "/p2p/" + nobody.ID().String()
+	require.NoError(t, ln.Close())
+	_, err = b.Connect(t.Context(), closed)
+	require.ErrorContains(t, err, "is its daemon running?")
 }
 
 func TestBootstrapFromConfig(t *testing.T) {
@@ -145,14 +155,20 @@ func TestPrivateNetwork(t *testing.T) {
 	_, err := same.Connect(t.Context(), a.Addrs()[0].String())
 	require.NoError(t, err, "matching swarm keys connect")
 
+	// A handshake under the wrong key either fails at once or hangs until the deadline: keep
+	// the deadline short.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
 	other := startNode(t, node.Options{Config: private(key2)})
-	_, err = other.Connect(t.Context(), a.Addrs()[0].String())
+	_, err = other.Connect(ctx, a.Addrs()[0].String())
 	require.Error(t, err, "another swarm key cannot connect")
 	require.ErrorContains(t, err, "swarm key")
 	t.Log(err)
 
 	open := startNode(t, node.Options{Config: testConfig()})
-	_, err = open.Connect(t.Context(), a.Addrs()[0].String())
+	ctx, cancel = context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	_, err = open.Connect(ctx, a.Addrs()[0].String())
 	require.Error(t, err, "a node without the key cannot connect")
 	require.ErrorContains(t, err, "swarm-key")
 	t.Log(err)
