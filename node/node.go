@@ -165,10 +165,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.host = h
 	n.closers = append(n.closers, h.Close)
-	for _, a := range n.listen {
-		if err := h.Network().Listen(a); err != nil {
-			return fmt.Errorf("listening on %s: %w (is the port in use by another daemon or program? choose another with --listen, or port 0 for a free one)", a, err)
-		}
+	if err := n.listenAll(h); err != nil {
+		return err
 	}
 
 	// 2. Discovery: the DHT, bootstrap, provide queue, rendezvous, mDNS.
@@ -210,6 +208,38 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.started = time.Now()
 	n.running = true
 	logger().Info("node started", "id", n.id.String(), "addrs", h.Addrs(), "network", n.cfg.Network, "private", n.psk != nil)
+	return nil
+}
+
+// listenAll listens on each configured address. A failure is an error naming the address,
+// except that an IPv6 address this machine cannot bind (IPv6 disabled) is skipped with a
+// warning while another address works, so the default config runs on IPv4-only hosts.
+func (n *Node) listenAll(h host.Host) error {
+	// The swarm's AddListenAddr keeps the transport's error; Listen flattens it to text.
+	listen := h.Network().Listen
+	if al, ok := h.Network().(interface{ AddListenAddr(ma.Multiaddr) error }); ok {
+		listen = func(as ...ma.Multiaddr) error { return al.AddListenAddr(as[0]) }
+	}
+	ok := 0
+	for _, a := range n.listen {
+		err := listen(a)
+		if err == nil {
+			ok++
+			continue
+		}
+		if _, v6 := a.ValueForProtocol(ma.P_IP6); v6 == nil && len(n.listen) > 1 &&
+			(errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EPROTONOSUPPORT)) {
+			logger().Warn("IPv6 is unavailable here: not listening on it", "addr", a.String(), "err", err)
+			continue
+		}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("listening on %s: %w (another daemon or program uses the port: choose another with --listen, or port 0 for a free one)", a, err)
+		}
+		return fmt.Errorf("listening on %s: %w", a, err)
+	}
+	if ok == 0 {
+		return errors.New("could not listen on any address: give one that works with --listen")
+	}
 	return nil
 }
 

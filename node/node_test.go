@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,7 +185,8 @@ func TestPortInUseIsAClearError(t *testing.T) {
 	require.NoError(t, err)
 	err = n.Start(t.Context())
 	require.ErrorContains(t, err, "listening on /ip4/127.0.0.1/tcp/")
-	require.ErrorContains(t, err, "address already in use")
+	require.ErrorIs(t, err, syscall.EADDRINUSE)
+	require.ErrorContains(t, err, "--listen")
 	require.NoError(t, n.Close())
 }
 
