@@ -52,6 +52,9 @@ type Server struct {
 	mux   *http.ServeMux
 	token []byte
 
+	pathMu sync.Mutex
+	paths  map[string]bool // paths that have a JSON 405 fallback
+
 	mu      sync.Mutex
 	srv     *http.Server
 	ln      net.Listener
@@ -82,7 +85,7 @@ func New(cfg Config) (*Server, error) {
 	if !isLoopback(host) && !cfg.AllowRemote {
 		return nil, fmt.Errorf("api address %s is not loopback: anyone who can reach it and holds the token controls the node; pass --api-allow-remote to allow it", cfg.Addr)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), paths: map[string]bool{}}
 	s.mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -104,7 +107,7 @@ func isLoopback(host string) bool {
 // bodies are capped at Config.MaxBody; a larger body is answered 413. Safe to call at any time.
 func (s *Server) Handle(pattern string, h http.Handler) {
 	max := s.cfg.MaxBody
-	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.register(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
 			WriteError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %d bytes exceeds the limit of %d", r.ContentLength, max))
 			return
@@ -121,7 +124,27 @@ func (s *Server) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Re
 
 // HandleUpload registers h for pattern with no cap on the body: for routes that stream a file
 // of any size (add, share). The token is still required.
-func (s *Server) HandleUpload(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+func (s *Server) HandleUpload(pattern string, h http.Handler) { s.register(pattern, h) }
+
+// register adds pattern and, for a "METHOD /path" pattern, a fallback on /path that answers
+// other methods with a JSON 405 (the mux's own answer is plain text). Register each path with
+// methods only: a bare "/path" pattern would collide with the fallback.
+func (s *Server) register(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	_, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		return
+	}
+	s.pathMu.Lock()
+	defer s.pathMu.Unlock()
+	if s.paths[path] {
+		return
+	}
+	s.paths[path] = true
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s is not supported on %s", r.Method, r.URL.Path))
+	})
+}
 
 // ServeHTTP authenticates and dispatches one request. Every route but GET /api/v1/health needs
 // the bearer token.

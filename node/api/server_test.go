@@ -62,6 +62,7 @@ func TestAuth(t *testing.T) {
 		{"right token", "/secret", s.Token(), http.StatusOK},
 		{"unknown path needs the token", "/nothing", "", http.StatusUnauthorized},
 		{"unknown path", "/nothing", s.Token(), http.StatusNotFound},
+		{"wrong method", "/echo", s.Token(), http.StatusMethodNotAllowed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
