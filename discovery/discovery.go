@@ -396,7 +396,8 @@ func (d *Discovery) modeName(k *dht.IpfsDHT) string {
 }
 
 // FindProviders streams the providers of c other than this node; the channel closes when the
-// search ends or ctx does. Bound ctx: the search otherwise walks the whole DHT.
+// search ends or ctx does. Bound ctx (the search otherwise walks the whole DHT) and cancel it
+// when you stop reading early, which ends the search.
 func (d *Discovery) FindProviders(ctx context.Context, c cid.Cid) <-chan peer.AddrInfo {
 	out := make(chan peer.AddrInfo)
 	k := d.DHT()
