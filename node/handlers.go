@@ -20,6 +20,7 @@ func (n *Node) routes() {
 	s.HandleFunc("GET "+api.PathStatus, n.handleStatus)
 	s.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
 	n.storeRoutes()
+	n.exchangeRoutes()
 }
 
 // IDInfo is the node's ID and addresses, as GET /api/v1/id answers.

@@ -24,6 +24,7 @@ import (
 	"peer/internal/config"
 	"peer/node/api"
 	"peer/store"
+	"peer/transfer"
 )
 
 // logger is the package's logger. It is looked up on each use so that a handler the program
@@ -48,6 +49,11 @@ type Options struct {
 	APIAllowRemote bool
 	// HostOptions are appended to the libp2p options (tests: a connection gater, say).
 	HostOptions []libp2p.Option
+	// Host runs the node on a host built by the caller (a mocknet host with link latency, say)
+	// instead of creating one; the node does not listen on it, and closes it on Close.
+	Host host.Host
+	// Transfer are extra options for the block exchange (a rate limit, say).
+	Transfer []transfer.Option
 	// Discovery overrides discovery settings the config does not carry (tests: short
 	// timeouts). Zero fields keep the defaults; Network, Bootstrap, MDNS, Mode and PublicOnly
 	// always come from Config.
@@ -73,6 +79,7 @@ type Node struct {
 	mu      sync.Mutex
 	host    host.Host
 	disc    *discovery.Discovery
+	ex      *exchange // nil without a store
 	closers []func() error
 	started time.Time
 	running bool
@@ -155,18 +162,22 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}()
 
 	// 1. The host, listening on each address in turn so a failure names it.
-	opts, err := n.hostOptions()
-	if err != nil {
-		return err
-	}
-	h, err := libp2p.New(opts...)
-	if err != nil {
-		return fmt.Errorf("creating libp2p host: %w", err)
+	h := n.opts.Host
+	if h == nil {
+		opts, err := n.hostOptions()
+		if err != nil {
+			return err
+		}
+		if h, err = libp2p.New(opts...); err != nil {
+			return fmt.Errorf("creating libp2p host: %w", err)
+		}
 	}
 	n.host = h
 	n.closers = append(n.closers, h.Close)
-	if err := n.listenAll(h); err != nil {
-		return err
+	if n.opts.Host == nil {
+		if err := n.listenAll(h); err != nil {
+			return err
+		}
 	}
 
 	// 2. Discovery: the DHT, bootstrap, provide queue, rendezvous, mDNS.
@@ -193,10 +204,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.disc = d
 	n.closers = append(n.closers, d.Close)
 
-	// 3. Subsystems that need the host and discovery start here, each appending its Close to
-	// n.closers (they are closed in reverse order): the block exchange (transfer.New(h, store)),
-	// gossip (gossip.New(h, cfg), with peers found through d.FindPeers on the topic), and the
-	// re-provide of the held roots (d.Provide). Their API handlers are registered in routes.
+	// 3. The block exchange and gossip, when there is a store to serve and fill.
+	if err := n.startExchange(h, d); err != nil {
+		return err
+	}
 
 	// 4. The API, last, so that once its address file exists every endpoint works.
 	if n.api != nil {
@@ -260,6 +271,7 @@ func (n *Node) takeClosersLocked() []func() error {
 	c := n.closers
 	n.closers = nil
 	n.running = false
+	n.ex = nil
 	return c
 }
 

@@ -89,6 +89,10 @@ func (n *Node) handleLs(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
+	if at := r.URL.Query().Get("at"); at != "" {
+		n.handleLsAt(w, r, st, at)
+		return
+	}
 	fs := st.Files()
 	if fs == nil {
 		fs = []store.File{}
@@ -106,21 +110,16 @@ func (n *Node) handleCat(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("bad CID %q: %w", r.PathValue("cid"), err))
 		return
 	}
-	f, held := st.File(root)
-	if !held {
-		api.WriteError(w, http.StatusNotFound, fmt.Errorf("%s is not held here (fetch it first)", root))
-		return
-	}
-	rc, err := st.Cat(r.Context(), root)
+	rc, size, err := n.Cat(r.Context(), root)
 	if err != nil {
-		api.WriteError(w, http.StatusInternalServerError, fmt.Errorf("reading %s: %w", root, err))
+		api.WriteError(w, statusOf(err), fmt.Errorf("reading %s: %w", root, err))
 		return
 	}
 	defer rc.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if f.State == store.Complete {
-		w.Header().Set("Content-Length", strconv.FormatUint(f.Size, 10))
+	if size > 0 {
+		w.Header().Set("Content-Length", strconv.FormatUint(size, 10))
 	}
 	if _, err := io.Copy(w, rc); err != nil {
 		// The status line is sent: the client sees a short body (Content-Length) and fails.

@@ -89,8 +89,8 @@ func (b *blockFiles) put(c cid.Cid, data []byte) error {
 	return nil
 }
 
-// get reads and verifies an owned block.
-func (b *blockFiles) get(c cid.Cid) ([]byte, error) {
+// read reads an owned block without verifying it.
+func (b *blockFiles) read(c cid.Cid) ([]byte, error) {
 	_, path := b.path(c)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -99,7 +99,17 @@ func (b *blockFiles) get(c cid.Cid) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading block %s: %w", c, err)
 	}
+	return data, nil
+}
+
+// get reads and verifies an owned block.
+func (b *blockFiles) get(c cid.Cid) ([]byte, error) {
+	data, err := b.read(c)
+	if err != nil {
+		return nil, err
+	}
 	if err := unixfs.Verify(c, data); err != nil {
+		_, path := b.path(c)
 		return nil, fmt.Errorf("%w: %s at %s does not match its CID (remove it and fetch the file again)", ErrCorruptBlock, c, path)
 	}
 	return data, nil
@@ -167,14 +177,22 @@ func readRef(c cid.Cid, loc refLoc) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	data, err := readAt(f, loc)
+	if err != nil {
+		return nil, err
+	}
+	if err := unixfs.Verify(c, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+func readAt(f *os.File, loc refLoc) ([]byte, error) {
 	data := make([]byte, loc.size)
 	if _, err := f.ReadAt(data, int64(loc.offset)); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, err
-	}
-	if err := unixfs.Verify(c, data); err != nil {
 		return nil, err
 	}
 	return data, nil

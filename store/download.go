@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/ipfs/go-cid"
+	"golang.org/x/sys/unix"
 
 	"peer/store/unixfs"
 )
@@ -24,6 +25,9 @@ type Download struct {
 	name string
 	path string   // final output; "" keeps every block in the repo
 	part *os.File // path's temporary file while incomplete
+	// resumed is set when the output file already held bytes: only then can a leaf be found
+	// in it before it is delivered.
+	resumed bool
 
 	mu      sync.Mutex
 	offsets map[string][]uint64 // block key → offsets in the file (one leaf may repeat)
@@ -49,6 +53,9 @@ func (s *Store) StartDownload(root cid.Cid, name, path string) (*Download, error
 		d.part, err = os.OpenFile(PartPath(abs), os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("opening output: %w", err)
+		}
+		if st, err := d.part.Stat(); err == nil && st.Size() > 0 {
+			d.resumed = true
 		}
 	}
 	if err := s.Record(Event{Type: FetchStarted, Root: root.String(), Name: name, Path: d.path}); err != nil {
@@ -80,7 +87,7 @@ func (d *Download) Has(ctx context.Context, c cid.Cid) (bool, error) {
 	if d.s.blocks.has(c) {
 		return true, nil
 	}
-	if d.part == nil || c.Prefix().Codec != cid.Raw {
+	if d.part == nil || !d.resumed || c.Prefix().Codec != cid.Raw {
 		return false, nil
 	}
 	_, err := d.readPart(c)
@@ -142,6 +149,13 @@ func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
 	if c.Equals(d.root) {
 		d.size = n.Size
 		d.sizes[blockKey(c)] = int(n.Size)
+		if d.part != nil && n.Size > 0 {
+			// Reserve the whole file at once: writes then land in allocated space, and a full
+			// disk shows up now rather than halfway through.
+			if err := unix.Fallocate(int(d.part.Fd()), 0, 0, int64(n.Size)); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+				return nil, fmt.Errorf("reserving %d bytes for %s: %w", n.Size, PartPath(d.path), err)
+			}
+		}
 	}
 	kids := make([]cid.Cid, len(n.Children))
 	for i, ch := range n.Children {
@@ -176,6 +190,8 @@ func (d *Download) Deliver(c cid.Cid, block []byte) error {
 			if _, err := d.part.WriteAt(block, int64(off)); err != nil {
 				return fmt.Errorf("writing %s: %w", PartPath(d.path), err)
 			}
+			// Start writeback now so the final fsync has little left to do.
+			_ = unix.SyncFileRange(int(d.part.Fd()), int64(off), int64(len(block)), unix.SYNC_FILE_RANGE_WRITE)
 		}
 	} else if err := d.s.blocks.put(c, block); err != nil {
 		return err

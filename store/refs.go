@@ -96,6 +96,30 @@ func (s *Store) applyRefs(e Event) {
 	}
 }
 
+// readRefUnverified reads a referenced leaf for serving, after checking that the file is the
+// version that was hashed (same size and modification time).
+func (s *Store) readRefUnverified(loc refLoc) ([]byte, error) {
+	f, ok := s.fileByCID(loc.root)
+	if !ok || f.State != Complete {
+		return nil, ErrNotFound
+	}
+	fh, err := os.Open(loc.path)
+	if err != nil {
+		s.refFailed(loc, err)
+		return nil, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if uint64(st.Size()) != f.Size || st.ModTime().UnixNano() != f.ModTime {
+		s.markChanged(f.CID, f.Path, "size or modification time changed")
+		return nil, ErrNotFound
+	}
+	return readAt(fh, loc)
+}
+
 // refFailed handles a referenced leaf that could not be read or verified.
 func (s *Store) refFailed(loc refLoc, err error) {
 	f, ok := s.fileByCID(loc.root)

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"peer/node/api"
 	"peer/store"
 	"peer/store/unixfs"
 )
@@ -58,6 +62,8 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+func writeJSONCompact(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
 func newInitCmd(app *App) *cobra.Command {
 	var profile string
 	cmd := &cobra.Command{
@@ -89,15 +95,27 @@ func newAddCmd(app *App) *cobra.Command {
 				}
 			}
 			var s *store.Store
+			var d *api.Client
 			if !onlyHash {
 				var err error
-				if s, err = app.openStore(); err != nil {
+				if d, err = app.daemon(cmd.Context()); err != nil {
 					return err
 				}
-				defer s.Close()
+				if d == nil {
+					if s, err = app.openStore(); err != nil {
+						return err
+					}
+					defer s.Close()
+				}
 			}
 			for _, p := range args {
-				c, err := addOne(cmd.Context(), app, s, p, store.AddOptions{ChunkSize: chunk})
+				var c cid.Cid
+				var err error
+				if d != nil {
+					c, err = addThroughDaemon(cmd.Context(), app, d, p, chunk)
+				} else {
+					c, err = addOne(cmd.Context(), app, s, p, store.AddOptions{ChunkSize: chunk})
+				}
 				if err != nil {
 					return err
 				}
@@ -162,6 +180,39 @@ func addOne(ctx context.Context, app *App, s *store.Store, path string, opts sto
 	return file.Root, nil
 }
 
+// addThroughDaemon streams a file to the running daemon, which imports it.
+func addThroughDaemon(ctx context.Context, app *App, d *api.Client, path string, chunk int) (cid.Cid, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return cid.Undef, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return cid.Undef, err
+	}
+	var body io.Reader = f
+	if bar := newBar(app, st.Size(), "adding "+filepath.Base(path)); bar != nil {
+		defer bar.Close()
+		r := progressbar.NewReader(f, bar)
+		body = &r
+	}
+	q := url.Values{"name": {filepath.Base(path)}}
+	if chunk > 0 {
+		q.Set("chunk_size", strconv.Itoa(chunk))
+	}
+	resp, err := d.Request(ctx, http.MethodPost, api.PathAdd+"?"+q.Encode(), body, "application/octet-stream")
+	if err != nil {
+		return cid.Undef, fmt.Errorf("adding %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	var file store.File
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&file); err != nil {
+		return cid.Undef, fmt.Errorf("adding %s: reading the answer: %w", path, err)
+	}
+	return cid.Decode(file.CID)
+}
+
 // newBar returns a byte progress bar on a terminal for work of at least 64 MiB, else nil.
 func newBar(app *App, total int64, desc string) *progressbar.ProgressBar {
 	if total < 64<<20 || !isTerminal(app.Err) {
@@ -186,12 +237,21 @@ func newCatCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := app.openStore()
+			d, err := app.daemon(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			r, err := s.Cat(cmd.Context(), c)
+			var r io.ReadCloser
+			if d != nil {
+				r, err = d.Cat(cmd.Context(), c) // the daemon fetches what it does not hold
+			} else {
+				s, oerr := app.openStore()
+				if oerr != nil {
+					return oerr
+				}
+				defer s.Close()
+				r, err = s.Cat(cmd.Context(), c)
+			}
 			if err != nil {
 				return err
 			}
@@ -210,20 +270,36 @@ func newLsCmd(app *App) *cobra.Command {
 		Short: "list the files held, with their state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := app.openStore()
+			var t time.Time
+			if at != "" {
+				var err error
+				if t, err = parseTime(at); err != nil {
+					return err
+				}
+			}
+			d, err := app.daemon(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			files := s.Files()
-			if at != "" {
-				t, err := parseTime(at)
-				if err != nil {
-					return err
+			var files []store.File
+			switch {
+			case d != nil && at != "":
+				files, err = d.LsAt(cmd.Context(), t)
+			case d != nil:
+				files, err = d.Ls(cmd.Context())
+			default:
+				s, oerr := app.openStore()
+				if oerr != nil {
+					return oerr
 				}
-				if files, err = s.FilesAt(t); err != nil {
-					return err
+				defer s.Close()
+				files = s.Files()
+				if at != "" {
+					files, err = s.FilesAt(t)
 				}
+			}
+			if err != nil {
+				return err
 			}
 			return printFiles(app.Out, files, asJSON)
 		},
@@ -271,12 +347,21 @@ func newRmCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := app.openStore()
+			d, err := app.daemon(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			if err := s.Remove(c); err != nil {
+			if d != nil {
+				err = d.Remove(cmd.Context(), c.String()) // also withdraws a shared file
+			} else {
+				s, oerr := app.openStore()
+				if oerr != nil {
+					return oerr
+				}
+				defer s.Close()
+				err = s.Remove(c)
+			}
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(app.Out, "removed %s\n", c)
@@ -291,12 +376,21 @@ func newGCCmd(app *App) *cobra.Command {
 		Short: "reclaim blocks that no held file needs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := app.openStore()
+			d, err := app.daemon(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			res, err := s.GC(cmd.Context())
+			var res store.GCResult
+			if d != nil {
+				res, err = d.GC(cmd.Context())
+			} else {
+				s, oerr := app.openStore()
+				if oerr != nil {
+					return oerr
+				}
+				defer s.Close()
+				res, err = s.GC(cmd.Context())
+			}
 			if err != nil {
 				return err
 			}
@@ -307,21 +401,49 @@ func newGCCmd(app *App) *cobra.Command {
 }
 
 func newEventsCmd(app *App) *cobra.Command {
-	var asJSON bool
+	var asJSON, follow bool
 	cmd := &cobra.Command{
-		Use:   "events [--json]",
+		Use:   "events [--json] [--follow]",
 		Short: "show the event log: the history of what this node held",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			show := func(e store.Event) error { return printEvent(app.Out, e, asJSON) }
+			d, err := app.daemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if d != nil && follow {
+				err := d.FollowEvents(cmd.Context(), 0, show)
+				if errors.Is(err, context.Canceled) {
+					return nil // Ctrl-C ends a follow normally
+				}
+				return err
+			}
+			if follow {
+				return fmt.Errorf("--follow needs a running daemon (start one with `peer daemon`)")
+			}
+			if d != nil {
+				evs, err := d.Events(cmd.Context(), 0)
+				if err != nil {
+					return err
+				}
+				for _, e := range evs {
+					if err := show(e); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
 			s, err := app.openStore()
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			return s.Events(0, func(e store.Event) error { return printEvent(app.Out, e, asJSON) })
+			return s.Events(0, show)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events as they happen (needs the daemon)")
 	return cmd
 }
 

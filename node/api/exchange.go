@@ -1,0 +1,155 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"peer/store"
+)
+
+// Paths of the endpoints that share, fetch and search.
+const (
+	PathShare  = "/api/v1/share"
+	PathFetch  = "/api/v1/fetch"
+	PathSearch = "/api/v1/search"
+	PathRm     = "/api/v1/rm"
+	PathGC     = "/api/v1/gc"
+)
+
+// ShareRequest is the body of POST /api/v1/share: a file on the daemon's machine.
+type ShareRequest struct {
+	Path string `json:"path"` // absolute
+	Copy bool   `json:"copy"` // import the bytes instead of serving the file in place
+}
+
+// FetchRequest is the body of POST /api/v1/fetch.
+type FetchRequest struct {
+	CID    string `json:"cid"`
+	Output string `json:"output,omitempty"` // absolute path of the file to write
+	Dir    string `json:"dir,omitempty"`    // absolute directory for the announced name, when no output
+	Force  bool   `json:"force,omitempty"`  // overwrite an existing output
+}
+
+// FetchProgress is how far a fetch is.
+type FetchProgress struct {
+	Blocks     int     `json:"blocks"`      // blocks known so far
+	BlocksDone int     `json:"blocks_done"` // verified and stored
+	Bytes      int64   `json:"bytes"`       // bytes of the file known so far
+	BytesDone  int64   `json:"bytes_done"`  // bytes received and verified
+	Peers      int     `json:"peers"`       // peers serving now
+	Rate       float64 `json:"rate"`        // bytes/s, recent
+	Duplicates int64   `json:"duplicates"`  // bytes received twice
+	Size       uint64  `json:"size"`        // the file's size, 0 until known
+}
+
+// FetchEvent is one line of the NDJSON answer of POST /api/v1/fetch: progress lines, then one
+// "done" or "error" line.
+type FetchEvent struct {
+	Type     string         `json:"type"` // "progress", "done", "error"
+	Progress *FetchProgress `json:"progress,omitempty"`
+	File     *store.File    `json:"file,omitempty"`
+	Path     string         `json:"path,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	// Summary of a finished fetch.
+	Received   int64         `json:"received,omitempty"`
+	Duplicates int64         `json:"duplicates,omitempty"`
+	Peers      int           `json:"peers,omitempty"`
+	BadBlocks  int           `json:"bad_blocks,omitempty"`
+	Duration   time.Duration `json:"duration_ns,omitempty"`
+}
+
+// RmRequest is the body of POST /api/v1/rm.
+type RmRequest struct {
+	CID string `json:"cid"`
+}
+
+// Share asks the daemon to share the file at path (absolute, on the daemon's machine).
+func (c *Client) Share(ctx context.Context, req ShareRequest) (store.File, error) {
+	var f store.File
+	if err := c.Call(ctx, http.MethodPost, PathShare, req, &f); err != nil {
+		return f, err
+	}
+	return f, fillRoot(&f)
+}
+
+// Fetch asks the daemon to fetch a file and calls fn with each event until the last ("done" or
+// "error"), which it returns. A lost connection is an error; the daemon then stops the fetch,
+// and the same request later resumes it.
+func (c *Client) Fetch(ctx context.Context, req FetchRequest, fn func(FetchEvent)) (FetchEvent, error) {
+	resp, err := c.Request(ctx, http.MethodPost, PathFetch, jsonBody(req), "application/json")
+	if err != nil {
+		return FetchEvent{}, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var ev FetchEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return FetchEvent{}, fmt.Errorf("reading fetch progress: %w", err)
+		}
+		if ev.File != nil {
+			if err := fillRoot(ev.File); err != nil {
+				return ev, err
+			}
+		}
+		if fn != nil {
+			fn(ev)
+		}
+		switch ev.Type {
+		case "done":
+			return ev, nil
+		case "error":
+			return ev, fmt.Errorf("%s", ev.Error)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return FetchEvent{}, fmt.Errorf("fetch interrupted: %w", err)
+	}
+	return FetchEvent{}, fmt.Errorf("fetch interrupted: the daemon closed the connection")
+}
+
+// Search lists what the network announced matching term.
+func (c *Client) Search(ctx context.Context, term string) ([]store.Offer, error) {
+	var out []store.Offer
+	err := c.Call(ctx, http.MethodGet, PathSearch+"?q="+url.QueryEscape(term), nil, &out)
+	return out, err
+}
+
+// Remove forgets a file (and withdraws it if it was shared).
+func (c *Client) Remove(ctx context.Context, cid string) error {
+	return c.Call(ctx, http.MethodPost, PathRm, RmRequest{CID: cid}, nil)
+}
+
+// GC reclaims blocks no held file needs.
+func (c *Client) GC(ctx context.Context) (store.GCResult, error) {
+	var res store.GCResult
+	err := c.Call(ctx, http.MethodPost, PathGC, nil, &res)
+	return res, err
+}
+
+// LsAt lists the files held at time t.
+func (c *Client) LsAt(ctx context.Context, t time.Time) ([]store.File, error) {
+	var fs []store.File
+	if err := c.Call(ctx, http.MethodGet, PathLs+"?at="+url.QueryEscape(t.Format(time.RFC3339Nano)), nil, &fs); err != nil {
+		return nil, err
+	}
+	for i := range fs {
+		if err := fillRoot(&fs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return fs, nil
+}
+
+func jsonBody(v any) io.Reader {
+	b, _ := json.Marshal(v) // the request types always marshal
+	return bytes.NewReader(b)
+}

@@ -1,0 +1,472 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"peer/discovery"
+	"peer/gossip"
+	"peer/store"
+	"peer/store/unixfs"
+	"peer/transfer"
+)
+
+// exchange is the part of the node that moves files: the block-exchange protocol, gossip
+// announcements, and the fetches in progress. It exists only when the node has a store.
+type exchange struct {
+	n    *Node
+	st   *store.Store
+	xfer *transfer.Transfer
+	gsp  *gossip.Gossip
+	disc *discovery.Discovery
+	h    host.Host
+
+	seen   chan store.Event // announcements waiting to be recorded in a batch
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	fetching map[string]*store.Download // root → the download in progress
+}
+
+// startExchange starts transfer and gossip on the host, re-provides what the node shares, and
+// registers their Close with the node. Called from Start with n.mu held.
+func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
+	st := n.opts.Store
+	if st == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ex := &exchange{n: n, st: st, h: h, disc: d, seen: make(chan store.Event, 4096), cancel: cancel, fetching: map[string]*store.Download{}}
+	topts := append([]transfer.Option{
+		transfer.WithMisbehaviour(func(p peer.ID, err error) {
+			logger().Warn("peer misbehaved; dropped from fetches for a while", "peer", shortID(p), "err", err)
+			h.ConnManager().TagPeer(p, "misbehaved", -100)
+		}),
+	}, n.opts.Transfer...)
+	ex.xfer = transfer.New(h, servedBlocks{st: st, m: n.metrics}, topts...)
+	if err := ex.xfer.Start(); err != nil {
+		cancel()
+		return fmt.Errorf("starting transfer: %w", err)
+	}
+	n.closers = append(n.closers, ex.xfer.Close)
+
+	gcfg := gossip.DefaultConfig()
+	gcfg.Network = n.cfg.Network
+	gcfg.Shared = ex.sharedAnnouncements
+	g, err := gossip.New(h, gcfg)
+	if err != nil {
+		cancel()
+		return err
+	}
+	if err := g.Start(ctx, ex.onAnnouncement); err != nil {
+		cancel()
+		return err
+	}
+	ex.gsp = g
+	ex.wg.Add(1)
+	go ex.recordSeen(ctx)
+	n.closers = append(n.closers, g.Close, func() error {
+		cancel()
+		ex.wg.Wait()
+		return nil
+	})
+
+	// Provide every complete file again: provider records expire, and a restarted node is a
+	// provider again at once.
+	var roots []cid.Cid
+	for _, f := range st.Files() {
+		if f.State == store.Complete {
+			roots = append(roots, f.Root)
+		}
+	}
+	if len(roots) > 0 {
+		d.Provide(roots...)
+	}
+	n.ex = ex
+	return nil
+}
+
+func shortID(p peer.ID) string {
+	s := p.String()
+	if len(s) > 12 {
+		return s[len(s)-8:]
+	}
+	return s
+}
+
+// servedBlocks is the store as the transfer server sees it.
+type servedBlocks struct {
+	st *store.Store
+	m  *Metrics
+}
+
+func (b servedBlocks) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	data, err := b.st.ServeBlock(ctx, c)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", transfer.ErrNotFound, c)
+	}
+	if err == nil {
+		b.m.BlocksSent.Inc()
+	}
+	return data, err
+}
+
+// sharedAnnouncements is what this node offers to a peer that joins late (gossip's catalog
+// exchange).
+func (ex *exchange) sharedAnnouncements() []gossip.Announcement {
+	var out []gossip.Announcement
+	for _, f := range ex.st.Files() {
+		if f.Shared && f.State == store.Complete {
+			out = append(out, gossip.Announcement{Root: f.Root, Name: SafeName(f.Name, f.Root), Size: f.Size, Time: f.Added})
+		}
+	}
+	return out
+}
+
+// onAnnouncement is called by gossip, one announcement at a time; it must not block long, so
+// announcements are queued and recorded in batches (one fsync per batch).
+func (ex *exchange) onAnnouncement(a gossip.Announcement) {
+	e := store.Event{Type: store.AnnounceSeen, Root: a.Root.String(), Name: a.Name, Size: a.Size, Peer: a.Provider.String(), AnnTime: a.Time.UnixMilli()}
+	if a.Withdraw {
+		e = store.Event{Type: store.AnnounceGone, Root: a.Root.String(), Peer: a.Provider.String()}
+	}
+	select {
+	case ex.seen <- e:
+	default:
+		logger().Warn("announcement queue full; dropping", "root", e.Root)
+	}
+}
+
+func (ex *exchange) recordSeen(ctx context.Context) {
+	defer ex.wg.Done()
+	batch := make([]store.Event, 0, 256)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if err := ex.st.Record(batch...); err != nil {
+			logger().Warn("recording announcements", "err", err)
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			flush()
+			return
+		case e := <-ex.seen:
+			batch = append(batch, e)
+			// Take whatever else is already queued, then write once.
+			for len(batch) < cap(batch) {
+				select {
+				case e := <-ex.seen:
+					batch = append(batch, e)
+					continue
+				default:
+				}
+				break
+			}
+			flush()
+		}
+	}
+}
+
+// ErrNoExchange means the node runs without a repo, so it can neither share nor fetch.
+var ErrNoExchange = errors.New("this node runs without a repo: it cannot share or fetch")
+
+func (n *Node) exchange() (*exchange, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ex == nil {
+		if !n.running {
+			return nil, ErrNotStarted
+		}
+		return nil, ErrNoExchange
+	}
+	return n.ex, nil
+}
+
+// ShareOptions tune Share.
+type ShareOptions struct {
+	// Copy imports the file's bytes into the repo; by default the file is served in place.
+	Copy bool
+}
+
+// Share imports the file at path (in place unless opts.Copy), provides its root on the DHT and
+// announces it on gossip.
+func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (store.File, error) {
+	ex, err := n.exchange()
+	if err != nil {
+		return store.File{}, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return store.File{}, err
+	}
+	fh, err := os.Open(abs)
+	if err != nil {
+		return store.File{}, err
+	}
+	defer fh.Close()
+	if st, err := fh.Stat(); err != nil {
+		return store.File{}, err
+	} else if !st.Mode().IsRegular() {
+		return store.File{}, fmt.Errorf("%s is not a regular file", path)
+	}
+	f, err := ex.st.Add(ctx, fh, filepath.Base(abs), store.AddOptions{Reference: !opts.Copy, Path: abs})
+	if err != nil {
+		return store.File{}, err
+	}
+	if err := ex.st.Record(store.Event{Type: store.Shared, Root: f.CID}); err != nil {
+		return store.File{}, err
+	}
+	ex.disc.Provide(f.Root)
+	// Announce a name every peer accepts: gossip validators refuse separators and control
+	// characters, which a local file name may hold.
+	if err := ex.gsp.Publish(ctx, gossip.Announcement{Root: f.Root, Name: SafeName(f.Name, f.Root), Size: f.Size}); err != nil {
+		return store.File{}, fmt.Errorf("announcing %s: %w", f.CID, err)
+	}
+	f, _ = ex.st.File(f.Root)
+	return f, nil
+}
+
+// Remove forgets a file; a shared one is withdrawn from gossip and no longer provided.
+func (n *Node) Remove(ctx context.Context, root cid.Cid) error {
+	st := n.opts.Store
+	if st == nil {
+		return ErrNoExchange
+	}
+	f, ok := st.File(root)
+	if !ok {
+		return fmt.Errorf("%w: %s", store.ErrUnknownFile, root)
+	}
+	if ex, err := n.exchange(); err == nil {
+		ex.disc.Unprovide(root)
+		if f.Shared {
+			if err := ex.gsp.Publish(ctx, gossip.Announcement{Root: root, Name: SafeName(f.Name, root), Size: f.Size, Withdraw: true}); err != nil {
+				logger().Warn("withdrawing announcement", "root", root, "err", err)
+			}
+		}
+	}
+	return st.Remove(root)
+}
+
+// Search lists what the network announced whose name contains term (or whose CID is term).
+func (n *Node) Search(term string) []store.Offer {
+	st := n.opts.Store
+	if st == nil {
+		return nil
+	}
+	return st.Search(term, time.Duration(n.cfg.CatalogTTL))
+}
+
+// FetchOptions tune Fetch.
+type FetchOptions struct {
+	// Output is the file to write. Empty: Dir joined with the announced name (sanitized), or
+	// with the CID when no name is known.
+	Output string
+	Dir    string
+	// Force overwrites an existing output file.
+	Force bool
+	// Progress is called about ten times a second and once at the end.
+	Progress func(transfer.Progress)
+	// Timeout bounds the search for providers when none answers (0: the transfer default).
+	Timeout time.Duration
+}
+
+// FetchResult is what a completed fetch got.
+type FetchResult struct {
+	File  store.File
+	Path  string
+	Stats transfer.Stats
+}
+
+// ErrExists means the output file exists and Force was not given.
+var ErrExists = errors.New("output file exists")
+
+// Fetch downloads root from every provider it finds (connected peers that speak the protocol,
+// announcers in the catalog, the DHT), verifies every block, and writes the file. A fetch that
+// was interrupted resumes from what is already here. The node provides the root afterwards.
+func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (FetchResult, error) {
+	ex, err := n.exchange()
+	if err != nil {
+		return FetchResult{}, err
+	}
+	if err := unixfs.CheckCID(root); err != nil {
+		return FetchResult{}, err
+	}
+	name := ex.announcedName(root)
+	out := opts.Output
+	if out == "" {
+		dir := opts.Dir
+		if dir == "" {
+			dir = "."
+		}
+		out = filepath.Join(dir, SafeName(name, root))
+	}
+	out, err = filepath.Abs(out)
+	if err != nil {
+		return FetchResult{}, err
+	}
+	if f, ok := ex.st.File(root); ok && f.State == store.Complete && f.Path == out {
+		return FetchResult{File: f, Path: out}, nil // already here
+	}
+	if _, err := os.Stat(out); err == nil && !opts.Force {
+		return FetchResult{}, fmt.Errorf("%w: %s (use --force to overwrite, or -o to choose another name)", ErrExists, out)
+	}
+	if name == "" {
+		name = filepath.Base(out)
+	}
+	d, err := ex.begin(root, name, out)
+	if err != nil {
+		return FetchResult{}, err
+	}
+	defer ex.end(root)
+	stats, err := ex.run(ctx, d, opts)
+	if err == nil {
+		err = d.Complete()
+	}
+	if err != nil {
+		n.metrics.Fetches.WithLabelValues("failed").Inc()
+		return FetchResult{Stats: stats}, errors.Join(err, d.Fail(err))
+	}
+	n.metrics.Fetches.WithLabelValues("completed").Inc()
+	ex.disc.Provide(root)
+	f, _ := ex.st.File(root)
+	return FetchResult{File: f, Path: out, Stats: stats}, nil
+}
+
+// begin registers a download so that two fetches of one root never run at once.
+func (ex *exchange) begin(root cid.Cid, name, out string) (*store.Download, error) {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if _, busy := ex.fetching[root.String()]; busy {
+		return nil, fmt.Errorf("%s is already being fetched", root)
+	}
+	d, err := ex.st.StartDownload(root, name, out)
+	if err != nil {
+		return nil, err
+	}
+	ex.fetching[root.String()] = d
+	ex.n.metrics.Fetches.WithLabelValues("started").Inc()
+	return d, nil
+}
+
+func (ex *exchange) end(root cid.Cid) {
+	ex.mu.Lock()
+	delete(ex.fetching, root.String())
+	ex.mu.Unlock()
+}
+
+// run drives one transfer into d.
+func (ex *exchange) run(ctx context.Context, d *store.Download, opts FetchOptions) (transfer.Stats, error) {
+	root := d.Root()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req := transfer.Request{
+		Root:      root,
+		Providers: ex.likelyProviders(root),
+		Find:      func(ctx context.Context) <-chan peer.AddrInfo { return ex.findProviders(ctx, root) },
+		Local:     d,
+		Expand:    d.Expand,
+		Deliver: func(c cid.Cid, block []byte) error {
+			ex.n.metrics.BlocksReceived.Inc()
+			return d.Deliver(c, block)
+		},
+		Progress: opts.Progress,
+	}
+	return ex.xfer.Fetch(ctx, req)
+}
+
+// likelyProviders are the peers to ask first: those that announced root, and every connected
+// peer that speaks the transfer protocol (a cheap question to ask on a small network; the
+// scheduler drops those that answer DontHave).
+func (ex *exchange) likelyProviders(root cid.Cid) []peer.ID {
+	seen := map[peer.ID]bool{}
+	var out []peer.ID
+	for _, o := range ex.st.Search(root.String(), time.Duration(ex.n.cfg.CatalogTTL)) {
+		for _, p := range o.Providers {
+			if id, err := peer.Decode(p); err == nil && id != ex.h.ID() && !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	for _, p := range ex.h.Network().Peers() {
+		if seen[p] {
+			continue
+		}
+		if ok, _ := ex.h.Peerstore().SupportsProtocols(p, transfer.ID); len(ok) > 0 {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// findProviders asks the DHT, skipping ourselves.
+func (ex *exchange) findProviders(ctx context.Context, root cid.Cid) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo)
+	go func() {
+		defer close(out)
+		for ai := range ex.disc.FindProviders(ctx, root) {
+			if ai.ID == ex.h.ID() {
+				continue
+			}
+			select {
+			case out <- ai:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// announcedName is the name the catalog gives root, or "".
+func (ex *exchange) announcedName(root cid.Cid) string {
+	for _, o := range ex.st.Search(root.String(), time.Duration(ex.n.cfg.CatalogTTL)) {
+		if o.CID == root.String() {
+			return o.Name
+		}
+	}
+	return ""
+}
+
+// SafeName turns an announced name into a file name that cannot leave the target directory: no
+// path separators, no "." or "..", no control characters, at most 255 bytes. An empty result
+// becomes the CID.
+func SafeName(name string, root cid.Cid) string {
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r == '/' || r == '\\':
+			b.WriteRune('_')
+		case r == utf8.RuneError, unicode.IsControl(r):
+		default:
+			b.WriteRune(r)
+		}
+	}
+	s := strings.TrimSpace(b.String())
+	for len(s) > 255 {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	if s == "" || s == "." || s == ".." || strings.Trim(s, ".") == "" {
+		return root.String()
+	}
+	return s
+}

@@ -1,0 +1,205 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/stretchr/testify/require"
+
+	"peer/internal/config"
+	"peer/node"
+	"peer/store"
+	"peer/transfer"
+)
+
+// repoNode starts a node with its own repo, bootstrapping off boot (if any), TCP on loopback.
+func repoNode(tb testing.TB, boot *node.Node, opts ...func(*node.Options)) *node.Node {
+	tb.Helper()
+	dir := tb.TempDir()
+	_, err := store.Init(dir)
+	require.NoError(tb, err)
+	st, err := store.Open(dir)
+	require.NoError(tb, err)
+	key, err := store.ReadIdentity(dir)
+	require.NoError(tb, err)
+	cfg := config.Default()
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.API = ""
+	cfg.Network = "test"
+	if boot != nil {
+		cfg.Bootstrap = []string{boot.Addrs()[0].String()}
+	}
+	o := node.Options{Config: cfg, Key: key, Store: st}
+	for _, f := range opts {
+		f(&o)
+	}
+	n, err := node.New(o)
+	require.NoError(tb, err)
+	require.NoError(tb, n.Start(context.Background()))
+	tb.Cleanup(func() {
+		require.NoError(tb, n.Close())
+		require.NoError(tb, st.Close())
+	})
+	return n
+}
+
+func writeFile(tb testing.TB, size int, seed uint64) (string, []byte) {
+	tb.Helper()
+	b := make([]byte, size)
+	r := rand.NewChaCha8([32]byte{byte(seed)})
+	_, _ = r.Read(b)
+	path := filepath.Join(tb.TempDir(), "data.bin")
+	require.NoError(tb, os.WriteFile(path, b, 0o644))
+	return path, b
+}
+
+func TestShareSearchFetchAcrossThreeNodes(t *testing.T) {
+	a := repoNode(t, nil)
+	b := repoNode(t, a)
+	c := repoNode(t, b) // knows only b
+
+	path, data := writeFile(t, 3<<20+123, 1)
+	f, err := a.Share(t.Context(), path, node.ShareOptions{})
+	require.NoError(t, err)
+	require.True(t, f.Shared)
+	require.Equal(t, path, f.Path, "shared in place by default")
+
+	// The announcement reaches the others' catalogs.
+	for _, n := range []*node.Node{b, c} {
+		require.Eventually(t, func() bool {
+			offers := n.Search("data")
+			return len(offers) == 1 && offers[0].CID == f.CID && offers[0].Providers[0] == a.ID().String()
+		}, 10*time.Second, 10*time.Millisecond)
+	}
+
+	out := filepath.Join(t.TempDir(), "got.bin")
+	res, err := c.Fetch(t.Context(), f.Root, node.FetchOptions{Output: out})
+	require.NoError(t, err)
+	got, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.Equal(t, sha256.Sum256(data), sha256.Sum256(got))
+	require.Equal(t, store.Complete, res.File.State)
+	require.Equal(t, out, res.File.Path, "the output is referenced, not copied")
+	_, err = os.Stat(store.PartPath(out))
+	require.True(t, os.IsNotExist(err), "no temporary file left")
+
+	// c now serves it: b streams it with cat (fetching as it goes), from a and c.
+	rc, _, err := b.Cat(t.Context(), f.Root)
+	require.NoError(t, err)
+	streamed, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	require.NoError(t, rc.Close())
+	require.Equal(t, data, streamed)
+	require.Eventually(t, func() bool { fl, ok := b.Store().File(f.Root); return ok && fl.State == store.Complete }, 5*time.Second, 10*time.Millisecond)
+
+	// An existing output is not overwritten without Force.
+	_, err = c.Fetch(t.Context(), f.Root, node.FetchOptions{Output: filepath.Join(filepath.Dir(path), "data.bin")})
+	require.ErrorIs(t, err, node.ErrExists)
+
+	// Withdrawal reaches the catalogs.
+	require.NoError(t, a.Remove(t.Context(), f.Root))
+	for _, n := range []*node.Node{b, c} {
+		require.Eventually(t, func() bool {
+			for _, o := range n.Search("data") {
+				for _, p := range o.Providers {
+					if p == a.ID().String() {
+						return false
+					}
+				}
+			}
+			return true
+		}, 10*time.Second, 10*time.Millisecond)
+	}
+}
+
+func TestFetchNamesComeFromTheAnnouncementSafely(t *testing.T) {
+	a := repoNode(t, nil)
+	b := repoNode(t, a)
+	dir := t.TempDir()
+	// A hostile name: the announced name never leaves the target directory.
+	evil := filepath.Join(t.TempDir(), "..\x07evil")
+	require.NoError(t, os.WriteFile(evil, []byte("payload"), 0o644))
+	f, err := a.Share(t.Context(), evil, node.ShareOptions{Copy: true})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(b.Search(f.CID)) == 1 }, 10*time.Second, 10*time.Millisecond)
+	res, err := b.Fetch(t.Context(), f.Root, node.FetchOptions{Dir: dir})
+	require.NoError(t, err)
+	require.Equal(t, dir, filepath.Dir(res.Path))
+	require.Equal(t, "..evil", filepath.Base(res.Path))
+}
+
+func TestSafeName(t *testing.T) {
+	root, err := cid.Decode("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+	require.NoError(t, err)
+	cases := map[string]string{
+		"movie.mkv":              "movie.mkv",
+		"../../etc/passwd":       ".._.._etc_passwd",
+		"/abs/path":              "_abs_path",
+		`..\win\sys`:             ".._win_sys",
+		"..":                     root.String(),
+		".":                      root.String(),
+		"":                       root.String(),
+		"a\x00b\nc\x1b[31m":      "abc[31m",
+		strings.Repeat("é", 200): strings.Repeat("é", 127),
+	}
+	for in, want := range cases {
+		require.Equal(t, want, node.SafeName(in, root), "%q", in)
+	}
+}
+
+func TestFetchOfUnknownCIDEndsWithClearError(t *testing.T) {
+	a := repoNode(t, nil)
+	b := repoNode(t, a, func(o *node.Options) {
+		o.Transfer = []transfer.Option{transfer.WithNoProvidersTimeout(2 * time.Second)}
+	})
+	sum := sha256.Sum256([]byte("nobody has this"))
+	var buf [4]byte
+	binary.BigEndian.PutUint32(buf[:], 1)
+	root := cid.NewCidV1(cid.Raw, append([]byte{0x12, 0x20}, sum[:]...))
+	start := time.Now()
+	_, err := b.Fetch(t.Context(), root, node.FetchOptions{Output: filepath.Join(t.TempDir(), "x")})
+	require.ErrorIs(t, err, transfer.ErrNoProviders)
+	require.Less(t, time.Since(start), 60*time.Second)
+	f, ok := b.Store().File(root)
+	require.True(t, ok)
+	require.Equal(t, store.Partial, f.State, "a failed fetch stays resumable")
+	require.NotEmpty(t, f.Error)
+}
+
+// BenchmarkFetchOneSource fetches a 256 MiB shared-in-place file between two nodes with repos,
+// over loopback TCP+TLS: the product's whole path (store reads, transfer, verification, writes
+// at offsets, the final fsync).
+func BenchmarkFetchOneSource(b *testing.B) {
+	a := repoNode(b, nil)
+	c := repoNode(b, a)
+	path, _ := writeFile(b, 256<<20, 7)
+	f, err := a.Share(context.Background(), path, node.ShareOptions{})
+	require.NoError(b, err)
+	require.NoError(b, c.Host().Connect(context.Background(), peer.AddrInfo{ID: a.ID(), Addrs: a.Host().Addrs()}))
+	dir := b.TempDir()
+	b.SetBytes(int64(f.Size))
+	b.ResetTimer()
+	for i := range b.N {
+		out := filepath.Join(dir, "out"+string(rune('a'+i%26)))
+		if _, err := c.Fetch(context.Background(), f.Root, node.FetchOptions{Output: out, Force: true}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		require.NoError(b, c.Store().Remove(f.Root))
+		os.Remove(out)
+		b.StartTimer()
+	}
+}
+
+var _ = bytes.Equal

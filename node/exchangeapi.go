@@ -1,0 +1,260 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"peer/node/api"
+	"peer/store"
+	"peer/store/unixfs"
+	"peer/transfer"
+)
+
+// The endpoints that share, fetch, search and forget.
+
+func (n *Node) exchangeRoutes() {
+	s := n.api
+	s.HandleFunc("POST "+api.PathShare, n.handleShare)
+	s.HandleFunc("POST "+api.PathFetch, n.handleFetch)
+	s.HandleFunc("GET "+api.PathSearch, n.handleSearch)
+	s.HandleFunc("POST "+api.PathRm, n.handleRm)
+	s.HandleFunc("POST "+api.PathGC, n.handleGC)
+}
+
+// statusOf maps an error to the HTTP status that describes it.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, store.ErrUnknownFile), errors.Is(err, store.ErrNotFound), errors.Is(err, transfer.ErrNoProviders):
+		return http.StatusNotFound
+	case errors.Is(err, ErrExists):
+		return http.StatusConflict
+	case errors.Is(err, ErrNotStarted), errors.Is(err, ErrNoExchange):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func parseRoot(w http.ResponseWriter, s string) (cid.Cid, bool) {
+	c, err := cid.Decode(s)
+	if err == nil {
+		err = unixfs.CheckCID(c)
+	}
+	if err != nil {
+		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("%q is not a CID this node can fetch: %w", s, err))
+		return cid.Undef, false
+	}
+	return c, true
+}
+
+func (n *Node) handleShare(w http.ResponseWriter, r *http.Request) {
+	var req api.ShareRequest
+	if !api.ReadJSON(w, r, &req) {
+		return
+	}
+	if !filepath.IsAbs(req.Path) {
+		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("path %q must be absolute", req.Path))
+		return
+	}
+	f, err := n.Share(r.Context(), req.Path, ShareOptions{Copy: req.Copy})
+	if err != nil {
+		api.WriteError(w, statusOf(err), err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, f)
+}
+
+func (n *Node) handleSearch(w http.ResponseWriter, r *http.Request) {
+	offers := n.Search(r.URL.Query().Get("q"))
+	if offers == nil {
+		offers = []store.Offer{}
+	}
+	api.WriteJSON(w, http.StatusOK, offers)
+}
+
+func (n *Node) handleRm(w http.ResponseWriter, r *http.Request) {
+	var req api.RmRequest
+	if !api.ReadJSON(w, r, &req) {
+		return
+	}
+	root, ok := parseRoot(w, req.CID)
+	if !ok {
+		return
+	}
+	if err := n.Remove(r.Context(), root); err != nil {
+		api.WriteError(w, statusOf(err), err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, struct{}{})
+}
+
+func (n *Node) handleGC(w http.ResponseWriter, r *http.Request) {
+	st := n.needStore(w)
+	if st == nil {
+		return
+	}
+	res, err := st.GC(r.Context())
+	if err != nil {
+		api.WriteError(w, statusOf(err), err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, res)
+}
+
+// handleFetch runs a fetch and streams its progress as NDJSON: progress lines at most four a
+// second, then one "done" or "error" line. A client that goes away stops the fetch, which a
+// later request resumes.
+func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
+	var req api.FetchRequest
+	if !api.ReadJSON(w, r, &req) {
+		return
+	}
+	root, ok := parseRoot(w, req.CID)
+	if !ok {
+		return
+	}
+	for _, p := range []string{req.Output, req.Dir} {
+		if p != "" && !filepath.IsAbs(p) {
+			api.WriteError(w, http.StatusBadRequest, fmt.Errorf("path %q must be absolute", p))
+			return
+		}
+	}
+	fl, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	var mu sync.Mutex // progress comes from the transfer's goroutine
+	enc := json.NewEncoder(w)
+	send := func(ev api.FetchEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = enc.Encode(ev)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	var last time.Time
+	res, err := n.Fetch(r.Context(), root, FetchOptions{
+		Output: req.Output, Dir: req.Dir, Force: req.Force,
+		Progress: func(p transfer.Progress) {
+			if time.Since(last) < 250*time.Millisecond {
+				return
+			}
+			last = time.Now()
+			fp := progressOf(p)
+			send(api.FetchEvent{Type: "progress", Progress: &fp})
+		},
+	})
+	if err != nil {
+		send(api.FetchEvent{Type: "error", Error: err.Error()})
+		return
+	}
+	ev := api.FetchEvent{Type: "done", File: &res.File, Path: res.Path,
+		Received: res.Stats.Received, Duplicates: res.Stats.DuplicateBytes, Peers: len(res.Stats.Peers),
+		BadBlocks: res.Stats.BadBlocks, Duration: res.Stats.Duration}
+	send(ev)
+}
+
+func progressOf(p transfer.Progress) api.FetchProgress {
+	return api.FetchProgress{Blocks: p.Blocks, BlocksDone: p.BlocksDone, Bytes: p.Bytes, BytesDone: p.BytesDone,
+		Peers: p.Peers, Rate: p.Rate, Duplicates: p.Duplicates}
+}
+
+// Cat streams file root: from the store when held, else fetched into the repo while it streams,
+// in order, as blocks arrive.
+func (n *Node) Cat(ctx context.Context, root cid.Cid) (io.ReadCloser, uint64, error) {
+	st := n.opts.Store
+	if st == nil {
+		return nil, 0, ErrNoExchange
+	}
+	if f, ok := st.File(root); ok && f.State == store.Complete {
+		rc, err := st.Cat(ctx, root)
+		return rc, f.Size, err
+	}
+	ex, err := n.exchange()
+	if err != nil {
+		return nil, 0, err
+	}
+	d, err := ex.begin(root, ex.announcedName(root), "")
+	if err != nil {
+		return nil, 0, err
+	}
+	fctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer ex.end(root)
+		_, err := ex.run(fctx, d, FetchOptions{})
+		if err == nil {
+			err = d.Complete()
+		}
+		if err != nil {
+			n.metrics.Fetches.WithLabelValues("failed").Inc()
+			cancel(err)
+			_ = d.Fail(err)
+			return
+		}
+		n.metrics.Fetches.WithLabelValues("completed").Inc()
+		ex.disc.Provide(root)
+	}()
+	get := func(ctx context.Context, c cid.Cid) ([]byte, error) {
+		b, err := d.Wait(ctx, c)
+		if err != nil && context.Cause(fctx) != nil {
+			return nil, context.Cause(fctx)
+		}
+		return b, err
+	}
+	return &fetchReader{ReadCloser: unixfs.NewReader(fctx, root, get), cancel: cancel, done: done}, 0, nil
+}
+
+// fetchReader lets a fetch finish when its bytes were read to the end, and stops it otherwise.
+type fetchReader struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+	eof    bool
+}
+
+func (r *fetchReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err == io.EOF {
+		r.eof = true
+	}
+	return n, err
+}
+
+func (r *fetchReader) Close() error {
+	err := r.ReadCloser.Close()
+	if !r.eof {
+		r.cancel(errors.New("reader closed"))
+	}
+	<-r.done
+	r.cancel(nil)
+	return err
+}
+
+// handleLsAt answers GET /api/v1/ls?at=TIME from a replay of the log.
+func (n *Node) handleLsAt(w http.ResponseWriter, r *http.Request, st *store.Store, at string) {
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("at %q: want an RFC 3339 time", at))
+		return
+	}
+	fs, err := st.FilesAt(t)
+	if err != nil {
+		api.WriteError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if fs == nil {
+		fs = []store.File{}
+	}
+	api.WriteJSON(w, http.StatusOK, fs)
+}
