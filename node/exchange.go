@@ -50,12 +50,16 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ex := &exchange{n: n, st: st, h: h, disc: d, seen: make(chan store.Event, 4096), cancel: cancel, fetching: map[string]*store.Download{}}
-	topts := append([]transfer.Option{
+	topts := []transfer.Option{
 		transfer.WithMisbehaviour(func(p peer.ID, err error) {
 			logger().Warn("peer misbehaved; dropped from fetches for a while", "peer", shortID(p), "err", err)
 			h.ConnManager().TagPeer(p, "misbehaved", -100)
 		}),
-	}, n.opts.Transfer...)
+	}
+	if n.cfg.UploadLimit > 0 {
+		topts = append(topts, transfer.WithRateLimit(n.cfg.UploadLimit))
+	}
+	topts = append(topts, n.opts.Transfer...)
 	ex.xfer = transfer.New(h, servedBlocks{st: st, m: n.metrics}, topts...)
 	if err := ex.xfer.Start(); err != nil {
 		cancel()

@@ -54,9 +54,10 @@ func startDaemonProcess(t *testing.T, repo string, extra ...string) (*exec.Cmd, 
 		}
 		close(exited)
 	})
+	// Wait until this daemon answers (a killed predecessor may have left a stale address file).
 	require.Eventually(t, func() bool {
-		_, err := os.Stat(filepath.Join(repo, api.AddrFile))
-		return err == nil
+		c, err := api.ForRepo(repo)
+		return err == nil && c.Health(t.Context()) == nil && strings.Contains(stdout.String(), "API")
 	}, 30*time.Second, 10*time.Millisecond, "the daemon writes its API address; stderr:\n%s", stderr)
 	return cmd, stdout, stderr
 }

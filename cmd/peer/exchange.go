@@ -137,6 +137,10 @@ func newFetchCmd(app *App) *cobra.Command {
 			if asJSON {
 				return writeJSONLine(app.Out, ev)
 			}
+			if ev.Received == 0 && ev.Duration == 0 {
+				fmt.Fprintf(app.Out, "already have %s at %s\n", ev.File.CID, ev.Path)
+				return nil
+			}
 			rate := float64(ev.Received) / max(ev.Duration.Seconds(), 1e-9)
 			fmt.Fprintf(app.Out, "fetched %s %s (%d bytes from %d peers in %s, %s/s)\n",
 				ev.File.CID, ev.Path, ev.File.Size, ev.Peers, ev.Duration.Round(time.Millisecond), humanBytes(rate))

@@ -63,6 +63,8 @@ type Config struct {
 	CatalogTTL Duration `json:"catalog_ttl"`
 	// SwarmKey is the path of a libp2p pre-shared key file (private network, TCP only). Default "".
 	SwarmKey string `json:"swarm_key"`
+	// UploadLimit caps what the node sends to peers, in bytes per second. Default 0: no cap.
+	UploadLimit int64 `json:"upload_limit"`
 	// DHTMode is "auto", "server" or "client". Auto serves the DHT when the node listens only on
 	// loopback or private addresses (LANs, testnets) or uses a named network, and otherwise
 	// serves until AutoNAT (if on) finds it unreachable. Default "auto".
@@ -134,6 +136,9 @@ func (c *Config) ApplyProfile(name string) error {
 func (c Config) Validate() error {
 	if c.ConnLow < 0 || c.ConnHigh < c.ConnLow {
 		return fmt.Errorf("conn_low (%d) and conn_high (%d) must satisfy 0 <= low <= high", c.ConnLow, c.ConnHigh)
+	}
+	if c.UploadLimit < 0 {
+		return errors.New("upload_limit must not be negative (0 means no cap)")
 	}
 	if c.Reprovide < 0 || c.CatalogTTL < 0 || c.BootstrapTimeout < 0 {
 		return errors.New("reprovide, catalog_ttl and bootstrap_timeout must not be negative")
