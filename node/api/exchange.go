@@ -46,7 +46,6 @@ type FetchProgress struct {
 	Peers      int     `json:"peers"`       // peers serving now
 	Rate       float64 `json:"rate"`        // bytes/s, recent
 	Duplicates int64   `json:"duplicates"`  // bytes received twice
-	Size       uint64  `json:"size"`        // the file's size, 0 until known
 }
 
 // FetchEvent is one line of the NDJSON answer of POST /api/v1/fetch: progress lines, then one
