@@ -16,9 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// netnsSubnet is the private range of netns testnets. It exists only inside the namespaces a
-// testnet creates: each node's eth0 and nothing else; the root namespace has no route to it.
-const netnsSubnet = "10.231.0.0/16"
+// NetnsSubnet is the private range of netns testnets. It exists only inside the namespaces a
+// testnet creates (each node's eth0, joined by a bridge in a hub namespace); the root namespace
+// has no address or route in it.
+const NetnsSubnet = "10.231.0.0/16"
 
 // netnsPlan names the namespaces and addresses of a netns testnet in dir.
 type netnsPlan struct {
@@ -33,6 +34,7 @@ func planNetns(dir string, n int) netnsPlan {
 	p := netnsPlan{hub: prefix + "-hub"}
 	for i := range n {
 		p.nodes = append(p.nodes, fmt.Sprintf("%s-%d", prefix, i))
+		// Node i is host i+1 of NetnsSubnet.
 		p.ips = append(p.ips, fmt.Sprintf("10.231.%d.%d", (i+1)/256, (i+1)%256))
 	}
 	return p
@@ -85,7 +87,7 @@ func (p netnsPlan) setup(ctx context.Context) (err error) {
 			{"-n", ns, "link", "set", "lo", "up"},
 			{"-n", p.hub, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
 			{"-n", p.hub, "link", "set", veth, "master", "br0", "up"},
-			{"-n", ns, "addr", "add", p.ips[i] + "/16", "dev", "eth0"},
+			{"-n", ns, "addr", "add", p.ips[i] + "/" + strings.Split(NetnsSubnet, "/")[1], "dev", "eth0"},
 			{"-n", ns, "link", "set", "eth0", "up"},
 		}
 		for _, s := range steps {

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"peer/testnet"
+)
+
+// processesUnder lists the live (not zombie) processes whose command line mentions dir.
+func processesUnder(t *testing.T, dir string) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, []byte(dir)) {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			continue // exited, waiting for its parent (init) to reap it
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
+func TestTestnetDemo(t *testing.T) {
+	out, stderr, code := peerCmd(t, t.TempDir(), "testnet", "demo", "--size", "3MiB")
+	require.Zero(t, code, "stdout:\n%s\nstderr:\n%s", out, stderr)
+	for _, want := range []string{"shares demo-", "CID bafybei", "found demo-", "fetches it by CID", "SHA-256 of the fetched file matches", "stopped every node", "done in"} {
+		require.Contains(t, out, want)
+	}
+	dir := regexp.MustCompile(`repos in (\S+)\)`).FindStringSubmatch(out)
+	require.Len(t, dir, 2, out)
+	require.NoDirExists(t, dir[1], "the demo cleans up")
+	require.Empty(t, processesUnder(t, dir[1]), "no daemon is left")
+}
+
+func TestTestnetUpStatusDown(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tn")
+	t.Cleanup(func() { _, _ = testnet.Down(t.Context(), dir, 0) })
+
+	out, stderr, code := peerCmd(t, "", "testnet", "up", "--nodes", "3", "--dir", dir)
+	require.Zero(t, code, stderr)
+	require.Contains(t, out, "3 nodes of network \"testnet\"")
+	require.Contains(t, out, "node-2")
+	require.Len(t, processesUnder(t, dir), 3, "the daemons outlive `up`")
+
+	m, err := testnet.ReadManifest(dir)
+	require.NoError(t, err)
+	require.Len(t, m.Nodes, 3)
+	for _, n := range m.Nodes {
+		require.Positive(t, n.PID)
+		require.FileExists(t, n.Log)
+		require.Contains(t, n.Addrs[0], "/ip4/127.0.0.1/tcp/")
+	}
+
+	// Each node is usable with peer --repo.
+	idOut, stderr, code := peerCmd(t, m.Nodes[1].Repo, "id", "--json")
+	require.Zero(t, code, stderr)
+	var id struct {
+		ID    string   `json:"id"`
+		Addrs []string `json:"addrs"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(idOut), &id))
+	require.Equal(t, m.Nodes[1].ID, id.ID)
+	peers, stderr, code := peerCmd(t, m.Nodes[1].Repo, "peers")
+	require.Zero(t, code, stderr)
+	require.Contains(t, peers, m.Nodes[0].ID)
+
+	out, stderr, code = peerCmd(t, "", "testnet", "status", "--dir", dir)
+	require.Zero(t, code, stderr)
+	require.Contains(t, out, "3 of 3 nodes running")
+
+	_, stderr, code = peerCmd(t, "", "testnet", "up", "--nodes", "2", "--dir", dir)
+	require.NotZero(t, code)
+	require.Contains(t, stderr, "already runs")
+
+	out, stderr, code = peerCmd(t, "", "testnet", "down", "--dir", dir)
+	require.Zero(t, code, stderr)
+	require.Contains(t, out, "stopped 3 nodes")
+	require.Empty(t, processesUnder(t, dir), "down leaves no process")
+
+	out, _, code = peerCmd(t, "", "testnet", "status", "--dir", dir)
+	require.Zero(t, code)
+	require.Contains(t, out, "0 of 3 nodes running")
+
+	// Up again in the same directory, then a down that does not wait for SIGTERM.
+	_, stderr, code = peerCmd(t, "", "testnet", "up", "--nodes", "2", "--dir", dir)
+	require.Zero(t, code, stderr)
+	out, stderr, code = peerCmd(t, "", "testnet", "down", "--dir", dir, "--timeout", "1ns")
+	require.Zero(t, code, stderr)
+	require.Contains(t, out, "stopped 2 nodes")
+	require.Empty(t, processesUnder(t, dir))
+}
+
+func TestTestnetNetns(t *testing.T) {
+	if err := testnet.CanNetns(); err != nil {
+		t.Skip(err)
+	}
+	dir := filepath.Join(t.TempDir(), "tn")
+	t.Cleanup(func() { _, _ = testnet.Down(t.Context(), dir, 0) })
+	out, stderr, code := peerCmd(t, "", "testnet", "up", "--nodes", "3", "--netns", "--dir", dir)
+	require.Zero(t, code, stderr)
+	require.Contains(t, out, "network namespaces")
+	m, err := testnet.ReadManifest(dir)
+	require.NoError(t, err)
+	for i, n := range m.Nodes {
+		require.NotEmpty(t, n.Netns)
+		require.FileExists(t, "/var/run/netns/"+n.Netns)
+		require.True(t, strings.HasPrefix(n.Addrs[0], "/ip4/10.231.0."), "node %d: %s", i, n.Addrs[0])
+	}
+	out, stderr, code = peerCmd(t, "", "testnet", "status", "--dir", dir)
+	require.Zero(t, code, stderr)
+	require.Contains(t, out, "3 of 3 nodes running")
+	require.NotContains(t, out, "no answer")
+
+	_, stderr, code = peerCmd(t, "", "testnet", "down", "--dir", dir)
+	require.Zero(t, code, stderr)
+	require.Empty(t, processesUnder(t, dir))
+	for _, n := range m.Nodes {
+		require.NoFileExists(t, "/var/run/netns/"+n.Netns, "down removes the namespaces")
+	}
+}
+
+func TestTestnetBench(t *testing.T) {
+	dir := t.TempDir()
+	out, stderr, code := peerCmd(t, "", "testnet", "bench", "--scenario", "dht", "--nodes", "5", "--keys", "2", "--lookups", "5", "--out", dir)
+	require.Zero(t, code, stderr)
+	require.Contains(t, out, "lookup succeeded")
+	for _, f := range []string{"results.json", "events.csv", "summary.csv", "dht-lookup-cdf.png"} {
+		require.FileExists(t, filepath.Join(dir, f))
+	}
+
+	_, stderr, code = peerCmd(t, "", "testnet", "bench", "--scenario", "nope")
+	require.NotZero(t, code)
+	require.Contains(t, stderr, "unknown scenario")
+	_, stderr, code = peerCmd(t, "", "testnet", "bench", "--scenario", "dht", "--bandwidth", "lots")
+	require.NotZero(t, code)
+	require.Contains(t, stderr, "--bandwidth")
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]float64{"0": 0, "1048576": 1 << 20, "64KiB": 64 << 10, "10MB": 10e6, "1.5GiB": 1.5 * (1 << 30), "2M/s": 2e6, "7B": 7} {
+		got, err := parseBytes(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "x", "-1", "MB"} {
+		_, err := parseBytes(in)
+		require.Error(t, err, in)
+	}
+}
