@@ -189,17 +189,21 @@ func BenchmarkFetchOneSource(b *testing.B) {
 	require.NoError(b, c.Host().Connect(context.Background(), peer.AddrInfo{ID: a.ID(), Addrs: a.Host().Addrs()}))
 	dir := b.TempDir()
 	b.SetBytes(int64(f.Size))
+	var moving time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		out := filepath.Join(dir, "out"+string(rune('a'+i%26)))
-		if _, err := c.Fetch(context.Background(), f.Root, node.FetchOptions{Output: out, Force: true}); err != nil {
+		res, err := c.Fetch(context.Background(), f.Root, node.FetchOptions{Output: out, Force: true})
+		if err != nil {
 			b.Fatal(err)
 		}
+		moving += res.Stats.Duration
 		b.StopTimer()
 		require.NoError(b, c.Store().Remove(f.Root))
 		os.Remove(out)
 		b.StartTimer()
 	}
+	b.ReportMetric(float64(f.Size)*float64(b.N)/moving.Seconds()/1e6, "MB/s-transfer")
 }
 
 var _ = bytes.Equal

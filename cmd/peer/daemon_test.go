@@ -39,7 +39,7 @@ func (s *syncBuffer) String() string {
 
 // startDaemonProcess runs `peer daemon` on repo with free loopback ports and waits (bounded) for
 // its API address file.
-func startDaemonProcess(t *testing.T, repo string, extra ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+func startDaemonProcess(t testing.TB, repo string, extra ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
 	t.Helper()
 	args := append([]string{"--repo", repo, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(peerBin, args...)

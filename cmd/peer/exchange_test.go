@@ -18,7 +18,7 @@ import (
 )
 
 // daemonAddr returns the first listen address of the daemon on repo.
-func daemonAddr(t *testing.T, repo string) string {
+func daemonAddr(t testing.TB, repo string) string {
 	t.Helper()
 	out, errOut, code := peerCmd(t, repo, "id", "--json")
 	require.Zero(t, code, errOut)

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 }
 
 // peerCmd runs the built binary on repo and returns stdout, stderr and the exit code.
-func peerCmd(t *testing.T, repo string, args ...string) (string, string, int) {
+func peerCmd(t testing.TB, repo string, args ...string) (string, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -56,7 +56,7 @@ func peerCmd(t *testing.T, repo string, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
-func writeRandom(t *testing.T, path string, n int, seed uint64) []byte {
+func writeRandom(t testing.TB, path string, n int, seed uint64) []byte {
 	t.Helper()
 	r := rand.NewChaCha8([32]byte{byte(seed)})
 	b := make([]byte, n)
