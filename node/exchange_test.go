@@ -1,10 +1,8 @@
 package node_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -164,8 +162,6 @@ func TestFetchOfUnknownCIDEndsWithClearError(t *testing.T) {
 		o.Transfer = []transfer.Option{transfer.WithNoProvidersTimeout(2 * time.Second)}
 	})
 	sum := sha256.Sum256([]byte("nobody has this"))
-	var buf [4]byte
-	binary.BigEndian.PutUint32(buf[:], 1)
 	root := cid.NewCidV1(cid.Raw, append([]byte{0x12, 0x20}, sum[:]...))
 	start := time.Now()
 	_, err := b.Fetch(t.Context(), root, node.FetchOptions{Output: filepath.Join(t.TempDir(), "x")})
@@ -205,5 +201,3 @@ func BenchmarkFetchOneSource(b *testing.B) {
 	}
 	b.ReportMetric(float64(f.Size)*float64(b.N)/moving.Seconds()/1e6, "MB/s-transfer")
 }
-
-var _ = bytes.Equal
