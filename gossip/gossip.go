@@ -391,7 +391,9 @@ func (g *Gossip) waitReady(ctx context.Context) {
 		ready := len(g.mesh) > 0
 		joined := g.joined
 		g.meshMu.Unlock()
-		if ready {
+		// A node with no connection at all has nobody to wait for: peers that come later learn
+		// the announcement by catalog exchange.
+		if ready || len(g.h.Network().Peers()) == 0 {
 			return
 		}
 		select {
