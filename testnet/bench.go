@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -28,6 +29,9 @@ type BenchOptions struct {
 	// scenario always runs on a mocknet, with Latency (default 20 ms).
 	Latency   time.Duration
 	Bandwidth float64
+	// Mocknet runs the nodes on a mocknet even with no latency or bandwidth set. Bench also
+	// falls back to one when the open file limit is too low for that many loopback nodes.
+	Mocknet bool
 	// Out is the directory for results.json, the CSV files and the plots. "" writes nothing.
 	Out string
 	// Seed makes the choices of nodes, keys and file contents reproducible. Default 1.
@@ -127,7 +131,11 @@ func (o *BenchOptions) logf(format string, args ...any) {
 }
 
 // mocknet reports whether the run uses mocknet links.
-func (o *BenchOptions) mocknet() bool { return o.Latency > 0 || o.Bandwidth > 0 }
+func (o *BenchOptions) mocknet() bool { return o.Mocknet || o.Latency > 0 || o.Bandwidth > 0 }
+
+// fdsFor is about how many file descriptors n in-process loopback nodes need: each node keeps
+// tens of DHT connections (~80 at 200 nodes), and both ends of each are in this process.
+func fdsFor(n int) uint64 { return uint64(n)*100 + 1000 }
 
 // Event is one measurement of a run.
 type Event struct {
@@ -229,6 +237,10 @@ func startMeasured(ctx context.Context, opts *BenchOptions, res *Result, extra .
 	if opts.mocknet() {
 		o = append(o, WithMocknet(opts.Latency, opts.Bandwidth))
 		res.Setup.Transport = "mocknet"
+	} else if err := raiseFileLimit(fdsFor(opts.Nodes)); err != nil {
+		opts.logf("%v: running on a mocknet without latency instead", err)
+		o = append(o, WithMocknet(0, 0))
+		res.Setup.Transport = "mocknet"
 	}
 	opts.logf("starting %d nodes (%s)", opts.Nodes, res.Setup.Transport)
 	nw, err := Start(ctx, opts.Nodes, append(o, extra...)...)
@@ -244,6 +256,31 @@ func startMeasured(ctx context.Context, opts *BenchOptions, res *Result, extra .
 	opts.logf("ready in %v: %s heap, %s RSS, %d goroutines per node", nw.Setup.Round(time.Millisecond),
 		mib(res.Setup.HeapPerNode), mib(res.Setup.RSSPerNode), res.Setup.Goroutines)
 	return nw, nil
+}
+
+// raiseFileLimit raises this process's open file limit to at least want where it can (the soft
+// limit up to the hard one; the hard one too when privileged). Every loopback connection between
+// two in-process nodes costs two descriptors here, and a node's DHT keeps tens of connections.
+func raiseFileLimit(want uint64) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return nil
+	}
+	if lim.Cur >= want {
+		return nil
+	}
+	if lim.Max < want {
+		up := syscall.Rlimit{Cur: want, Max: want}
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up) == nil {
+			return nil
+		}
+	}
+	lim.Cur = min(want, lim.Max)
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if lim.Cur < want {
+		return fmt.Errorf("the open file limit (%d) is below the ~%d descriptors this many loopback TCP nodes need", lim.Cur, want)
+	}
+	return nil
 }
 
 // memory is the Go heap in use after a GC, the process RSS (bytes), and the goroutine count.

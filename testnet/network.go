@@ -127,6 +127,11 @@ func Start(ctx context.Context, n int, opts ...Option) (_ *Network, err error) {
 		}
 		nw.tempDir = true
 	}
+	if !o.mock {
+		if err := raiseFileLimit(fdsFor(n)); err != nil {
+			logger().Warn("dials may fail; a mocknet (WithMocknet) needs no descriptors", "err", err)
+		}
+	}
 	if o.mock {
 		nw.Mocknet = mocknet.New()
 		nw.Mocknet.SetLinkDefaults(mocknet.LinkOptions{Latency: o.latency, Bandwidth: o.bandwidth})

@@ -250,7 +250,8 @@ func (m *Manifest) wait(ctx context.Context, i int, connected bool) error {
 	defer t.Stop()
 	var last error
 	for {
-		if !alive(pn.PID, pn.Repo) {
+		// Not alive(): right after exec, /proc/PID/cmdline can still be empty.
+		if !running(pn.PID) {
 			return fmt.Errorf("%s: the daemon exited: %s", pn.Name, lastLines(pn.Log, 3))
 		}
 		st, err := pn.status(ctx)
@@ -442,15 +443,7 @@ func waitExit(ctx context.Context, nodes []ProcNode, d time.Duration) []ProcNode
 // alive reports whether pid is a running (not zombie) process whose command line names repo,
 // so that a reused pid is never signalled.
 func alive(pid int, repo string) bool {
-	if pid <= 0 {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the command name in parentheses, which may itself hold spaces.
-	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
+	if !running(pid) {
 		return false
 	}
 	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
@@ -463,6 +456,20 @@ func alive(pid int, repo string) bool {
 		}
 	}
 	return false
+}
+
+// running reports whether pid is a process that has not exited (zombies have).
+func running(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses, which may itself hold spaces.
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && i+2 < len(stat) && stat[i+2] != 'Z' && stat[i+2] != 'X'
 }
 
 // lastLines is the last n lines of a log file, for error messages.

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/spf13/cobra"
 
 	"peer/testnet"
@@ -194,8 +195,10 @@ events.csv, summary.csv and a plot (PNG) into DIR.
   churn     --files files on --replicas nodes each; kill nodes step by step up to --max-kill and
             count the files a new node can still fetch
 
---latency or --bandwidth runs the nodes on an in-process mocknet with those links; otherwise
-they use real TCP on 127.0.0.1. See docs/TESTNET.md.`,
+--latency or --bandwidth (or --mocknet) runs the nodes on an in-process mocknet with those
+links; otherwise they use real TCP on 127.0.0.1, unless the open file limit is too low for that
+many nodes (about 100 descriptors each), when the run says so and uses a mocknet. See
+docs/TESTNET.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -213,7 +216,11 @@ they use real TCP on 127.0.0.1. See docs/TESTNET.md.`,
 			}
 			opts.SeederRate = int64(sr)
 			if !verbose {
-				slog.SetDefault(slog.New(slog.NewTextHandler(app.Err, &slog.HandlerOptions{Level: slog.LevelError})))
+				// Hundreds of nodes closing log routine errors ("listener closed"): keep the
+				// terminal for the results unless asked.
+				quiet := slog.NewTextHandler(app.Err, &slog.HandlerOptions{Level: slog.LevelError + 4})
+				slog.SetDefault(slog.New(quiet))
+				gologshim.SetDefaultHandler(quiet)
 			}
 			if !asJSON {
 				opts.Log = app.Err
@@ -236,6 +243,7 @@ they use real TCP on 127.0.0.1. See docs/TESTNET.md.`,
 	fl.IntVar(&opts.Nodes, "nodes", 20, "number of nodes")
 	fl.DurationVar(&opts.Latency, "latency", 0, "one-way latency of every link (mocknet), e.g. 20ms")
 	fl.StringVar(&bandwidth, "bandwidth", "0", "bandwidth of every link in bytes per second (mocknet), e.g. 10MB")
+	fl.BoolVar(&opts.Mocknet, "mocknet", false, "run on an in-process mocknet even without --latency or --bandwidth")
 	fl.StringVar(&opts.Out, "out", "", "directory for results.json, CSV files and plots")
 	fl.Uint64Var(&opts.Seed, "seed", 1, "seed of the random choices")
 	fl.IntVar(&opts.Lookups, "lookups", 100, "dht: number of lookups")
