@@ -146,8 +146,10 @@ type Event struct {
 	Node int `json:"node"`
 	// Target is the CID looked up or fetched.
 	Target string `json:"target,omitempty"`
-	// Seeders is how many nodes served the fetch (transfer).
+	// Seeders is how many nodes shared the file (transfer), and Peers how many of them sent
+	// blocks that verified.
 	Seeders int `json:"seeders,omitempty"`
+	Peers   int `json:"peers,omitempty"`
 	// Killed is the fraction of nodes killed when it was measured (churn).
 	Killed float64 `json:"killed,omitempty"`
 	// Millis is how long it took.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -84,6 +85,8 @@ func TestBenchTransferFromSeveralSeeders(t *testing.T) {
 	for _, e := range res.Events {
 		require.Positive(t, e.MBps)
 		require.Equal(t, int64(3<<20+17), e.Bytes)
+		require.Positive(t, e.Peers)
+		require.LessOrEqual(t, e.Peers, e.Seeders, "only seeders send blocks")
 	}
 	require.Contains(t, res.Files, "transfer-throughput.png")
 }
@@ -117,4 +120,36 @@ func TestBenchRejectsBadOptions(t *testing.T) {
 	require.ErrorContains(t, err, "seeders")
 	_, err = testnet.Bench(t.Context(), testnet.BenchOptions{Scenario: "dht", Latency: -1})
 	require.ErrorContains(t, err, "negative")
+}
+
+// BenchmarkStartNetwork starts and closes a network of 20 nodes; it reports the setup time and
+// the Go heap each node holds once the network is ready.
+//
+//	go test ./testnet -run '^$' -bench StartNetwork -benchtime 3x
+func BenchmarkStartNetwork(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		opts []testnet.Option
+	}{
+		{"tcp", nil},
+		{"mocknet", []testnet.Option{testnet.WithMocknet(0, 0)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			const n = 20
+			b.ReportAllocs()
+			var heap uint64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				nw, err := testnet.Start(b.Context(), n, tc.opts...)
+				require.NoError(b, err)
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				heap += (after.HeapInuse - min(after.HeapInuse, before.HeapInuse)) / n
+				require.NoError(b, nw.Close())
+			}
+			b.ReportMetric(float64(heap)/float64(b.N)/(1<<20), "MiB-heap/node")
+		})
+	}
 }

@@ -215,6 +215,11 @@ func (nw *Network) startNode(ctx context.Context, boot *peer.AddrInfo) (*Node, e
 	cfg.DHTMode = "server"
 	cfg.MDNS = false
 	cfg.ConnLow, cfg.ConnHigh = 400, 800
+	// Rendezvous off: every node already connects to node 0 and to its DHT peers, and
+	// discovery.Close can deadlock with a rendezvous lookup in flight (Close holds the
+	// discovery's mutex while it waits for the rendezvous goroutine, which needs that mutex in
+	// DHT()). WithConfig turns it back on.
+	cfg.Rendezvous = false
 	if boot != nil {
 		addrs, err := peer.AddrInfoToP2pAddrs(boot)
 		if err != nil || len(addrs) == 0 {

@@ -42,10 +42,10 @@ func (r *Result) write(dir string) error {
 }
 
 func eventRows(evs []Event) [][]string {
-	rows := [][]string{{"kind", "node", "target", "seeders", "killed", "ms", "bytes", "mbps", "ok", "available", "error"}}
+	rows := [][]string{{"kind", "node", "target", "seeders", "peers", "killed", "ms", "bytes", "mbps", "ok", "available", "error"}}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	for _, e := range evs {
-		rows = append(rows, []string{e.Kind, strconv.Itoa(e.Node), e.Target, strconv.Itoa(e.Seeders), f(e.Killed),
+		rows = append(rows, []string{e.Kind, strconv.Itoa(e.Node), e.Target, strconv.Itoa(e.Seeders), strconv.Itoa(e.Peers), f(e.Killed),
 			f(e.Millis), strconv.FormatInt(e.Bytes, 10), f(e.MBps), strconv.FormatBool(e.OK), strconv.FormatBool(e.Available), e.Err})
 	}
 	return rows
@@ -214,11 +214,14 @@ func (r *Result) churn(path string) error {
 		}
 	}
 	slices.Sort(keys)
-	var fetched, avail plotter.XYs
+	var fetched, avail, expect plotter.XYs
 	for _, k := range keys {
 		s := steps[k]
 		fetched = append(fetched, plotter.XY{X: k, Y: float64(s.ok) / float64(s.n)})
 		avail = append(avail, plotter.XY{X: k, Y: float64(s.avail) / float64(s.n)})
+	}
+	for killed := 0; killed <= r.Nodes; killed++ {
+		expect = append(expect, plotter.XY{X: float64(killed) / float64(r.Nodes), Y: 1 - allKilled(r.Nodes, killed, r.Options.Replicas)})
 	}
 	p := plot.New()
 	p.Title.Text = r.title("Files fetchable under churn")
@@ -232,6 +235,27 @@ func (r *Result) churn(path string) error {
 		if err := plotutil.AddLinePoints(p, "fetched by a new node", fetched, "a holder is alive", avail); err != nil {
 			return err
 		}
+		l, err := plotter.NewLine(expect)
+		if err != nil {
+			return err
+		}
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		l.Color = plotutil.Color(2)
+		p.Add(l)
+		p.Legend.Add(fmt.Sprintf("expected: 1 - P(all %d holders killed)", r.Options.Replicas), l)
 	}
 	return p.Save(6*vg.Inch, 4*vg.Inch, path)
+}
+
+// allKilled is the probability that r given nodes of n are all among k killed at random:
+// C(n-r, k-r) / C(n, k) = k(k-1)...(k-r+1) / (n(n-1)...(n-r+1)).
+func allKilled(n, k, r int) float64 {
+	if k < r {
+		return 0
+	}
+	p := 1.0
+	for i := range r {
+		p *= float64(k-i) / float64(n-i)
+	}
+	return p
 }

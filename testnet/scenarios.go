@@ -214,8 +214,13 @@ func benchTransfer(ctx context.Context, opts *BenchOptions, res *Result) error {
 			ev.OK = true
 			ev.MBps = float64(opts.FileSize) / 1e6 / d.Seconds()
 		}
+		for _, ps := range fr.Stats.Peers {
+			if ps.Blocks > 0 {
+				ev.Peers++
+			}
+		}
 		res.Events = append(res.Events, ev)
-		opts.logf("%d seeders: %.1f MB/s from %d peers (%v)", s, ev.MBps, len(fr.Stats.Peers), d.Round(time.Millisecond))
+		opts.logf("%d seeders: %.1f MB/s, blocks from %d of them (%v)", s, ev.MBps, ev.Peers, d.Round(time.Millisecond))
 		if err := fetcher.Remove(ctx, root); err != nil {
 			return err
 		}
