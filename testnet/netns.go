@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -48,6 +49,17 @@ func CanNetns() error {
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		return errors.New("--netns needs the ip command (iproute2)")
+	}
+	// Root in a container may lack the capabilities: CAP_NET_ADMIN (12) and CAP_SYS_ADMIN (21).
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "CapEff:"); ok {
+				caps, err := strconv.ParseUint(strings.TrimSpace(rest), 16, 64)
+				if err == nil && (caps&(1<<12) == 0 || caps&(1<<21) == 0) {
+					return errors.New("--netns needs CAP_NET_ADMIN and CAP_SYS_ADMIN, which this process lacks")
+				}
+			}
+		}
 	}
 	return nil
 }

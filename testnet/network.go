@@ -300,6 +300,10 @@ func (nw *Network) Live() []*Node {
 // Kill stops node i (its host, discovery and store), as a crash would take it off the network.
 func (nw *Network) Kill(i int) error {
 	nw.mu.Lock()
+	if i < 0 || i >= len(nw.Nodes) || nw.Nodes[i] == nil {
+		nw.mu.Unlock()
+		return fmt.Errorf("testnet: no node %d", i)
+	}
 	n := nw.Nodes[i]
 	nw.mu.Unlock()
 	return n.stop()

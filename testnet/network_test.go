@@ -27,6 +27,7 @@ func TestNewBuildsAConnectedNetwork(t *testing.T) {
 	require.False(t, nw.Nodes[3].Alive())
 	require.Len(t, nw.Live(), 5)
 	require.NoError(t, nw.Kill(3), "killing twice is harmless")
+	require.Error(t, nw.Kill(6))
 }
 
 func TestStartRejectsBadArguments(t *testing.T) {

@@ -168,22 +168,33 @@ func Up(ctx context.Context, opts UpOptions) (_ *Manifest, err error) {
 	rctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
 	defer cancel()
 	// Node 0 first: its address is the others' bootstrap.
+	// The manifest is rewritten after each start so that a `down` finds every pid even if this
+	// process dies half-way.
 	if err := m.start(rctx, 0, ""); err != nil {
+		return nil, err
+	}
+	if err := m.write(); err != nil {
 		return nil, err
 	}
 	if err := m.wait(rctx, 0, false); err != nil {
 		return nil, err
 	}
 	boot := m.Nodes[0].Addrs[0]
+	for i := 1; i < len(m.Nodes); i++ {
+		if err := m.start(rctx, i, boot); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.write(); err != nil {
+		return nil, err
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(m.Nodes))
 	for i := 1; i < len(m.Nodes); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if errs[i] = m.start(rctx, i, boot); errs[i] == nil {
-				errs[i] = m.wait(rctx, i, true)
-			}
+			errs[i] = m.wait(rctx, i, true)
 		}()
 	}
 	wg.Wait()
