@@ -1,12 +1,18 @@
 package testnet_test
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"peer/internal/config"
+	"peer/node"
 	"peer/testnet"
 )
 
@@ -66,5 +72,51 @@ func TestMocknetNetworkHasSlowLinks(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(t0), latency, "a stream on a mocknet link waits for its latency")
 	for _, n := range nw.Nodes {
 		require.Contains(t, n.Host().Addrs()[0].String(), "/ip6/100::")
+	}
+}
+
+func TestShareSearchFetchInOneLine(t *testing.T) {
+	nw := testnet.New(t, 4)
+	src := filepath.Join(t.TempDir(), "notes-4711.txt")
+	data := bytes.Repeat([]byte("peer testnet\n"), 100_000)
+	require.NoError(t, os.WriteFile(src, data, 0o644))
+
+	f, err := nw.Nodes[1].Share(t.Context(), src, node.ShareOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		for _, o := range nw.Nodes[2].Search("notes-4711") {
+			if o.CID == f.CID {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 20*time.Millisecond, "the announcement reaches node 2")
+
+	out := filepath.Join(t.TempDir(), "fetched.txt")
+	res, err := nw.Nodes[3].Fetch(t.Context(), f.Root, node.FetchOptions{Output: out})
+	require.NoError(t, err)
+	require.Equal(t, uint64(len(data)), res.File.Size)
+	got, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got))
+}
+
+func TestOptionsReachEveryNode(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[int]bool{}
+	nw := testnet.New(t, 3,
+		testnet.WithNetwork("lab"),
+		testnet.WithConcurrency(1),
+		testnet.WithConfig(func(i int, c *config.Config) { c.ConnLow = 10 + i }),
+		testnet.WithNodeOptions(func(i int, o *node.Options) {
+			mu.Lock()
+			seen[i] = true
+			mu.Unlock()
+		}))
+	for i, n := range nw.Nodes {
+		require.Equal(t, 10+i, n.Config().ConnLow)
+		require.Equal(t, "lab", n.Config().Network)
+		require.Equal(t, "/peer/lab/kad/1.0.0", string(n.Discovery().Protocol()))
+		require.True(t, seen[i])
 	}
 }
