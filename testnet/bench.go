@@ -60,7 +60,7 @@ type BenchOptions struct {
 	// Timeout bounds one lookup, propagation or fetch. Default 10 s.
 	Timeout time.Duration
 	// Log receives a line per phase (nil: none).
-	Log io.Writer
+	Log io.Writer `json:"-"`
 }
 
 func (o *BenchOptions) defaults() error {
