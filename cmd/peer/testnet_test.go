@@ -169,3 +169,25 @@ func TestParseBytes(t *testing.T) {
 		require.Error(t, err, in)
 	}
 }
+
+func TestTestnet20Processes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20 daemons")
+	}
+	dir := filepath.Join(t.TempDir(), "tn")
+	t.Cleanup(func() { _, _ = testnet.Down(t.Context(), dir, 0) })
+	_, stderr, code := peerCmd(t, "", "testnet", "up", "--nodes", "20", "--dir", dir)
+	require.Zero(t, code, stderr)
+	_, nodes, err := testnet.Status(t.Context(), dir)
+	require.NoError(t, err)
+	require.Len(t, nodes, 20)
+	for _, n := range nodes {
+		require.True(t, n.Running, n.Name)
+		require.Empty(t, n.Err, n.Name)
+		require.Positive(t, n.Peers, n.Name)
+		require.Positive(t, n.RoutingTable, n.Name)
+	}
+	_, stderr, code = peerCmd(t, "", "testnet", "down", "--dir", dir, "--timeout", "5s")
+	require.Zero(t, code, stderr)
+	require.Empty(t, processesUnder(t, dir))
+}
