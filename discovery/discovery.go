@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -154,7 +155,9 @@ type Discovery struct {
 	h   host.Host
 	cfg Config
 
-	dht  *dht.IpfsDHT
+	// kad is set once by Start and read without d.mu, so goroutines that Close waits for
+	// (which holds d.mu) can still reach the DHT.
+	kad  atomic.Pointer[dht.IpfsDHT]
 	rd   *drouting.RoutingDiscovery
 	mdns mdns.Service
 	prov *provider
@@ -187,7 +190,7 @@ func New(h host.Host, cfg Config) (*Discovery, error) {
 func (d *Discovery) Start(ctx context.Context) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.dht != nil || d.closed {
+	if d.kad.Load() != nil || d.closed {
 		return errors.New("discovery: already started")
 	}
 	d.mode = d.cfg.Mode
@@ -228,7 +231,7 @@ func (d *Discovery) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("starting DHT: %w", err)
 	}
-	d.dht = kad
+	d.kad.Store(kad)
 	d.rd = drouting.NewRoutingDiscovery(kad)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	defer func() {
@@ -312,7 +315,7 @@ func (d *Discovery) bootstrap(ctx context.Context, peers []peer.AddrInfo) error 
 	if ok == 0 && len(errs) > 0 {
 		return fmt.Errorf("connecting to bootstrap peers: %w", errors.Join(errs...))
 	}
-	if err := d.dht.Bootstrap(ctx); err != nil {
+	if err := d.kad.Load().Bootstrap(ctx); err != nil {
 		return err
 	}
 	return d.waitRoutingTable(ctx)
@@ -322,7 +325,7 @@ func (d *Discovery) bootstrap(ctx context.Context, peers []peer.AddrInfo) error 
 func (d *Discovery) waitRoutingTable(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for d.dht.RoutingTable().Size() == 0 {
+	for d.kad.Load().RoutingTable().Size() == 0 {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("routing table still empty: %w", ctx.Err())
@@ -336,6 +339,9 @@ func (d *Discovery) waitRoutingTable(ctx context.Context) error {
 func (d *Discovery) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
 	d.closed = true
 	return d.stopLocked()
 }
@@ -350,18 +356,14 @@ func (d *Discovery) stopLocked() error {
 		d.cancel()
 	}
 	d.wg.Wait()
-	if d.dht != nil {
-		errs = append(errs, d.dht.Close())
+	if kad := d.kad.Load(); kad != nil {
+		errs = append(errs, kad.Close())
 	}
 	return errors.Join(errs...)
 }
 
 // DHT is the underlying DHT (nil before Start), for routing needs this package does not cover.
-func (d *Discovery) DHT() *dht.IpfsDHT {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.dht
-}
+func (d *Discovery) DHT() *dht.IpfsDHT { return d.kad.Load() }
 
 // RoutingTableSize is the number of peers in the DHT routing table (0 before Start).
 func (d *Discovery) RoutingTableSize() int {
@@ -473,7 +475,7 @@ func (d *Discovery) rendezvous(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if now.Before(next) || d.dht.RoutingTable().Size() == 0 {
+			if now.Before(next) || d.kad.Load().RoutingTable().Size() == 0 {
 				continue
 			}
 			if now.Sub(lastAdvertised) > 3*time.Hour*7/8 {

@@ -129,7 +129,7 @@ func (p *provider) run(ctx context.Context) {
 			if len(batch) == 0 {
 				break
 			}
-			if p.d.dht.RoutingTable().Size() == 0 {
+			if p.d.kad.Load().RoutingTable().Size() == 0 {
 				// Nobody to provide to yet: try again later rather than fail every root.
 				p.requeue(batch)
 				retry.Reset(cfg.ProvideRetry)
@@ -195,7 +195,7 @@ func (p *provider) provideBatch(ctx context.Context, batch []cid.Cid) []cid.Cid 
 			defer func() { <-sem; wg.Done() }()
 			pctx, cancel := context.WithTimeout(ctx, cfg.ProvideTimeout)
 			defer cancel()
-			if err := p.d.dht.Provide(pctx, c, true); err != nil {
+			if err := p.d.kad.Load().Provide(pctx, c, true); err != nil {
 				p.failed.Add(1)
 				logger().Debug("provide failed; will retry", "cid", c.String(), "err", err)
 				mu.Lock()
