@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,6 +22,20 @@ func (n *Node) routes() {
 	s.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
 	n.storeRoutes()
 	n.exchangeRoutes()
+	// Go's profiler, behind the token like everything else: `go tool pprof` with
+	// -http and a header, or curl -H "Authorization: Bearer $(cat REPO/api.token)".
+	s.HandleFunc("GET /debug/pprof/", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/debug/pprof/profile":
+			pprof.Profile(w, r)
+		case "/debug/pprof/trace":
+			pprof.Trace(w, r)
+		case "/debug/pprof/symbol":
+			pprof.Symbol(w, r)
+		default:
+			pprof.Index(w, r)
+		}
+	})
 }
 
 // IDInfo is the node's ID and addresses, as GET /api/v1/id answers.
