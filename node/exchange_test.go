@@ -201,3 +201,21 @@ func BenchmarkFetchOneSource(b *testing.B) {
 	}
 	b.ReportMetric(float64(f.Size)*float64(b.N)/moving.Seconds()/1e6, "MB/s-transfer")
 }
+
+// A file the node already holds (added, or shared from elsewhere) is exported to the output
+// without asking anyone: the leaves come from the repo.
+func TestFetchOfAHeldFileWritesItFromTheRepo(t *testing.T) {
+	a := repoNode(t, nil)
+	path, data := writeFile(t, 2<<20+9, 4)
+	for _, copyIn := range []bool{true, false} {
+		f, err := a.Share(t.Context(), path, node.ShareOptions{Copy: copyIn})
+		require.NoError(t, err)
+		out := filepath.Join(t.TempDir(), "copy.bin")
+		res, err := a.Fetch(t.Context(), f.Root, node.FetchOptions{Output: out})
+		require.NoError(t, err)
+		require.Zero(t, res.Stats.Received, "nothing came from the network")
+		got, err := os.ReadFile(out)
+		require.NoError(t, err)
+		require.Equal(t, data, got, "copy=%v", copyIn)
+	}
+}

@@ -141,16 +141,20 @@ func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 	}
-	var last time.Time
+	var last time.Time // guarded by mu
 	res, err := n.Fetch(r.Context(), root, FetchOptions{
 		Output: req.Output, Dir: req.Dir, Force: req.Force,
 		Progress: func(p transfer.Progress) {
-			if time.Since(last) < 250*time.Millisecond {
-				return
+			mu.Lock()
+			due := time.Since(last) >= 250*time.Millisecond
+			if due {
+				last = time.Now()
 			}
-			last = time.Now()
-			fp := progressOf(p)
-			send(api.FetchEvent{Type: "progress", Progress: &fp})
+			mu.Unlock()
+			if due {
+				fp := progressOf(p)
+				send(api.FetchEvent{Type: "progress", Progress: &fp})
+			}
 		},
 	})
 	if err != nil {

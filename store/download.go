@@ -81,22 +81,35 @@ func (d *Download) leafOffsets(c cid.Cid) []uint64 {
 	return d.offsets[blockKey(c)]
 }
 
-// Has reports whether c is already here: in the repo, or (a leaf) verified at its place in the
-// output file, which is how a download resumes after a crash without a record of every write.
+// Has reports whether c is already here: in the repo, in a file the repo references, or (a
+// leaf) verified at its place in the output file, which is how a download resumes after a crash
+// without a record of every write. The transfer layer fetches only what Has denies and delivers
+// nothing that Has confirmed, so a leaf found elsewhere is copied into the output file here.
 func (d *Download) Has(ctx context.Context, c cid.Cid) (bool, error) {
-	if d.s.blocks.has(c) {
-		return true, nil
+	leaf := c.Prefix().Codec == cid.Raw
+	if !leaf {
+		return d.s.blocks.has(c), nil
 	}
-	if d.part == nil || !d.resumed || c.Prefix().Codec != cid.Raw {
+	if d.part != nil && d.resumed {
+		if _, err := d.readPart(c); err == nil {
+			return true, nil
+		}
+	}
+	data, err := d.s.GetBlock(ctx, c) // verified: a corrupt or changed copy is fetched again
+	if err != nil {
 		return false, nil
 	}
-	_, err := d.readPart(c)
-	return err == nil, nil
+	if d.part != nil {
+		if err := d.writeLeaf(c, data); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // Get returns a block that Has reported.
 func (d *Download) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
-	data, err := d.s.blocks.get(c)
+	data, err := d.s.GetBlock(ctx, c)
 	if err == nil || !errors.Is(err, ErrNotFound) || d.part == nil || c.Prefix().Codec != cid.Raw {
 		return data, err
 	}
@@ -182,16 +195,8 @@ func appendUnique(s []uint64, v uint64) []uint64 {
 // the repo.
 func (d *Download) Deliver(c cid.Cid, block []byte) error {
 	if d.part != nil && c.Prefix().Codec == cid.Raw {
-		offs := d.leafOffsets(c)
-		if len(offs) == 0 {
-			return fmt.Errorf("block %s arrived before its parent", c)
-		}
-		for _, off := range offs {
-			if _, err := d.part.WriteAt(block, int64(off)); err != nil {
-				return fmt.Errorf("writing %s: %w", PartPath(d.path), err)
-			}
-			// Start writeback now so the final fsync has little left to do.
-			_ = unix.SyncFileRange(int(d.part.Fd()), int64(off), int64(len(block)), unix.SYNC_FILE_RANGE_WRITE)
+		if err := d.writeLeaf(c, block); err != nil {
+			return err
 		}
 	} else if err := d.s.blocks.put(c, block); err != nil {
 		return err
@@ -200,6 +205,22 @@ func (d *Download) Deliver(c cid.Cid, block []byte) error {
 	close(d.arrived)
 	d.arrived = make(chan struct{})
 	d.mu.Unlock()
+	return nil
+}
+
+// writeLeaf writes a verified leaf at each of its offsets in the output file.
+func (d *Download) writeLeaf(c cid.Cid, block []byte) error {
+	offs := d.leafOffsets(c)
+	if len(offs) == 0 {
+		return fmt.Errorf("block %s arrived before its parent", c)
+	}
+	for _, off := range offs {
+		if _, err := d.part.WriteAt(block, int64(off)); err != nil {
+			return fmt.Errorf("writing %s: %w", PartPath(d.path), err)
+		}
+		// Start writeback now so the final fsync has little left to do.
+		_ = unix.SyncFileRange(int(d.part.Fd()), int64(off), int64(len(block)), unix.SYNC_FILE_RANGE_WRITE)
+	}
 	return nil
 }
 
