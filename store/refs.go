@@ -22,25 +22,51 @@ func (s *Store) refsFor(c cid.Cid) []refLoc {
 		return nil
 	}
 	s.mu.Lock()
-	if s.refs == nil {
-		s.refs = map[string][]refLoc{}
+	ready := s.refs != nil
+	s.mu.Unlock()
+	if !ready {
+		s.buildRefs()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]refLoc(nil), s.refs[blockKey(c)]...)
+}
+
+// buildRefs derives the map from the index. Concurrent lookups wait for it rather than see a
+// half-built map; a build that an event overtook (a file added or changed meanwhile) starts over.
+func (s *Store) buildRefs() {
+	s.refsBuild.Lock()
+	defer s.refsBuild.Unlock()
+	for {
+		s.mu.Lock()
+		if s.refs != nil {
+			s.mu.Unlock()
+			return
+		}
+		gen := s.refsGen
 		files := s.ix.files()
 		s.mu.Unlock()
+		refs := map[string][]refLoc{}
 		for _, f := range files {
 			if f.Path != "" && f.State == Complete {
-				s.indexRefs(f)
+				for k, l := range s.fileRefs(f) {
+					refs[k] = append(refs[k], l...)
+				}
 			}
 		}
 		s.mu.Lock()
+		if s.refsGen == gen {
+			s.refs = refs
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
 	}
-	locs := append([]refLoc(nil), s.refs[blockKey(c)]...)
-	s.mu.Unlock()
-	return locs
 }
 
-// indexRefs adds f's leaves to the map. A file whose size or modification time differs from what
-// was hashed is recorded as changed and not served.
-func (s *Store) indexRefs(f File) {
+// fileRefs lists f's leaves and their byte ranges. A file whose size or modification time
+// differs from what was hashed is recorded as changed and not served.
+func (s *Store) fileRefs(f File) map[string][]refLoc {
 	path := f.Path
 	if st, err := os.Stat(path); err != nil || uint64(st.Size()) != f.Size || st.ModTime().UnixNano() != f.ModTime {
 		reason := "size or modification time changed"
@@ -48,7 +74,7 @@ func (s *Store) indexRefs(f File) {
 			reason = err.Error()
 		}
 		s.markChanged(f.CID, f.Path, reason)
-		return
+		return nil
 	}
 	locs := map[string][]refLoc{}
 	err := s.walk(context.Background(), f.Root, f.Size, func(c cid.Cid, n unixfs.Node, off uint64) error {
@@ -61,38 +87,15 @@ func (s *Store) indexRefs(f File) {
 	if err != nil {
 		log.Warn("cannot index referenced file", "cid", f.CID, "path", f.Path, "err", err)
 	}
-	s.mu.Lock()
-	if s.refs != nil {
-		for k, l := range locs {
-			s.refs[k] = append(s.refs[k], l...)
-		}
-	}
-	s.mu.Unlock()
+	return locs
 }
 
 // applyRefs keeps the map current as events are recorded. Called with s.mu held.
 func (s *Store) applyRefs(e Event) {
-	if s.refs == nil {
-		return
-	}
 	switch e.Type {
-	case FileRemoved, FileChanged, FetchCompleted, FileAdded:
-		for k, locs := range s.refs {
-			kept := locs[:0]
-			for _, l := range locs {
-				if l.root != e.Root {
-					kept = append(kept, l)
-				}
-			}
-			if len(kept) == 0 {
-				delete(s.refs, k)
-			} else {
-				s.refs[k] = kept
-			}
-		}
-	}
-	if (e.Type == FileAdded || e.Type == FetchCompleted) && e.Path != "" {
-		s.refs = nil // rebuilt on next use, including the new file
+	case FileAdded, FileRemoved, FileChanged, FetchCompleted:
+		s.refs = nil // derived state: rebuilt on next use
+		s.refsGen++
 	}
 }
 

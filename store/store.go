@@ -37,14 +37,17 @@ type Store struct {
 	log    *eventlog.Log
 	rec    eventlog.Recovery
 
-	mu       sync.Mutex // guards ix, seq order of appends, snapAt, subs, refs
-	ix       *index
-	snapSeq  uint64 // Seq of the last snapshot
-	subs     map[chan Event]struct{}
-	refs     map[string][]refLoc // leaf key → where referenced copies live; nil until first needed
-	nowFunc  func() time.Time
-	closed   bool
-	closeErr error
+	mu      sync.Mutex // guards ix, seq order of appends, snapAt, subs, refs
+	ix      *index
+	snapSeq uint64 // Seq of the last snapshot
+	subs    map[chan Event]struct{}
+	refs    map[string][]refLoc // leaf key → where referenced copies live; nil until first needed
+	refsGen uint64              // counts events that invalidate refs, so a stale build is redone
+	// refsBuild serializes building refs (taken before mu, never while holding it).
+	refsBuild sync.Mutex
+	nowFunc   func() time.Time
+	closed    bool
+	closeErr  error
 }
 
 // Open opens the repo at dir, taking its lock. A torn tail of the event log is cut and reported
