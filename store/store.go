@@ -84,22 +84,26 @@ func (s *Store) open() error {
 		log.Warn("event log tail cut", "at", rec.TruncatedAt, "dropped", rec.Dropped, "reason", rec.Reason)
 	}
 	ix, from := s.loadSnapshot()
+	// snapSeq counts from the snapshot actually used, so the events replayed after it count
+	// towards the next one; with no usable snapshot every event does.
+	s.snapSeq = ix.Seq
 	if err := replay(l, from, ix, func(Event) bool { return true }); err != nil {
 		// A snapshot that does not line up with the log is only a cache: rebuild from scratch.
 		log.Warn("snapshot does not match the event log; replaying it all", "err", err)
 		ix = newIndex()
+		s.snapSeq = 0
 		if err := replay(l, eventlog.HeaderSize, ix, func(Event) bool { return true }); err != nil {
 			l.Close()
 			return err
 		}
 	}
 	s.ix = ix
-	s.snapSeq = ix.Seq
-	if from == eventlog.HeaderSize {
-		s.snapSeq = 0
-	}
 	return nil
 }
+
+// snapshotVersion is the snapshot format. 2 added the referenced files' modification times; a
+// snapshot of another version is ignored and the log replayed.
+const snapshotVersion = 2
 
 type snapshot struct {
 	Version int    `json:"version"`
@@ -115,9 +119,18 @@ func (s *Store) loadSnapshot() (*index, int64) {
 		return newIndex(), eventlog.HeaderSize
 	}
 	var sn snapshot
-	if err := json.Unmarshal(b, &sn); err != nil || sn.Version != 1 || sn.Index == nil ||
-		sn.Offset < eventlog.HeaderSize || sn.Offset > s.log.End() {
-		log.Warn("ignoring unusable snapshot", "err", err)
+	err = json.Unmarshal(b, &sn)
+	switch {
+	case err != nil:
+	case sn.Version != snapshotVersion:
+		err = fmt.Errorf("format %d, want %d", sn.Version, snapshotVersion)
+	case sn.Index == nil:
+		err = errors.New("no index")
+	case sn.Offset < eventlog.HeaderSize || sn.Offset > s.log.End():
+		err = fmt.Errorf("offset %d outside the log [%d, %d]", sn.Offset, eventlog.HeaderSize, s.log.End())
+	}
+	if err != nil {
+		log.Warn("ignoring unusable snapshot; replaying the whole log", "err", err)
 		return newIndex(), eventlog.HeaderSize
 	}
 	if sn.Index.Files == nil {
@@ -216,7 +229,7 @@ var errStopReplay = errors.New("stop")
 
 // writeSnapshot saves the index so the next Open replays only what follows. Called with s.mu held.
 func (s *Store) writeSnapshot() error {
-	b, err := json.Marshal(snapshot{Version: 1, Offset: s.log.End(), Index: s.ix})
+	b, err := json.Marshal(snapshot{Version: snapshotVersion, Offset: s.log.End(), Index: s.ix})
 	if err != nil {
 		return err
 	}
