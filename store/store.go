@@ -20,8 +20,12 @@ import (
 	"peer/store/unixfs"
 )
 
-// ErrUnknownFile means the index holds no file with that root.
-var ErrUnknownFile = errors.New("no such file in this repo")
+var (
+	// ErrUnknownFile means the index holds no file with that root.
+	ErrUnknownFile = errors.New("no such file in this repo")
+	// ErrBusy means GC did not run because an import or a fetch is writing blocks.
+	ErrBusy = errors.New("an import or a fetch is running; run gc again when it has ended")
+)
 
 // snapshotEvery is how many events may follow the last snapshot before a new one is written.
 const snapshotEvery = 4096
@@ -45,6 +49,9 @@ type Store struct {
 	refsGen uint64              // counts events that invalidate refs, so a stale build is redone
 	// refsBuild serializes building refs (taken before mu, never while holding it).
 	refsBuild sync.Mutex
+	// gcMu is held shared by imports and downloads while they write blocks that no event names
+	// yet, and exclusively by GC, which would otherwise take those blocks for garbage.
+	gcMu      sync.RWMutex
 	nowFunc   func() time.Time
 	closed    bool
 	closeErr  error
@@ -421,6 +428,8 @@ func Hash(ctx context.Context, r io.Reader, opts AddOptions) (unixfs.ImportResul
 
 // Add imports r's bytes as file name. Every block is durable before the FileAdded event is.
 func (s *Store) Add(ctx context.Context, r io.Reader, name string, opts AddOptions) (File, error) {
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	ev := Event{Type: FileAdded, Name: name}
 	if opts.Reference {
 		abs, err := filepath.Abs(opts.Path)
@@ -539,15 +548,19 @@ type GCResult struct {
 	Kept    int   `json:"kept"`
 }
 
-// GC removes owned blocks that no held file needs, and temporary files left by a crash.
+// GC removes owned blocks that no held file needs, and temporary files left by a crash. It does
+// not run (ErrBusy) while an import or a fetch is writing blocks that no event names yet.
 func (s *Store) GC(ctx context.Context) (GCResult, error) {
+	if !s.gcMu.TryLock() {
+		return GCResult{}, ErrBusy
+	}
+	defer s.gcMu.Unlock()
 	live := map[string]bool{}
 	for _, f := range s.Files() {
-		err := s.walk(ctx, f.Root, f.Size, func(c cid.Cid, _ unixfs.Node, _ uint64) error {
-			live[blockKey(c)] = true
-			return nil
-		})
-		if err != nil && f.State == Complete && f.Path == "" {
+		// A complete file of owned blocks must be whole; of any other file (referenced, partial,
+		// changed) what is here is kept, around whatever is missing.
+		strict := f.State == Complete && f.Path == ""
+		if err := s.markLive(ctx, f.Root, live, strict); err != nil {
 			return GCResult{}, fmt.Errorf("walking %s: %w (nothing was removed)", f.CID, err)
 		}
 	}
@@ -568,6 +581,35 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 		return s.blocks.remove(c)
 	})
 	return res, err
+}
+
+// markLive adds c and the blocks under it to live. Strict, a block that cannot be read is an
+// error; otherwise it is passed over and its siblings are still visited.
+func (s *Store) markLive(ctx context.Context, c cid.Cid, live map[string]bool, strict bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	live[blockKey(c)] = true
+	if c.Prefix().Codec == cid.Raw {
+		return nil
+	}
+	data, err := s.blocks.get(c)
+	var n unixfs.Node
+	if err == nil {
+		n, err = unixfs.ParseNode(c, data)
+	}
+	if err != nil {
+		if strict {
+			return err
+		}
+		return nil
+	}
+	for _, ch := range n.Children {
+		if err := s.markLive(ctx, ch.Cid, live, strict); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // walk visits the DAG of a file of size bytes depth first: fn gets each block's CID, parsed node
