@@ -51,10 +51,10 @@ type Store struct {
 	refsBuild sync.Mutex
 	// gcMu is held shared by imports and downloads while they write blocks that no event names
 	// yet, and exclusively by GC, which would otherwise take those blocks for garbage.
-	gcMu      sync.RWMutex
-	nowFunc   func() time.Time
-	closed    bool
-	closeErr  error
+	gcMu     sync.RWMutex
+	nowFunc  func() time.Time
+	closed   bool
+	closeErr error
 }
 
 // Open opens the repo at dir, taking its lock. A torn tail of the event log is cut and reported
