@@ -2,6 +2,7 @@ package transfer_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -234,4 +235,40 @@ func mustGet(t *testing.T, s *memStore, c cid.Cid) []byte {
 	b, err := s.Get(t.Context(), c)
 	require.NoError(t, err)
 	return b
+}
+
+// stuckStore never answers until the stream's context ends: a slow disk.
+type stuckStore struct{}
+
+func (stuckStore) Get(ctx context.Context, _ cid.Cid) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestHostileClientWithWorkQueued: a client that breaks the protocol after
+// queueing work has its stream reset at once and is reported, without the
+// server first serving what it had queued.
+func TestHostileClientWithWorkQueued(t *testing.T) {
+	d := buildDAG(t, 64<<10, 16<<10, 1024, 21)
+	kids, err := expand(d.root, mustGet(t, d.store, d.root))
+	require.NoError(t, err)
+	reported := make(chan error, 1)
+	src := newSeeder(t, stuckStore{}, transfer.WithMisbehaviour(func(_ peer.ID, err error) { reported <- err }))
+	h := newHost(t)
+	connect(t, h, src.h)
+	s, err := h.NewStream(t.Context(), src.h.ID(), transfer.ID)
+	require.NoError(t, err)
+	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+	b, err := wire.AppendControl(nil, &wire.Message{Type: wire.TypeWant, CIDs: kids})
+	require.NoError(t, err)
+	_, err = s.Write(append(b, 1, 0x42)) // then a frame of an unknown type
+	require.NoError(t, err)
+	select {
+	case err := <-reported:
+		require.ErrorIs(t, err, wire.ErrUnknownType)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server kept serving a client that broke the protocol")
+	}
+	_, err = io.Copy(io.Discard, s)
+	require.Error(t, err, "the server resets the stream")
 }

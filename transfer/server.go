@@ -161,10 +161,11 @@ func (q *serveQueue) next() (c cid.Cid, ok bool, end error) {
 }
 
 // serve answers the Want frames of one stream in order until the client
-// closes its side (nil) or something fails (the error).
+// closes its side (nil) or something fails (the error). A request that
+// breaks the protocol ends the stream at once, whatever is still queued.
 func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 
@@ -177,13 +178,22 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
-		q.finish(t.readWants(s, q))
+		err := t.readWants(s, q)
+		q.finish(err)
+		if !errors.Is(err, io.EOF) {
+			cancel(err) // resets the stream and stops the writer
+		}
 	}()
 	defer func() {
 		if err != nil {
 			_ = s.Reset() // unblocks the reader
 		}
 		<-readDone
+		// The writer fails in many ways once the reader has reset the stream;
+		// the reader's reason is the one that says who broke what.
+		if cause := context.Cause(ctx); err != nil && cause != nil && ctx.Err() != nil {
+			err = cause
+		}
 	}()
 
 	// A reader goroutine reads blocks from the store ahead of the writer, so
@@ -216,7 +226,7 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 			select {
 			case it = <-ready:
 			case <-ctx.Done():
-				return ctx.Err()
+				return context.Cause(ctx)
 			}
 		}
 		if it.err != nil {
