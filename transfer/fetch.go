@@ -177,8 +177,8 @@ type fetch struct {
 	queue       blockQueue
 	remaining   int // blocks known and not done
 	sessions    map[peer.ID]*session
-	dialing     int  // providers from Find being connected
-	findOpen    bool // Find may still yield providers
+	dialing     map[peer.ID]struct{} // providers from Find being connected
+	findOpen    bool                 // Find may still yield providers
 	stuckSince  time.Time
 	leafEst     int64 // expected size of a leaf, learnt from arrivals
 	innerEst    int64
@@ -224,6 +224,7 @@ func (t *Transfer) Fetch(ctx context.Context, req Request) (Stats, error) {
 		done:     make(chan struct{}),
 		blocks:   make(map[cid.Cid]*block),
 		sessions: make(map[peer.ID]*session),
+		dialing:  make(map[peer.ID]struct{}),
 		findOpen: req.Find != nil,
 		leafEst:  256 << 10,
 		innerEst: 64 << 10,
@@ -513,13 +514,19 @@ func (f *fetch) addPeer(p peer.ID) {
 	f.wg.Go(s.run)
 }
 
-// findLoop connects to the providers Find yields and adds them.
+// maxDials bounds the providers from Find that one fetch connects to at
+// once: a DHT may yield thousands.
+const maxDials = 8
+
+// findLoop connects to the providers Find yields and adds them, at most
+// maxDials at a time and none once the fetch has all the peers it may use.
 func (f *fetch) findLoop() {
 	defer func() {
 		f.mu.Lock()
 		f.findOpen = false
 		f.mu.Unlock()
 	}()
+	slots := make(chan struct{}, maxDials)
 	ch := f.req.Find(f.ctx)
 	for {
 		var ai peer.AddrInfo
@@ -532,15 +539,24 @@ func (f *fetch) findLoop() {
 				return
 			}
 		}
+		select {
+		case slots <- struct{}{}:
+		case <-f.ctx.Done():
+			return
+		}
 		f.mu.Lock()
 		_, known := f.sessions[ai.ID]
-		if known || ai.ID == f.t.h.ID() {
+		_, dialing := f.dialing[ai.ID]
+		full := f.liveLocked() >= f.t.cfg.maxPeers
+		if known || dialing || full || ai.ID == f.t.h.ID() {
 			f.mu.Unlock()
+			<-slots
 			continue
 		}
-		f.dialing++
+		f.dialing[ai.ID] = struct{}{}
 		f.mu.Unlock()
 		f.wg.Go(func() {
+			defer func() { <-slots }()
 			if len(ai.Addrs) > 0 {
 				ctx, cancel := context.WithTimeout(f.ctx, f.t.cfg.dialTimeout)
 				err := f.t.h.Connect(ctx, ai)
@@ -551,7 +567,7 @@ func (f *fetch) findLoop() {
 			}
 			f.addPeer(ai.ID)
 			f.mu.Lock()
-			f.dialing--
+			delete(f.dialing, ai.ID)
 			f.mu.Unlock()
 		})
 	}
@@ -595,7 +611,7 @@ func (f *fetch) tickLoop() {
 			if f.stuckSince.IsZero() {
 				f.stuckSince = now
 			}
-			hopeless := f.liveLocked() == 0 && !f.findOpen && f.dialing == 0
+			hopeless := f.liveLocked() == 0 && !f.findOpen && len(f.dialing) == 0
 			if hopeless || now.Sub(f.stuckSince) >= f.t.cfg.noProviders {
 				noProv = f.noProvidersErrLocked(now.Sub(f.stuckSince), hopeless)
 			}
@@ -634,7 +650,7 @@ func (f *fetch) liveLocked() int {
 // connected, or none has work in flight and the waiting blocks are all
 // lacked by every live peer.
 func (f *fetch) stuckLocked() bool {
-	if f.dialing > 0 {
+	if len(f.dialing) > 0 {
 		return false
 	}
 	live := 0

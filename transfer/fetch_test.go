@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,9 @@ import (
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
+	libp2ptest "github.com/libp2p/go-libp2p/core/test"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
 
@@ -383,4 +388,61 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		n := runtime.Stack(buf, true)
 		return !bytes.Contains(buf[:n], []byte("peer/transfer."))
 	}, 5*time.Second, 20*time.Millisecond, "goroutines of the package still running after Close")
+}
+
+// TestFindDialsBounded: a Find that yields many providers, each hanging in
+// its handshake, gets only a few connection attempts at a time.
+func TestFindDialsBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var open, peak atomic.Int32
+	var conns sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); conns.Wait() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			peak.Store(max(peak.Load(), open.Add(1)))
+			conns.Go(func() { // silent until the dialer gives up
+				_, _ = io.Copy(io.Discard, c)
+				open.Add(-1)
+				_ = c.Close()
+			})
+		}
+	}()
+	addr, err := manet.FromNetAddr(ln.Addr())
+	require.NoError(t, err)
+
+	_, tr, _ := newFetcher(t, nil)
+	const providers = 40
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	_, err = tr.Fetch(ctx, transfer.Request{
+		Root: buildDAG(t, 10, 16, 2, 22).root,
+		Find: func(ctx context.Context) <-chan peer.AddrInfo {
+			ch := make(chan peer.AddrInfo)
+			go func() {
+				for range providers {
+					id, err := libp2ptest.RandPeerID()
+					if err != nil {
+						return
+					}
+					select {
+					case ch <- peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+			return ch
+		},
+		Expand:  expand,
+		Deliver: newCollector().deliver,
+	})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	t.Logf("at most %d connection attempts at once", peak.Load())
+	require.Positive(t, peak.Load())
+	require.LessOrEqual(t, peak.Load(), int32(8))
 }

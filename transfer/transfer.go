@@ -179,8 +179,14 @@ func (t *Transfer) bannedLocked(p peer.ID) bool {
 
 // misbehaved records that p broke the protocol or sent a bad block.
 func (t *Transfer) misbehaved(p peer.ID, err error) {
+	now := time.Now()
 	t.mu.Lock()
-	t.banned[p] = time.Now().Add(t.cfg.banDuration)
+	for q, until := range t.banned { // forget expired bans, so the map holds recent ones only
+		if now.After(until) {
+			delete(t.banned, q)
+		}
+	}
+	t.banned[p] = now.Add(t.cfg.banDuration)
 	t.mu.Unlock()
 	t.log.Warn("peer misbehaved", "peer", p.ShortString(), "err", err)
 	if t.cfg.onMisbehaviour != nil {
