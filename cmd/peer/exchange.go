@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -195,10 +194,6 @@ func fetchProgress(app *App, asJSON bool) func(api.FetchEvent) {
 	}
 }
 
-func writeJSONLine(w io.Writer, v any) error {
-	return writeJSONCompact(w, v)
-}
-
 func humanBytes(n float64) string {
 	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
 	i := 0
@@ -212,7 +207,7 @@ func humanBytes(n float64) string {
 func newSearchCmd(app *App) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "search TERM",
+		Use:   "search [TERM] [--json]",
 		Short: "search what the network announced: name, size, CID, peers, last seen",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

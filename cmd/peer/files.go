@@ -45,6 +45,16 @@ func (a *App) openStore() (*store.Store, error) {
 	return s, nil
 }
 
+// withStore runs fn on the repo opened offline and closes it. Close's error counts: it writes the
+// snapshot and releases the lock.
+func (a *App) withStore(fn func(*store.Store) error) error {
+	s, err := a.openStore()
+	if err != nil {
+		return err
+	}
+	return errors.Join(fn(s), s.Close())
+}
+
 func parseCID(s string) (cid.Cid, error) {
 	c, err := cid.Decode(s)
 	if err != nil {
@@ -62,7 +72,8 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func writeJSONCompact(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+// writeJSONLine writes v as one line of JSON.
+func writeJSONLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
 
 func newInitCmd(app *App) *cobra.Command {
 	var profile string
@@ -94,38 +105,40 @@ func newAddCmd(app *App) *cobra.Command {
 					return err
 				}
 			}
-			var s *store.Store
-			var d *api.Client
-			if !onlyHash {
-				var err error
-				if d, err = app.daemon(cmd.Context()); err != nil {
-					return err
-				}
-				if d == nil {
-					if s, err = app.openStore(); err != nil {
+			// addAll imports every file with add (through the daemon, into the repo, or only
+			// hashing) and prints its CID.
+			addAll := func(add func(path string) (cid.Cid, error)) error {
+				for _, p := range args {
+					c, err := add(p)
+					if err != nil {
 						return err
 					}
-					defer s.Close()
+					if quiet {
+						fmt.Fprintln(app.Out, c)
+					} else {
+						fmt.Fprintf(app.Out, "added %s %s\n", c, filepath.Base(p))
+					}
 				}
+				return nil
 			}
-			for _, p := range args {
-				var c cid.Cid
-				var err error
-				if d != nil {
-					c, err = addThroughDaemon(cmd.Context(), app, d, p, chunk)
-				} else {
-					c, err = addOne(cmd.Context(), app, s, p, store.AddOptions{ChunkSize: chunk})
-				}
-				if err != nil {
-					return err
-				}
-				if quiet {
-					fmt.Fprintln(app.Out, c)
-				} else {
-					fmt.Fprintf(app.Out, "added %s %s\n", c, filepath.Base(p))
-				}
+			local := func(s *store.Store) error { // s nil: only hash
+				return addAll(func(p string) (cid.Cid, error) {
+					return addOne(cmd.Context(), app, s, p, store.AddOptions{ChunkSize: chunk})
+				})
 			}
-			return nil
+			if onlyHash {
+				return local(nil)
+			}
+			d, err := app.daemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if d == nil {
+				return app.withStore(local)
+			}
+			return addAll(func(p string) (cid.Cid, error) {
+				return addThroughDaemon(cmd.Context(), app, d, p, chunk)
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the CIDs, one per line")
@@ -241,23 +254,17 @@ func newCatCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var r io.ReadCloser
-			if d != nil {
-				r, err = d.Cat(cmd.Context(), c) // the daemon fetches what it does not hold
-			} else {
-				s, oerr := app.openStore()
-				if oerr != nil {
-					return oerr
+			copyOut := func(r io.ReadCloser, err error) error {
+				if err != nil {
+					return err
 				}
-				defer s.Close()
-				r, err = s.Cat(cmd.Context(), c)
+				_, err = io.Copy(app.Out, r)
+				return errors.Join(err, r.Close())
 			}
-			if err != nil {
-				return err
+			if d != nil {
+				return copyOut(d.Cat(cmd.Context(), c)) // the daemon fetches what it does not hold
 			}
-			defer r.Close()
-			_, err = io.Copy(app.Out, r)
-			return err
+			return app.withStore(func(s *store.Store) error { return copyOut(s.Cat(cmd.Context(), c)) })
 		},
 	}
 }
@@ -288,15 +295,14 @@ func newLsCmd(app *App) *cobra.Command {
 			case d != nil:
 				files, err = d.Ls(cmd.Context())
 			default:
-				s, oerr := app.openStore()
-				if oerr != nil {
-					return oerr
-				}
-				defer s.Close()
-				files = s.Files()
-				if at != "" {
+				err = app.withStore(func(s *store.Store) (err error) {
+					if at == "" {
+						files = s.Files()
+						return nil
+					}
 					files, err = s.FilesAt(t)
-				}
+					return err
+				})
 			}
 			if err != nil {
 				return err
@@ -354,12 +360,7 @@ func newRmCmd(app *App) *cobra.Command {
 			if d != nil {
 				err = d.Remove(cmd.Context(), c.String()) // also withdraws a shared file
 			} else {
-				s, oerr := app.openStore()
-				if oerr != nil {
-					return oerr
-				}
-				defer s.Close()
-				err = s.Remove(c)
+				err = app.withStore(func(s *store.Store) error { return s.Remove(c) })
 			}
 			if err != nil {
 				return err
@@ -384,12 +385,10 @@ func newGCCmd(app *App) *cobra.Command {
 			if d != nil {
 				res, err = d.GC(cmd.Context())
 			} else {
-				s, oerr := app.openStore()
-				if oerr != nil {
-					return oerr
-				}
-				defer s.Close()
-				res, err = s.GC(cmd.Context())
+				err = app.withStore(func(s *store.Store) (err error) {
+					res, err = s.GC(cmd.Context())
+					return err
+				})
 			}
 			if err != nil {
 				return err
@@ -434,12 +433,7 @@ func newEventsCmd(app *App) *cobra.Command {
 				}
 				return nil
 			}
-			s, err := app.openStore()
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return s.Events(0, show)
+			return app.withStore(func(s *store.Store) error { return s.Events(0, show) })
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
