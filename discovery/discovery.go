@@ -12,6 +12,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	coredisc "github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -231,12 +232,15 @@ func (d *Discovery) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("starting DHT: %w", err)
 	}
-	d.kad.Store(kad)
+	// rd first: storing kad publishes it to Advertise and FindPeers, which do not take d.mu.
 	d.rd = drouting.NewRoutingDiscovery(kad)
+	d.kad.Store(kad)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
-			d.stopLocked()
+			// Stopped for good: a later Close must not close the DHT again.
+			d.closed = true
+			err = errors.Join(err, d.stopLocked())
 		}
 	}()
 
@@ -401,13 +405,18 @@ func (d *Discovery) modeName(k *dht.IpfsDHT) string {
 // search ends or ctx does. Bound ctx (the search otherwise walks the whole DHT) and cancel it
 // when you stop reading early, which ends the search.
 func (d *Discovery) FindProviders(ctx context.Context, c cid.Cid) <-chan peer.AddrInfo {
-	out := make(chan peer.AddrInfo)
 	k := d.DHT()
 	if k == nil {
+		out := make(chan peer.AddrInfo)
 		close(out)
 		return out
 	}
-	in := k.FindProvidersAsync(ctx, c, 0)
+	return d.withoutSelf(ctx, k.FindProvidersAsync(ctx, c, 0))
+}
+
+// withoutSelf forwards in, less this node, until in closes or ctx ends.
+func (d *Discovery) withoutSelf(ctx context.Context, in <-chan peer.AddrInfo) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo)
 	go func() {
 		defer close(out)
 		for ai := range in {
@@ -441,25 +450,11 @@ func (d *Discovery) FindPeers(ctx context.Context, ns string, limit int) (<-chan
 	if limit <= 0 {
 		limit = 100
 	}
-	ch, err := d.rd.FindPeers(ctx, ns, discoveryLimit(limit))
+	ch, err := d.rd.FindPeers(ctx, ns, coredisc.Limit(limit))
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan peer.AddrInfo)
-	go func() {
-		defer close(out)
-		for ai := range ch {
-			if ai.ID == d.h.ID() {
-				continue
-			}
-			select {
-			case out <- ai:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
+	return d.withoutSelf(ctx, ch), nil
 }
 
 // rendezvous advertises the network's key and connects to the peers found under it: once the

@@ -174,3 +174,18 @@ func TestConfigChecks(t *testing.T) {
 	require.Equal(t, "/peer/lab", string(discovery.ProtocolPrefix("lab")))
 	require.NotEqual(t, discovery.RendezvousKey(""), discovery.RendezvousKey("lab"))
 }
+
+// TestUnprovideLeavesTheQueue: a root removed while it waits for a routing table is not
+// provided once peers come.
+func TestUnprovideLeavesTheQueue(t *testing.T) {
+	d, err := discovery.New(newHost(t), discovery.Config{Network: "unprovide", ProvideRetry: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(t.Context()))
+	t.Cleanup(func() { require.NoError(t, d.Close()) })
+	gone, kept := randomCID(t), randomCID(t)
+	d.Provide(gone, kept)
+	require.Eventually(t, func() bool { return d.Stats().Pending == 2 }, 10*time.Second, 10*time.Millisecond,
+		"with an empty routing table both roots wait")
+	d.Unprovide(gone)
+	require.Eventually(t, func() bool { s := d.Stats(); return s.Pending == 1 && s.Roots == 1 }, 10*time.Second, 10*time.Millisecond)
+}

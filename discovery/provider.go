@@ -2,15 +2,13 @@ package discovery
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
-	coredisc "github.com/libp2p/go-libp2p/core/discovery"
 )
-
-func discoveryLimit(n int) coredisc.Option { return coredisc.Limit(n) }
 
 // Stats counts the provide work.
 type Stats struct {
@@ -35,8 +33,6 @@ type provider struct {
 
 	provided atomic.Uint64
 	failed   atomic.Uint64
-	// done receives one value per finished batch (tests wait on it); never blocks the worker.
-	done chan struct{}
 }
 
 func newProvider(d *Discovery) *provider {
@@ -45,7 +41,6 @@ func newProvider(d *Discovery) *provider {
 		roots:  map[cid.Cid]struct{}{},
 		queued: map[cid.Cid]struct{}{},
 		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}, 1),
 	}
 }
 
@@ -62,11 +57,16 @@ func (d *Discovery) Provide(roots ...cid.Cid) {
 	p.signal()
 }
 
-// Unprovide stops re-providing root (existing records expire on their own, within 48h).
+// Unprovide stops providing root: it leaves the queue if it waits there, and is not re-provided
+// (existing records expire on their own, within 48h).
 func (d *Discovery) Unprovide(root cid.Cid) {
 	p := d.prov
 	p.mu.Lock()
 	delete(p.roots, root)
+	if _, ok := p.queued[root]; ok {
+		delete(p.queued, root)
+		p.queue = slices.DeleteFunc(p.queue, root.Equals)
+	}
 	p.mu.Unlock()
 }
 
@@ -138,18 +138,9 @@ func (p *provider) run(ctx context.Context) {
 			if failed := p.provideBatch(ctx, batch); len(failed) > 0 {
 				p.requeue(failed)
 				retry.Reset(cfg.ProvideRetry)
-				p.notify()
 				break
 			}
-			p.notify()
 		}
-	}
-}
-
-func (p *provider) notify() {
-	select {
-	case p.done <- struct{}{}:
-	default:
 	}
 }
 
