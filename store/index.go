@@ -138,7 +138,7 @@ func (ix *index) files() []File {
 }
 
 // search lists catalog offers whose name contains term (case-insensitive), or whose CID is term,
-// counting only providers seen since cutoff.
+// counting only providers seen since cutoff: most providers first, then by name and CID.
 func (ix *index) search(term string, cutoff time.Time) []Offer {
 	term = strings.ToLower(term)
 	var out []Offer
@@ -166,7 +166,10 @@ func (ix *index) search(term string, cutoff time.Time) []Offer {
 		if len(out[i].Providers) != len(out[j].Providers) {
 			return len(out[i].Providers) > len(out[j].Providers)
 		}
-		return out[i].Name < out[j].Name
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].CID < out[j].CID
 	})
 	return out
 }

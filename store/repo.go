@@ -62,19 +62,13 @@ func Init(dir string) (created bool, err error) {
 	if err := os.MkdirAll(filepath.Join(dir, blocksDir), 0o700); err != nil {
 		return false, fmt.Errorf("creating repo: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, identityFile)); errors.Is(err, os.ErrNotExist) {
-		_, key, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
+	idPath := filepath.Join(dir, identityFile)
+	if _, err := os.Stat(idPath); errors.Is(err, os.ErrNotExist) {
+		if err := writeIdentity(idPath); err != nil {
 			return false, err
 		}
-		der, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return false, err
-		}
-		b := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-		if err := writeFileAtomic(filepath.Join(dir, identityFile), b, 0o600); err != nil {
-			return false, fmt.Errorf("writing identity: %w", err)
-		}
+	} else if err != nil {
+		return false, fmt.Errorf("checking identity: %w", err)
 	}
 	// The version file is written last: a repo without it is not a repo yet, so an interrupted
 	// init is completed by the next one.
@@ -82,6 +76,23 @@ func Init(dir string) (created bool, err error) {
 		return false, fmt.Errorf("writing version: %w", err)
 	}
 	return true, nil
+}
+
+// writeIdentity writes a new Ed25519 key, PKCS#8 PEM, mode 0600.
+func writeIdentity(path string) error {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("generating identity: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("encoding identity: %w", err)
+	}
+	b := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if err := writeFileAtomic(path, b, 0o600); err != nil {
+		return fmt.Errorf("writing identity: %w", err)
+	}
+	return nil
 }
 
 func checkVersion(dir string) error {

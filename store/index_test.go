@@ -1,0 +1,32 @@
+package store_test
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"peer/store"
+)
+
+// Offers that tie on providers and name come in CID order, the same on every call.
+func TestSearchOrderIsDeterministic(t *testing.T) {
+	s := open(t, newRepo(t))
+	var roots []string
+	for i := range 6 {
+		res, err := store.Hash(t.Context(), bytes.NewReader(randomBytes(uint64(i), 100)), store.AddOptions{})
+		require.NoError(t, err)
+		roots = append(roots, res.Root.String())
+		require.NoError(t, s.Record(store.Event{Type: store.AnnounceSeen, Root: res.Root.String(), Name: "same.iso", Size: 100, Peer: "p1"}))
+	}
+	slices.Sort(roots)
+	for range 10 {
+		var got []string
+		for _, o := range s.Search("same", time.Hour) {
+			got = append(got, o.CID)
+		}
+		require.Equal(t, roots, got)
+	}
+}
