@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -183,7 +184,9 @@ func replay(l *eventlog.Log, from int64, ix *index, keep func(Event) bool) error
 			}
 		}()
 	}
-	// The applier consumes batches in the order they were scanned.
+	// The applier consumes batches in the order they were scanned. Once it stops (an error, or
+	// keep said no), the scan stops too.
+	var stopped atomic.Bool
 	applied := make(chan error, 1)
 	go func() {
 		var err error
@@ -206,6 +209,9 @@ func replay(l *eventlog.Log, from int64, ix *index, keep func(Event) bool) error
 			if err == nil {
 				err = b.err
 			}
+			if err != nil {
+				stopped.Store(true)
+			}
 		}
 		applied <- err
 	}()
@@ -216,6 +222,9 @@ func replay(l *eventlog.Log, from int64, ix *index, keep func(Event) bool) error
 		cur = &batch{done: make(chan struct{})}
 	}
 	scanErr := l.Scan(from, func(off int64, rec []byte) error {
+		if stopped.Load() {
+			return errStopReplay
+		}
 		cur.offs = append(cur.offs, off)
 		cur.recs = append(cur.recs, bytes.Clone(rec))
 		if len(cur.recs) == batchSize {
@@ -229,6 +238,9 @@ func replay(l *eventlog.Log, from int64, ix *index, keep func(Event) bool) error
 	close(todo)
 	close(ordered)
 	wg.Wait()
+	if errors.Is(scanErr, errStopReplay) {
+		scanErr = nil // the applier's error says why
+	}
 	return errors.Join(scanErr, <-applied)
 }
 
