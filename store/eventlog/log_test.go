@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -178,28 +179,36 @@ func assertNoError(t *testing.T, err error) bool {
 	return true
 }
 
-func TestGroupCommit(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "events.log")
-	l, _ := open(t, path, eventlog.Options{})
-	// Hold the first fsync until every appender has queued its record behind it.
-	release := make(chan struct{})
+// appendBehindHeldSync starts n concurrent appends while the first fsync is held, and returns
+// once every record is queued; release lets the fsync go on, and wg waits for the appenders.
+func appendBehindHeldSync(t *testing.T, l *eventlog.Log, n int) (release func(), wg *sync.WaitGroup) {
+	t.Helper()
+	held := make(chan struct{})
 	var once sync.Once
 	eventlog.WrapSync(l, func(sync func() error) func() error {
 		return func() error {
-			once.Do(func() { <-release })
+			once.Do(func() { <-held })
 			return sync()
 		}
 	})
-	const n = 64
-	var wg sync.WaitGroup
+	wg = &sync.WaitGroup{}
 	for i := range n {
 		wg.Go(func() {
 			_, err := l.Append(fmt.Appendf(nil, "rec-%d", i))
 			assertNoError(t, err)
 		})
 	}
-	require.Eventually(t, func() bool { return eventlog.Accepted(l) == n }, 10e9, 1e6)
-	close(release)
+	require.Eventually(t, func() bool { return eventlog.Accepted(l) == int64(n) }, 10*time.Second, time.Millisecond)
+	return func() { close(held) }, wg
+}
+
+func TestGroupCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.log")
+	l, _ := open(t, path, eventlog.Options{})
+	// Hold the first fsync until every appender has queued its record behind it.
+	const n = 64
+	release, wg := appendBehindHeldSync(t, l, n)
+	release()
 	wg.Wait()
 	// One fsync for the first leader's batch, one for all the records queued behind it.
 	require.LessOrEqual(t, eventlog.Flushes(l), int64(2))
@@ -483,32 +492,17 @@ func TestCloseWaitsForQueuedAppends(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.log")
 	l, _, err := eventlog.Open(path, eventlog.Options{})
 	require.NoError(t, err)
-	release := make(chan struct{})
-	var once sync.Once
-	eventlog.WrapSync(l, func(sync func() error) func() error {
-		return func() error {
-			once.Do(func() { <-release })
-			return sync()
-		}
-	})
 	const n = 10
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			_, err := l.Append(fmt.Appendf(nil, "rec-%d", i))
-			assertNoError(t, err)
-		})
-	}
-	require.Eventually(t, func() bool { return eventlog.Accepted(l) == n }, 10e9, 1e6)
+	release, wg := appendBehindHeldSync(t, l, n)
 	closed := make(chan error)
 	go func() { closed <- l.Close() }()
 	// Close has begun (the log refuses new work) while the queued appends still wait on the fsync.
 	require.Eventually(t, func() bool {
 		return errors.Is(l.Scan(eventlog.HeaderSize, func(int64, []byte) error { return nil }), eventlog.ErrClosed)
-	}, 10e9, 1e6)
+	}, 10*time.Second, time.Millisecond)
 	_, err = l.Append([]byte("late"))
 	require.ErrorIs(t, err, eventlog.ErrClosed)
-	close(release)
+	release()
 	require.NoError(t, <-closed)
 	wg.Wait()
 
