@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -11,7 +14,8 @@ import (
 )
 
 // runInit creates the repo if needed, writes the config with the profile applied, and prints the
-// peer ID. Running it again changes nothing unless a profile is given.
+// peer ID. Running it again changes nothing unless a profile is given, or an earlier init was
+// interrupted before it wrote the config.
 func runInit(app *App, profile string) error {
 	dir := app.Repo()
 	created, err := store.Init(dir)
@@ -22,7 +26,8 @@ func runInit(app *App, profile string) error {
 	if err != nil {
 		return err
 	}
-	if created || profile != "" {
+	_, err = os.Stat(filepath.Join(dir, config.FileName))
+	if missing := errors.Is(err, os.ErrNotExist); created || missing || profile != "" {
 		if err := cfg.ApplyProfile(profile); err != nil {
 			return err
 		}

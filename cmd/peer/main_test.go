@@ -220,3 +220,17 @@ func TestCrashDuringAdd(t *testing.T) {
 		require.True(t, bytes.Equal(want, []byte(got)))
 	}
 }
+
+// An init interrupted after the repo was made but before config.json was written is completed
+// by the next init.
+func TestInitWritesAMissingConfig(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	var out, errb bytes.Buffer
+	require.Zero(t, run(t.Context(), []string{"--repo", repo, "init"}, nil, &out, &errb), errb.String())
+	cfgPath := filepath.Join(repo, "config.json")
+	require.FileExists(t, cfgPath)
+	require.NoError(t, os.Remove(cfgPath))
+	out.Reset()
+	require.Zero(t, run(t.Context(), []string{"--repo", repo, "init"}, nil, &out, &errb), errb.String())
+	require.FileExists(t, cfgPath)
+}
