@@ -44,12 +44,12 @@ func leaves(t *testing.T, s *store.Store, root cid.Cid) []cid.Cid {
 // The map of referenced leaves is built on first use; lookups racing with that first build must
 // all find their leaf, not an empty map that is still being filled.
 func TestReferencedLeavesFoundByConcurrentFirstLookups(t *testing.T) {
-	for trial := range 10 {
+	for trial := range 3 {
 		dir := newRepo(t)
 		s, err := store.Open(dir)
 		require.NoError(t, err)
 		var f store.File
-		for i := range 50 { // many files make the first build long enough for lookups to race it
+		for i := range 30 { // many files make the first build long enough for lookups to race it
 			f, _ = shareInPlace(t, s, randomBytes(uint64(100*trial+i), 64*1024))
 		}
 		require.NoError(t, s.Close())
