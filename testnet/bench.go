@@ -322,7 +322,8 @@ func quantile(sorted []float64, q float64) float64 {
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
-// latencyStats summarizes the Millis of the events of kind that succeeded.
+// latencyStats summarizes the Millis of the events of kind that succeeded. With none, it gives
+// only the counts: a quantile of nothing is NaN, which JSON cannot carry.
 func latencyStats(prefix string, evs []Event, kind string) []Stat {
 	var ms []float64
 	total, ok := 0, 0
@@ -337,14 +338,19 @@ func latencyStats(prefix string, evs []Event, kind string) []Stat {
 		}
 	}
 	slices.Sort(ms)
-	return []Stat{
+	counts := []Stat{
 		{prefix + " count", float64(total), ""},
 		{prefix + " succeeded", float64(ok), ""},
+	}
+	if ok == 0 {
+		return counts
+	}
+	return append(counts, []Stat{
 		{prefix + " p50", quantile(ms, 0.5), "ms"},
 		{prefix + " p90", quantile(ms, 0.9), "ms"},
 		{prefix + " p99", quantile(ms, 0.99), "ms"},
 		{prefix + " max", quantile(ms, 1), "ms"},
-	}
+	}...)
 }
 
 func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -79,7 +79,8 @@ func Demo(ctx context.Context, opts DemoOptions) (res DemoResult, err error) {
 	t0 := time.Now()
 	m, err := Up(ctx, UpOptions{Nodes: opts.Nodes, Dir: dir, Binary: opts.Binary})
 	if err != nil {
-		os.RemoveAll(dir)
+		// Up has stopped what it started; its error names a daemon log, kept for reading.
+		step("   the repos and daemon logs are in %s", dir)
 		return res, err
 	}
 	res.Up = time.Since(t0)

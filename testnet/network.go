@@ -215,10 +215,8 @@ func (nw *Network) startNode(ctx context.Context, boot *peer.AddrInfo) (*Node, e
 	cfg.DHTMode = "server"
 	cfg.MDNS = false
 	cfg.ConnLow, cfg.ConnHigh = 400, 800
-	// Rendezvous off: every node already connects to node 0 and to its DHT peers, and
-	// discovery.Close can deadlock with a rendezvous lookup in flight (Close holds the
-	// discovery's mutex while it waits for the rendezvous goroutine, which needs that mutex in
-	// DHT()). WithConfig turns it back on.
+	// Rendezvous off: every node already connects to node 0 and to its DHT peers, and the
+	// rendezvous lookups would add DHT traffic to every measurement. WithConfig turns it on.
 	cfg.Rendezvous = false
 	if boot != nil {
 		addrs, err := peer.AddrInfoToP2pAddrs(boot)
@@ -272,14 +270,8 @@ func (nw *Network) Ready() bool {
 
 // WaitReady waits until Ready, or ctx ends.
 func (nw *Network) WaitReady(ctx context.Context) error {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for !nw.Ready() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("testnet: waiting for every node to connect and fill its routing table: %w", ctx.Err())
-		case <-t.C:
-		}
+	if err := waitFor(ctx, nw.Ready); err != nil {
+		return fmt.Errorf("testnet: waiting for every node to connect and fill its routing table: %w", err)
 	}
 	return nil
 }

@@ -167,13 +167,16 @@ func Up(ctx context.Context, opts UpOptions) (_ *Manifest, err error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
 	defer cancel()
-	// Node 0 first: its address is the others' bootstrap.
 	// The manifest is rewritten after each start so that a `down` finds every pid even if this
 	// process dies half-way.
-	if err := m.start(rctx, 0, ""); err != nil {
-		return nil, err
+	start := func(i int, boot string) error {
+		if err := m.start(i, boot); err != nil {
+			return err
+		}
+		return m.write()
 	}
-	if err := m.write(); err != nil {
+	// Node 0 first: its address is the others' bootstrap.
+	if err := start(0, ""); err != nil {
 		return nil, err
 	}
 	if err := m.wait(rctx, 0, false); err != nil {
@@ -181,12 +184,9 @@ func Up(ctx context.Context, opts UpOptions) (_ *Manifest, err error) {
 	}
 	boot := m.Nodes[0].Addrs[0]
 	for i := 1; i < len(m.Nodes); i++ {
-		if err := m.start(rctx, i, boot); err != nil {
+		if err := start(i, boot); err != nil {
 			return nil, err
 		}
-	}
-	if err := m.write(); err != nil {
-		return nil, err
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(m.Nodes))
@@ -209,7 +209,7 @@ func Up(ctx context.Context, opts UpOptions) (_ *Manifest, err error) {
 }
 
 // start launches node i's daemon in its own session, logging to its daemon.log.
-func (m *Manifest) start(ctx context.Context, i int, boot string) error {
+func (m *Manifest) start(i int, boot string) error {
 	pn := &m.Nodes[i]
 	if _, err := store.Init(pn.Repo); err != nil {
 		return fmt.Errorf("%s: %w", pn.Name, err)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -137,21 +138,16 @@ func writeRandomFile(path string, size int64, seed uint64) ([32]byte, error) {
 }
 
 func fileSHA256(path string) ([32]byte, error) {
+	var sum [32]byte
 	f, err := os.Open(path)
 	if err != nil {
-		return [32]byte{}, err
+		return sum, err
 	}
 	defer f.Close()
 	h := sha256.New()
-	buf := make([]byte, 1<<20)
-	for {
-		n, err := f.Read(buf)
-		h.Write(buf[:n])
-		if err != nil {
-			break
-		}
+	if _, err := io.Copy(h, f); err != nil {
+		return sum, fmt.Errorf("reading %s: %w", path, err)
 	}
-	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
 	return sum, nil
 }

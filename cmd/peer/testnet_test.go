@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -42,6 +43,10 @@ func processesUnder(t *testing.T, dir string) []int {
 	return out
 }
 
+// downAll stops whatever a test left running in dir. It runs in t.Cleanup, where t.Context() is
+// already canceled: with it, Down would not wait for the daemons to die.
+func downAll(dir string) { _, _ = testnet.Down(context.Background(), dir, 0) }
+
 func TestTestnetDemo(t *testing.T) {
 	out, stderr, code := peerCmd(t, t.TempDir(), "testnet", "demo", "--size", "3MiB")
 	require.Zero(t, code, "stdout:\n%s\nstderr:\n%s", out, stderr)
@@ -56,7 +61,7 @@ func TestTestnetDemo(t *testing.T) {
 
 func TestTestnetUpStatusDown(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "tn")
-	t.Cleanup(func() { _, _ = testnet.Down(t.Context(), dir, 0) })
+	t.Cleanup(func() { downAll(dir) })
 
 	out, stderr, code := peerCmd(t, "", "testnet", "up", "--nodes", "3", "--dir", dir)
 	require.Zero(t, code, stderr)
@@ -117,7 +122,7 @@ func TestTestnetNetns(t *testing.T) {
 		t.Skip(err)
 	}
 	dir := filepath.Join(t.TempDir(), "tn")
-	t.Cleanup(func() { _, _ = testnet.Down(t.Context(), dir, 0) })
+	t.Cleanup(func() { downAll(dir) })
 	out, stderr, code := peerCmd(t, "", "testnet", "up", "--nodes", "3", "--netns", "--dir", dir)
 	require.Zero(t, code, stderr)
 	require.Contains(t, out, "network namespaces")
@@ -164,7 +169,7 @@ func TestParseBytes(t *testing.T) {
 		require.NoError(t, err, in)
 		require.Equal(t, want, got, in)
 	}
-	for _, in := range []string{"", "x", "-1", "MB"} {
+	for _, in := range []string{"", "x", "-1", "MB", "NaN", "inf", "1e400"} {
 		_, err := parseBytes(in)
 		require.Error(t, err, in)
 	}
@@ -175,7 +180,7 @@ func TestTestnet20Processes(t *testing.T) {
 		t.Skip("20 daemons")
 	}
 	dir := filepath.Join(t.TempDir(), "tn")
-	t.Cleanup(func() { _, _ = testnet.Down(t.Context(), dir, 0) })
+	t.Cleanup(func() { downAll(dir) })
 	_, stderr, code := peerCmd(t, "", "testnet", "up", "--nodes", "20", "--dir", dir)
 	require.Zero(t, code, stderr)
 	_, nodes, err := testnet.Status(t.Context(), dir)
