@@ -35,15 +35,28 @@ type Download struct {
 	size    uint64              // file size, known once the root is parsed
 	arrived chan struct{}       // closed and replaced whenever a block arrives
 	done    bool
+
+	// release lets GC run again; called once, when Complete succeeds or Fail is called.
+	release func()
 }
 
 // StartDownload records that a fetch of root began (or resumed) and prepares its output. With a
 // path, bytes go to PartPath(path), which is renamed to path when Complete verifies the whole file.
-func (s *Store) StartDownload(root cid.Cid, name, path string) (*Download, error) {
+//
+// Until Complete succeeds or Fail is called, GC does not run: the blocks a download writes are
+// named by no event yet. Every Download must end in one of the two.
+func (s *Store) StartDownload(root cid.Cid, name, path string) (_ *Download, err error) {
 	if err := unixfs.CheckCID(root); err != nil {
 		return nil, err
 	}
-	d := &Download{s: s, root: root, name: name, offsets: map[string][]uint64{blockKey(root): {0}}, sizes: map[string]int{}, arrived: make(chan struct{})}
+	s.gcMu.RLock()
+	release := sync.OnceFunc(s.gcMu.RUnlock)
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	d := &Download{s: s, root: root, name: name, offsets: map[string][]uint64{blockKey(root): {0}}, sizes: map[string]int{}, arrived: make(chan struct{}), release: release}
 	if path != "" {
 		abs, err := filepath.Abs(path)
 		if err != nil {
@@ -99,6 +112,9 @@ func (d *Download) Has(ctx context.Context, c cid.Cid) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
+	if err := d.checkLeafSize(c, data); err != nil {
+		return false, err
+	}
 	if d.part != nil {
 		if err := d.writeLeaf(c, data); err != nil {
 			return false, err
@@ -121,8 +137,13 @@ func (d *Download) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 func (d *Download) readPart(c cid.Cid) ([]byte, error) {
 	var good []byte
 	var bad []uint64
+	size := d.leafSize(c)
+	if size <= 0 || size > unixfs.MaxBlockSize {
+		// Unknown, or more than any block holds: a parent's blocksizes cannot be trusted for it.
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
+	}
 	for _, off := range d.leafOffsets(c) {
-		buf := make([]byte, d.leafSize(c))
+		buf := make([]byte, size)
 		n, _ := d.part.ReadAt(buf, int64(off))
 		if good == nil && n == len(buf) && unixfs.Verify(c, buf) == nil {
 			good = buf
@@ -170,6 +191,15 @@ func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
 			}
 		}
 	}
+	if d.part != nil && c.Prefix().Codec != cid.Raw && len(n.Data) > 0 {
+		// File bytes held in a dag-pb node itself (DAGs of older importers) go to the file
+		// like a leaf's; Expand sees every inner node, fetched or already here.
+		for _, off := range d.offsets[blockKey(c)] {
+			if _, err := d.part.WriteAt(n.Data, int64(off)); err != nil {
+				return nil, fmt.Errorf("writing %s: %w", PartPath(d.path), err)
+			}
+		}
+	}
 	kids := make([]cid.Cid, len(n.Children))
 	for i, ch := range n.Children {
 		kids[i] = ch.Cid
@@ -194,6 +224,9 @@ func appendUnique(s []uint64, v uint64) []uint64 {
 // Deliver stores a verified block: a leaf at its offsets in the output file, anything else in
 // the repo.
 func (d *Download) Deliver(c cid.Cid, block []byte) error {
+	if err := d.checkLeafSize(c, block); err != nil {
+		return err
+	}
 	if d.part != nil && c.Prefix().Codec == cid.Raw {
 		if err := d.writeLeaf(c, block); err != nil {
 			return err
@@ -205,6 +238,22 @@ func (d *Download) Deliver(c cid.Cid, block []byte) error {
 	close(d.arrived)
 	d.arrived = make(chan struct{})
 	d.mu.Unlock()
+	return nil
+}
+
+// checkLeafSize refuses a leaf whose length is not what its parent's blocksizes say. Such a DAG is
+// inconsistent: written at its offsets the leaf would overrun its neighbours, and no reader would
+// accept the file.
+func (d *Download) checkLeafSize(c cid.Cid, block []byte) error {
+	if c.Prefix().Codec != cid.Raw {
+		return nil
+	}
+	d.mu.Lock()
+	want, known := d.sizes[blockKey(c)]
+	d.mu.Unlock()
+	if known && want != len(block) {
+		return fmt.Errorf("block %s holds %d bytes but its parent says %d", c, len(block), want)
+	}
 	return nil
 }
 
@@ -280,12 +329,17 @@ func (d *Download) Complete() error {
 	d.mu.Lock()
 	d.done = true
 	d.mu.Unlock()
-	return d.s.Record(ev)
+	if err := d.s.Record(ev); err != nil {
+		return err
+	}
+	d.release()
+	return nil
 }
 
 // Fail records why the download stopped; the same download started again resumes from what is
 // here.
 func (d *Download) Fail(cause error) error {
+	defer d.release()
 	d.mu.Lock()
 	done := d.done
 	d.mu.Unlock()
