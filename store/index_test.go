@@ -30,3 +30,34 @@ func TestSearchOrderIsDeterministic(t *testing.T) {
 		require.Equal(t, roots, got)
 	}
 }
+
+// Replayed compares like with like while events are being recorded.
+func TestReplayedWhileRecording(t *testing.T) {
+	s := open(t, newRepo(t))
+	res, err := store.Hash(t.Context(), bytes.NewReader([]byte("x")), store.AddOptions{})
+	require.NoError(t, err)
+	root := res.Root.String()
+	stop := make(chan struct{})
+	recorded := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				recorded <- nil
+				return
+			default:
+			}
+			if err := s.Record(store.Event{Type: store.AnnounceSeen, Root: root, Name: "x", Peer: "p"}); err != nil {
+				recorded <- err
+				return
+			}
+		}
+	}()
+	for range 20 {
+		_, same, err := s.Replayed()
+		require.NoError(t, err)
+		require.True(t, same)
+	}
+	close(stop)
+	require.NoError(t, <-recorded)
+}
