@@ -42,7 +42,11 @@ type Store struct {
 	log    *eventlog.Log
 	rec    eventlog.Recovery
 
-	mu      sync.Mutex // guards ix, seq order of appends, snapAt, subs, refs
+	// recMu orders Record calls (Seq, append, apply) and is taken before mu. mu guards the index
+	// and what goes with it; it is not held during the log's fsync, so readers (Files, block
+	// lookups for serving) never wait for one.
+	recMu   sync.Mutex
+	mu      sync.Mutex // guards ix, snapSeq, subs, refs, refsGen, closed
 	ix      *index
 	snapSeq uint64 // Seq of the last snapshot
 	subs    map[chan Event]struct{}
@@ -246,39 +250,51 @@ func replay(l *eventlog.Log, from int64, ix *index, keep func(Event) bool) error
 
 var errStopReplay = errors.New("stop")
 
-// writeSnapshot saves the index so the next Open replays only what follows. Called with s.mu held.
+// writeSnapshot saves the index so the next Open replays only what follows. Called with s.recMu
+// held, so no event is appended meanwhile, and without s.mu.
 func (s *Store) writeSnapshot() error {
+	s.mu.Lock()
 	b, err := json.Marshal(snapshot{Version: snapshotVersion, Offset: s.log.End(), Index: s.ix})
+	seq := s.ix.Seq
+	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	if err := writeFileAtomic(filepath.Join(s.dir, snapshotFile), b, 0o600); err != nil {
 		return fmt.Errorf("writing snapshot: %w", err)
 	}
-	s.snapSeq = s.ix.Seq
+	s.mu.Lock()
+	s.snapSeq = seq
+	s.mu.Unlock()
 	return nil
 }
 
 // Close writes a snapshot if many events followed the last one, closes the log and releases the
 // lock. It is idempotent.
 func (s *Store) Close() error {
+	s.recMu.Lock() // waits for a Record in progress
+	defer s.recMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return s.closeErr
 	}
 	s.closed = true
-	var errs []error
-	if s.ix.Seq-s.snapSeq >= 64 {
-		errs = append(errs, s.writeSnapshot())
-	}
 	for ch := range s.subs {
 		close(ch)
 	}
 	s.subs = nil
+	due := s.ix.Seq-s.snapSeq >= 64
+	s.mu.Unlock()
+	var errs []error
+	if due {
+		errs = append(errs, s.writeSnapshot())
+	}
 	errs = append(errs, s.log.Close(), s.lock.release())
+	s.mu.Lock()
 	s.closeErr = errors.Join(errs...)
-	return s.closeErr
+	s.mu.Unlock()
+	return errors.Join(errs...)
 }
 
 // Dir is the repo directory.
@@ -293,15 +309,18 @@ func (s *Store) Record(evs ...Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	closed, last := s.closed, s.ix.Seq // only Record changes ix.Seq, and recMu is held
+	s.mu.Unlock()
+	if closed {
 		return eventlog.ErrClosed
 	}
 	now := s.nowFunc().UTC()
 	recs := make([][]byte, len(evs))
 	for i := range evs {
-		evs[i].Seq = s.ix.Seq + uint64(i) + 1
+		evs[i].Seq = last + uint64(i) + 1
 		if evs[i].Time.IsZero() {
 			evs[i].Time = now
 		}
@@ -314,6 +333,7 @@ func (s *Store) Record(evs ...Event) error {
 	if _, err := s.log.Append(recs...); err != nil {
 		return fmt.Errorf("recording %s: %w", evs[0].Type, err)
 	}
+	s.mu.Lock()
 	for _, e := range evs {
 		s.ix.apply(e)
 		s.applyRefs(e)
@@ -324,7 +344,9 @@ func (s *Store) Record(evs ...Event) error {
 			}
 		}
 	}
-	if s.ix.Seq-s.snapSeq >= snapshotEvery {
+	due := s.ix.Seq-s.snapSeq >= snapshotEvery
+	s.mu.Unlock()
+	if due {
 		if err := s.writeSnapshot(); err != nil {
 			log.Warn("snapshot failed", "err", err)
 		}
