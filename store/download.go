@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sys/unix"
@@ -25,9 +26,12 @@ type Download struct {
 	name string
 	path string   // final output; "" keeps every block in the repo
 	part *os.File // path's temporary file while incomplete
+	// direct writes aligned leaves to part bypassing the page cache; nil where unsupported.
+	direct *directWriter
 	// resumed is set when the output file already held bytes: only then can a leaf be found
 	// in it before it is delivered.
 	resumed bool
+	have    atomic.Uint64 // file bytes here and verified
 
 	mu      sync.Mutex
 	offsets map[string][]uint64 // block key → offsets in the file (one leaf may repeat)
@@ -56,7 +60,15 @@ func (s *Store) StartDownload(root cid.Cid, name, path string) (_ *Download, err
 			release()
 		}
 	}()
-	d := &Download{s: s, root: root, name: name, offsets: map[string][]uint64{blockKey(root): {0}}, sizes: map[string]int{}, arrived: make(chan struct{}), release: release}
+	d := &Download{s: s, root: root, name: name, offsets: map[string][]uint64{blockKey(root): {0}}, sizes: map[string]int{}, arrived: make(chan struct{})}
+	d.release = func() {
+		release()
+		s.mu.Lock()
+		if s.active[root.String()] == d {
+			delete(s.active, root.String())
+		}
+		s.mu.Unlock()
+	}
 	if path != "" {
 		abs, err := filepath.Abs(path)
 		if err != nil {
@@ -70,12 +82,26 @@ func (s *Store) StartDownload(root cid.Cid, name, path string) (_ *Download, err
 		if st, err := d.part.Stat(); err == nil && st.Size() > 0 {
 			d.resumed = true
 		}
+		d.direct = openDirect(PartPath(abs))
 	}
 	if err := s.Record(Event{Type: FetchStarted, Root: root.String(), Name: name, Path: d.path}); err != nil {
 		d.closePart()
 		return nil, err
 	}
+	s.mu.Lock()
+	s.active[root.String()] = d
+	s.mu.Unlock()
 	return d, nil
+}
+
+// Have is how many bytes of the file are here and verified so far.
+func (d *Download) Have() uint64 { return d.have.Load() }
+
+// counted adds leaf c's bytes, at every offset it occupies, to what the download has.
+func (d *Download) counted(c cid.Cid, size int) {
+	if c.Prefix().Codec == cid.Raw {
+		d.have.Add(uint64(size) * uint64(len(d.leafOffsets(c))))
+	}
 }
 
 // Root is the file being fetched.
@@ -104,7 +130,8 @@ func (d *Download) Has(ctx context.Context, c cid.Cid) (bool, error) {
 		return d.s.blocks.has(c), nil
 	}
 	if d.part != nil && d.resumed {
-		if _, err := d.readPart(c); err == nil {
+		if data, err := d.readPart(c); err == nil {
+			d.counted(c, len(data))
 			return true, nil
 		}
 	}
@@ -120,6 +147,7 @@ func (d *Download) Has(ctx context.Context, c cid.Cid) (bool, error) {
 			return false, err
 		}
 	}
+	d.counted(c, len(data))
 	return true, nil
 }
 
@@ -234,6 +262,7 @@ func (d *Download) Deliver(c cid.Cid, block []byte) error {
 	} else if err := d.s.blocks.put(c, block); err != nil {
 		return err
 	}
+	d.counted(c, len(block))
 	d.mu.Lock()
 	close(d.arrived)
 	d.arrived = make(chan struct{})
@@ -264,11 +293,16 @@ func (d *Download) writeLeaf(c cid.Cid, block []byte) error {
 		return fmt.Errorf("block %s arrived before its parent", c)
 	}
 	for _, off := range offs {
-		if _, err := d.part.WriteAt(block, int64(off)); err != nil {
+		done, err := d.direct.writeAt(block, int64(off))
+		if err == nil && !done {
+			if _, err = d.part.WriteAt(block, int64(off)); err == nil {
+				// Start writeback now so the final fsync has little left to do.
+				_ = unix.SyncFileRange(int(d.part.Fd()), int64(off), int64(len(block)), unix.SYNC_FILE_RANGE_WRITE)
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("writing %s: %w", PartPath(d.path), err)
 		}
-		// Start writeback now so the final fsync has little left to do.
-		_ = unix.SyncFileRange(int(d.part.Fd()), int64(off), int64(len(block)), unix.SYNC_FILE_RANGE_WRITE)
 	}
 	return nil
 }
@@ -307,10 +341,10 @@ func (d *Download) Complete() error {
 		if err := d.part.Sync(); err != nil {
 			return fmt.Errorf("syncing output: %w", err)
 		}
-		if err := d.part.Close(); err != nil {
+		if err := errors.Join(d.part.Close(), d.direct.close()); err != nil {
 			return err
 		}
-		d.part = nil
+		d.part, d.direct = nil, nil
 		if err := os.Rename(PartPath(d.path), d.path); err != nil {
 			return fmt.Errorf("moving output into place: %w", err)
 		}
@@ -347,14 +381,14 @@ func (d *Download) Fail(cause error) error {
 	if done || cause == nil {
 		return err
 	}
-	return errors.Join(err, d.s.blocks.sync(), d.s.Record(Event{Type: FetchFailed, Root: d.root.String(), Error: cause.Error()}))
+	return errors.Join(err, d.s.blocks.sync(), d.s.Record(Event{Type: FetchFailed, Root: d.root.String(), Error: cause.Error(), Size: d.Size(), Have: d.Have()}))
 }
 
 func (d *Download) closePart() error {
 	if d.part == nil {
 		return nil
 	}
-	err := errors.Join(d.part.Sync(), d.part.Close())
-	d.part = nil
+	err := errors.Join(d.part.Sync(), d.part.Close(), d.direct.close())
+	d.part, d.direct = nil, nil
 	return err
 }

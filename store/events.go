@@ -43,6 +43,8 @@ type Event struct {
 	Peer    string `json:"peer,omitempty"`  // who announced, for announcement events
 	AnnTime int64  `json:"atime,omitempty"` // the announcer's clock, unix ms
 	Error   string `json:"error,omitempty"`
+	// Have is how many bytes a stopped fetch had verified (FetchFailed).
+	Have uint64 `json:"have,omitempty"`
 }
 
 // RootCID parses the event's root.

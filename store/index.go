@@ -30,6 +30,9 @@ type File struct {
 	Pinned  bool      `json:"pinned,omitempty"`
 	Shared  bool      `json:"shared,omitempty"`
 	Error   string    `json:"error,omitempty"` // why the last fetch stopped
+	// Have is how many bytes of a partial file are here and verified (for a fetch in progress, as
+	// of now; for a stopped one, when it stopped).
+	Have uint64 `json:"have,omitempty"`
 }
 
 // Offer is one file the network announces, as the catalog knows it.
@@ -73,7 +76,7 @@ func (ix *index) apply(e Event) {
 		if e.Name != "" {
 			f.Name = e.Name
 		}
-		f.Size, f.Path, f.ModTime, f.State, f.Error = e.Size, e.Path, e.ModTime, Complete, ""
+		f.Size, f.Path, f.ModTime, f.State, f.Error, f.Have = e.Size, e.Path, e.ModTime, Complete, "", 0
 	case FetchStarted:
 		if f == nil {
 			f = &File{CID: e.Root, Name: e.Name, Size: e.Size, Added: e.Time, State: Partial}
@@ -86,7 +89,10 @@ func (ix *index) apply(e Event) {
 		}
 	case FetchFailed:
 		if f != nil && f.State == Partial {
-			f.Error = e.Error
+			f.Error, f.Have = e.Error, e.Have
+			if e.Size > 0 {
+				f.Size = e.Size
+			}
 		}
 	case FileChanged:
 		if f != nil && f.Path == e.Path {

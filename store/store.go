@@ -50,8 +50,9 @@ type Store struct {
 	ix      *index
 	snapSeq uint64 // Seq of the last snapshot
 	subs    map[chan Event]struct{}
-	refs    map[string][]refLoc // leaf key → where referenced copies live; nil until first needed
-	refsGen uint64              // counts events that invalidate refs, so a stale build is redone
+	active  map[string]*Download // downloads in progress, by root
+	refs    map[string][]refLoc  // leaf key → where referenced copies live; nil until first needed
+	refsGen uint64               // counts events that invalidate refs, so a stale build is redone
 	// refsBuild serializes building refs (taken before mu, never while holding it).
 	refsBuild sync.Mutex
 	// gcMu is held shared by imports and downloads while they write blocks that no event names
@@ -77,6 +78,7 @@ func Open(dir string) (*Store, error) {
 		lock:    lk,
 		blocks:  &blockFiles{dir: filepath.Join(dir, blocksDir), dirs: map[string]bool{}},
 		subs:    map[chan Event]struct{}{},
+		active:  map[string]*Download{},
 		nowFunc: time.Now,
 	}
 	if err := s.open(); err != nil {
@@ -397,7 +399,16 @@ func (s *Store) Events(from uint64, fn func(Event) error) error {
 func (s *Store) Files() []File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ix.files()
+	files := s.ix.files()
+	for i, f := range files {
+		if d := s.active[f.CID]; d != nil && f.State == Partial {
+			files[i].Have = d.Have()
+			if size := d.Size(); size > 0 {
+				files[i].Size = size
+			}
+		}
+	}
+	return files
 }
 
 // File returns one held file.

@@ -382,9 +382,14 @@ func TestDownloadWritesOnceAndResumes(t *testing.T) {
 	require.NoError(t, err)
 	got := fetchFrom(t, src, d, 10)
 	require.Equal(t, 10, got)
+	live := dst.Files()
+	require.Len(t, live, 1)
+	require.Equal(t, uint64(len(data)), live[0].Size, "the size is known once the root is here")
+	require.Equal(t, uint64(9*1024), live[0].Have, "how far a running download is: nine leaves")
 	require.NoError(t, d.Fail(errors.New("interrupted")))
 	fl, _ := dst.File(f.Root)
 	require.Equal(t, store.Partial, fl.State)
+	require.Equal(t, uint64(9*1024), fl.Have, "how far it got is recorded when it stops")
 	require.NoFileExists(t, out)
 
 	// Resume: only the missing blocks are fetched.

@@ -129,7 +129,7 @@ func newFetchCmd(app *App) *cobra.Command {
 			show(api.FetchEvent{Type: "end"})
 			if err != nil {
 				if cmd.Context().Err() != nil {
-					return fmt.Errorf("fetch interrupted; run the same command again to resume")
+					return &exitError{code: 130, err: errors.New("fetch interrupted; run the same command again to resume")}
 				}
 				return fmt.Errorf("fetching %s: %w", args[0], err)
 			}
@@ -180,6 +180,7 @@ func fetchProgress(app *App, asJSON bool) func(api.FetchEvent) {
 				bar = progressbar.NewOptions64(max(p.Bytes, 1),
 					progressbar.OptionSetWriter(app.Err),
 					progressbar.OptionShowBytes(true),
+					progressbar.OptionShowCount(),
 					progressbar.OptionSetPredictTime(true),
 					progressbar.OptionThrottle(200*time.Millisecond),
 					progressbar.OptionClearOnFinish(),

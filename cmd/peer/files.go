@@ -338,7 +338,11 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CID\tSIZE\tSTATE\tNAME")
 	for _, f := range files {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", f.CID, f.Size, f.State, f.Name)
+		state := string(f.State)
+		if f.State == store.Partial && f.Size > 0 {
+			state = fmt.Sprintf("partial %d%%", f.Have*100/f.Size)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", f.CID, f.Size, state, f.Name)
 	}
 	return tw.Flush()
 }
