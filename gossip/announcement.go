@@ -252,8 +252,8 @@ func (d *decoder) bytes(what string) []byte {
 
 // Validate runs the checks every node applies before it accepts or forwards
 // an announcement: a supported CID, a sane name, size and fields, an encoding
-// within MaxMessageSize, and a time no more than maxSkew after now. It does not check Provider or the rate of
-// announcements.
+// within MaxMessageSize, and a time no more than maxSkew after now. It does
+// not check Provider or the rate of announcements.
 func (a Announcement) Validate(now time.Time, maxSkew time.Duration) error {
 	if err := checkCID(a.Root); err != nil {
 		return err

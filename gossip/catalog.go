@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bufio"
+	"container/heap"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -80,11 +81,13 @@ func (sg *serveGate) done() {
 
 // catalog keeps, for the exchange, the latest signed announcement of each
 // provider and root. It is bounded: past its limit the oldest (by
-// announcement time) is dropped.
+// announcement time) is dropped, found in O(log n) through a heap, since a
+// single catalog reply can bring thousands of entries to a full cache.
 type catalog struct {
-	mu    sync.Mutex
-	limit int
-	m     map[catalogKey]catalogEntry
+	mu     sync.Mutex
+	limit  int
+	m      map[catalogKey]*catalogEntry
+	oldest entryHeap
 }
 
 type catalogKey struct {
@@ -93,13 +96,37 @@ type catalogKey struct {
 }
 
 type catalogEntry struct {
+	key      catalogKey
 	time     time.Time
 	withdraw bool
 	msg      []byte // the pubsub message, as signed by the provider
+	idx      int    // position in catalog.oldest
+}
+
+// entryHeap orders entries oldest first.
+type entryHeap []*catalogEntry
+
+func (h entryHeap) Len() int           { return len(h) }
+func (h entryHeap) Less(i, j int) bool { return h[i].time.Before(h[j].time) }
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*catalogEntry)
+	e.idx = len(*h)
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
 }
 
 func newCatalog(limit int) *catalog {
-	return &catalog{limit: limit, m: make(map[catalogKey]catalogEntry)}
+	return &catalog{limit: limit, m: make(map[catalogKey]*catalogEntry)}
 }
 
 // offer records a if it is newer than what the catalog holds for its
@@ -112,21 +139,18 @@ func (c *catalog) offer(a Announcement, msg []byte) bool {
 		if a.Time.Before(old.time) || a.Time.Equal(old.time) && (old.withdraw || !a.Withdraw) {
 			return false
 		}
+		old.time, old.withdraw, old.msg = a.Time, a.Withdraw, msg
+		heap.Fix(&c.oldest, old.idx)
+		return true
 	}
 	if c.limit == 0 {
 		return true
 	}
-	c.m[k] = catalogEntry{time: a.Time, withdraw: a.Withdraw, msg: msg}
+	e := &catalogEntry{key: k, time: a.Time, withdraw: a.Withdraw, msg: msg}
+	c.m[k] = e
+	heap.Push(&c.oldest, e)
 	if len(c.m) > c.limit {
-		var oldest catalogKey
-		var ot time.Time
-		first := true
-		for k, e := range c.m {
-			if first || e.time.Before(ot) {
-				oldest, ot, first = k, e.time, false
-			}
-		}
-		delete(c.m, oldest)
+		delete(c.m, heap.Pop(&c.oldest).(*catalogEntry).key)
 	}
 	return true
 }
@@ -146,24 +170,36 @@ func (c *catalog) snapshot(limit int) [][]byte {
 
 func (g *Gossip) handleCatalog(s network.Stream) {
 	remote := s.Conn().RemotePeer()
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		_ = s.Reset()
+		return
+	}
+	g.wg.Add(1) // Close waits for the handler
+	ctx := g.ctx
+	g.mu.Unlock()
+	defer g.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
 			g.log.Error("panic serving catalog", "peer", shortID(remote), "panic", r)
-			s.Reset()
+			_ = s.Reset()
 		}
 	}()
 	if !g.serveGate.admit(remote, time.Now()) {
 		g.log.Debug("refusing catalog request", "peer", shortID(remote))
-		s.Reset()
+		_ = s.Reset()
 		return
 	}
 	defer g.serveGate.done()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() }) // Close ends the reply
+	defer stop()
 	if err := g.serveCatalog(s); err != nil {
-		g.log.Debug("serving catalog", "peer", shortID(s.Conn().RemotePeer()), "err", err)
-		s.Reset()
+		g.log.Debug("serving catalog", "peer", shortID(remote), "err", err)
+		_ = s.Reset()
 		return
 	}
-	s.Close()
+	_ = s.Close()
 }
 
 func (g *Gossip) serveCatalog(s network.Stream) error {
@@ -351,10 +387,10 @@ func (g *Gossip) fetchCatalog(ctx context.Context, p peer.ID) (int, error) {
 	}
 	n, err := g.readCatalog(ctx, s)
 	if err != nil {
-		s.Reset()
+		_ = s.Reset()
 		return n, err
 	}
-	s.Close()
+	_ = s.Close()
 	return n, nil
 }
 

@@ -2,6 +2,8 @@ package gossip
 
 import (
 	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -62,4 +64,56 @@ func TestServeGate(t *testing.T) {
 	g.done()
 	g.done()
 	require.True(t, g.admit("a", t0.Add(time.Minute)), "after the interval")
+}
+
+// TestCatalogKeepsTheNewest: past its limit the catalog holds the newest
+// entries, whatever order they came in, and an entry refreshed by a newer
+// announcement counts as new.
+func TestCatalogKeepsTheNewest(t *testing.T) {
+	const limit, n = 50, 500
+	c := newCatalog(limit)
+	t0 := time.UnixMilli(1_700_000_000_000)
+	at := func(i int) Announcement {
+		return Announcement{Root: testCID(t, fmt.Sprint(i)), Name: "f", Time: t0.Add(time.Duration(i) * time.Second), Provider: peer.ID("p")}
+	}
+	first := at(0)
+	require.True(t, c.offer(first, []byte("0")))
+	for k, i := range rand.New(rand.NewPCG(1, 2)).Perm(n - 1) {
+		c.offer(at(i+1), fmt.Append(nil, i+1))
+		if k%50 == 0 { // the first root, announced again: the newest
+			first.Time = t0.Add(time.Duration(n+k) * time.Second)
+			require.True(t, c.offer(first, []byte("0")))
+		}
+	}
+	got := map[string]bool{}
+	for _, m := range c.snapshot(limit) {
+		got[string(m)] = true
+	}
+	require.Len(t, got, limit)
+	require.True(t, got["0"], "the refreshed entry stays")
+	for i := n - limit + 1; i < n; i++ {
+		require.True(t, got[fmt.Sprint(i)], "entry %d is among the newest", i)
+	}
+}
+
+// BenchmarkCatalogOfferFull offers new entries to a full catalog of the
+// default size, as a catalog reply from a peer does.
+func BenchmarkCatalogOfferFull(b *testing.B) {
+	const limit = 10000
+	c := newCatalog(limit)
+	t0 := time.UnixMilli(1_700_000_000_000)
+	roots := make([]Announcement, 2*limit)
+	for i := range roots {
+		sum := sha256.Sum256(fmt.Append(nil, i))
+		m, _ := mh.Encode(sum[:], mh.SHA2_256)
+		roots[i] = Announcement{Root: cid.NewCidV1(cid.Raw, m), Name: "f", Provider: peer.ID("p")}
+	}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		a := roots[i%len(roots)]
+		a.Time = t0.Add(time.Duration(i) * time.Millisecond)
+		c.offer(a, nil)
+		i++
+	}
 }

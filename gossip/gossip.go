@@ -166,6 +166,7 @@ type Gossip struct {
 	mu      sync.Mutex
 	started bool
 	closed  bool
+	ctx     context.Context // the router's; Close cancels it
 	cancel  context.CancelFunc
 	ps      *pubsub.PubSub
 	t       *pubsub.Topic
@@ -289,7 +290,7 @@ func (g *Gossip) Start(ctx context.Context, fn func(Announcement)) error {
 		return fail("subscribing", err)
 	}
 	g.h.SetStreamHandler(CatalogProtocol, g.handleCatalog)
-	g.started, g.cancel, g.ps, g.t, g.sub, g.evh = true, cancel, ps, t, sub, evh
+	g.started, g.ctx, g.cancel, g.ps, g.t, g.sub, g.evh = true, rctx, cancel, ps, t, sub, evh
 	g.wg.Add(4)
 	go func() { defer g.wg.Done(); g.readLoop(rctx, sub) }()
 	go func() { defer g.wg.Done(); g.deliverLoop(rctx, fn) }()
@@ -306,8 +307,9 @@ func (g *Gossip) removeHandlers() {
 	}
 }
 
-// Close leaves the topic, stops the router and the catalog exchange, and
-// waits for every goroutine Start started. It is idempotent.
+// Close leaves the topic, stops the router and the catalog exchange (ends
+// the catalogs being served), and waits for every goroutine Start started
+// and every catalog handler. It is idempotent.
 func (g *Gossip) Close() error {
 	g.mu.Lock()
 	if g.closed {

@@ -218,3 +218,44 @@ func TestLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, g3.Close())
 }
+
+// TestCloseEndsCatalogServing: Close ends a catalog exchange being served
+// (here one whose asker never sends its request) instead of leaving its
+// handler to the exchange timeout.
+func TestCloseEndsCatalogServing(t *testing.T) {
+	ctx := waitCtx(t)
+	nw, err := gossiptest.NewNetwork(ctx, 2, gossiptest.Options{Seed: 5})
+	require.NoError(t, err)
+	t.Cleanup(func() { nw.Close() })
+	h, err := nw.Mocknet.GenPeer()
+	require.NoError(t, err)
+	server := nw.Nodes[0]
+	_, err = nw.Mocknet.LinkPeers(h.ID(), server.Host.ID())
+	require.NoError(t, err)
+	_, err = nw.Mocknet.ConnectPeers(h.ID(), server.Host.ID())
+	require.NoError(t, err)
+	// A protocol the peerstore does not list is negotiated before NewStream returns, so the
+	// handler is running by then: forget it once identify has listed it.
+	require.Eventually(t, func() bool {
+		ps, _ := h.Peerstore().SupportsProtocols(server.Host.ID(), gossip.CatalogProtocol)
+		return len(ps) == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, h.Peerstore().RemoveProtocols(server.Host.ID(), gossip.CatalogProtocol))
+	s, err := h.NewStream(ctx, server.Host.ID(), gossip.CatalogProtocol)
+	require.NoError(t, err)
+	_, err = s.Write([]byte{0x80}) // the first byte of a request that never ends
+	require.NoError(t, err)
+
+	require.NoError(t, server.Gossip.Close())
+	read := make(chan error, 1)
+	go func() { // mocknet streams have no deadlines
+		_, err := s.Read(make([]byte, 1))
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		require.Error(t, err, "the server reset the stream when it closed")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the catalog handler outlived Close")
+	}
+}
