@@ -164,12 +164,17 @@ type Discovery struct {
 	prov *provider
 	mode Mode
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	closed bool
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	mdnsDials chan struct{} // a slot per connection to an mDNS peer in progress
+	mu        sync.Mutex
+	closed    bool
 }
+
+// maxMDNSDials bounds the connections to peers found by mDNS made at once: anyone on the LAN
+// can answer with as many peers as it likes.
+const maxMDNSDials = 8
 
 // New checks cfg and builds a Discovery for h. It starts nothing.
 func New(h host.Host, cfg Config) (*Discovery, error) {
@@ -179,7 +184,7 @@ func New(h host.Host, cfg Config) (*Discovery, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	d := &Discovery{h: h, cfg: cfg}
+	d := &Discovery{h: h, cfg: cfg, mdnsDials: make(chan struct{}, maxMDNSDials)}
 	d.prov = newProvider(d)
 	return d, nil
 }
@@ -509,7 +514,8 @@ func (d *Discovery) connectRendezvous(ctx context.Context, ns string) {
 }
 
 // notifee connects to the peers mDNS finds. HandlePeerFound is called from the mDNS
-// goroutine and must not block it, so it connects in a goroutine of ours.
+// goroutine and must not block it, so it connects in a goroutine of ours, at most maxMDNSDials
+// at a time; a peer found while they are busy is skipped (mDNS announces it again).
 type notifee struct{ d *Discovery }
 
 func (n notifee) HandlePeerFound(ai peer.AddrInfo) {
@@ -521,9 +527,16 @@ func (n notifee) HandlePeerFound(ai peer.AddrInfo) {
 	if ctx == nil || ctx.Err() != nil {
 		return
 	}
+	select {
+	case d.mdnsDials <- struct{}{}:
+	default:
+		logger().Debug("mDNS peer skipped: too many connections in progress", "peer", ai.ID.ShortString())
+		return
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer func() { <-d.mdnsDials }()
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := d.h.Connect(cctx, ai); err != nil {
