@@ -44,10 +44,11 @@ type Config struct {
 	// 20.
 	RatePerPeer float64
 	Burst       int
-	// PublishWait bounds how long Publish waits for a first topic peer when
-	// it has none, so that announcements made right after start-up are not
-	// lost. After it, Publish sends anyway (reaching nobody now; peers that
-	// join later get it by catalog exchange). Default 10 seconds.
+	// PublishWait bounds how long Publish waits for a first mesh peer when
+	// the node is connected but has none yet, so that announcements made
+	// right after start-up are not lost. After it, or at once on a node with
+	// no connection at all, Publish sends anyway (reaching nobody now; peers
+	// that join later get it by catalog exchange). Default 10 seconds.
 	PublishWait time.Duration
 	// Shared, if set, returns what this node currently shares. Peers that
 	// join the topic get these announcements (signed by this node) through
@@ -332,11 +333,12 @@ func (g *Gossip) Close() error {
 
 // Publish signs a (through pubsub, with the host's key) and sends it to the
 // topic. A zero a.Time is set to now; a.Provider is ignored. Publish first
-// paces itself under the receivers' rate limit, then, if the node has no
-// topic peer yet, waits up to Config.PublishWait for one: a publish with no
-// peer reaches nobody, although pubsub reports no error. After the wait it
-// sends anyway and returns nil. It returns an error if a is invalid, the
-// Gossip is not started or closed, or ctx ends.
+// paces itself under the receivers' rate limit, then, if the node is
+// connected but has no mesh peer yet, waits up to Config.PublishWait for one:
+// a publish before the mesh forms reaches only the direct neighbours,
+// although pubsub reports no error. After the wait (or at once with no
+// connection at all) it sends anyway and returns nil. It returns an error if
+// a is invalid, the Gossip is not started or closed, or ctx ends.
 func (g *Gossip) Publish(ctx context.Context, a Announcement) error {
 	t, err := g.topicHandle()
 	if err != nil {
