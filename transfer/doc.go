@@ -12,7 +12,8 @@
 // timeout, default 60 s) and a size-scaled deadline before every write. A
 // server accepts at most 8 streams per peer and 2048 queued CIDs per stream;
 // past that, or on any malformed frame, the stream is reset and the peer
-// reported. An optional token bucket caps what the server sends.
+// reported; a client that breaks the protocol is cut off at once, whatever it
+// had queued. An optional token bucket caps what the server sends.
 //
 // Scheduler. Fetch unfolds the DAG from the root: each verified block is
 // expanded (Request.Expand) and its children queued; blocks already in
@@ -28,7 +29,9 @@
 // stalls or disconnects is dropped and its work requeued. When nothing is
 // left waiting, an idle peer takes over the tail of a slower peer's queue
 // (the slower one gets a Cancel), and only blocks held by a silent peer are
-// asked twice; the first copy wins and the other is canceled. With no peer
+// asked twice; the first copy wins and the other is canceled. Providers from
+// Request.Find are connected to at most 8 at a time, and a fetch uses at
+// most WithMaxPeers of them (32). With no peer
 // able to serve the missing blocks for WithNoProvidersTimeout (30 s), Fetch
 // fails with ErrNoProviders.
 //
