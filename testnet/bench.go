@@ -266,7 +266,7 @@ func startMeasured(ctx context.Context, opts *BenchOptions, res *Result, extra .
 func raiseFileLimit(want uint64) error {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return nil
+		return fmt.Errorf("reading the open file limit: %w", err)
 	}
 	if lim.Cur >= want {
 		return nil

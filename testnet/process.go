@@ -128,8 +128,10 @@ func Up(ctx context.Context, opts UpOptions) (_ *Manifest, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if old, err := ReadManifest(dir); err == nil && len(old.running()) > 0 {
-		return nil, fmt.Errorf("a testnet already runs in %s (%d nodes): stop it with `peer testnet down --dir %s`", dir, len(old.running()), dir)
+	if old, err := ReadManifest(dir); err == nil {
+		if running := old.running(); len(running) > 0 {
+			return nil, fmt.Errorf("a testnet already runs in %s (%d nodes): stop it with `peer testnet down --dir %s`", dir, len(running), dir)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -399,7 +401,8 @@ func down(ctx context.Context, m *Manifest, grace time.Duration) (DownResult, er
 	}
 	res.Killed = len(left)
 	var errs []error
-	if left = waitExit(ctx, left, 5*time.Second); len(left) > 0 {
+	// Bounded, and not cut short by ctx: an interrupted down still says whether a daemon survived.
+	if left = waitExit(context.WithoutCancel(ctx), left, 5*time.Second); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("%d daemons survived SIGKILL (pid %d first)", len(left), left[0].PID))
 	}
 	if m.Netns {

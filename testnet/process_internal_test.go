@@ -1,0 +1,39 @@
+package testnet
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestDownInterruptedStillKills: a down whose context is already canceled (Ctrl-C) still
+// kills a daemon that ignores SIGTERM, and waits to see it gone.
+func TestDownInterruptedStillKills(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "node-0")
+	// A stand-in daemon: its command line names the repo, and it ignores SIGTERM.
+	cmd := exec.Command("sh", "-c", `trap "" TERM; while :; do sleep 1; done`, repo)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-exited })
+	require.Eventually(t, func() bool { return alive(cmd.Process.Pid, repo) }, 5*time.Second, 10*time.Millisecond)
+
+	m := &Manifest{Dir: dir, Network: DefaultNetwork, Nodes: []ProcNode{{Name: "node-0", Repo: repo, PID: cmd.Process.Pid}}}
+	require.NoError(t, m.write())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := Down(ctx, dir, 0)
+	require.NoError(t, err, "the daemon is gone once down returns")
+	require.Equal(t, DownResult{Killed: 1}, res)
+	require.False(t, alive(cmd.Process.Pid, repo))
+	back, err := ReadManifest(dir)
+	require.NoError(t, err)
+	require.NotNil(t, back.Stopped)
+}
