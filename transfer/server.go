@@ -31,7 +31,8 @@ func (t *Transfer) handleStream(s network.Stream) {
 	p := s.Conn().RemotePeer()
 	if !t.acquireStream(p) {
 		t.served.rejected.Add(1)
-		t.log.Info("rejecting stream", "peer", p.ShortString(), "reason", "too many streams or closed", "max", t.cfg.maxStreamsPerPeer)
+		// Debug: a peer can open streams as fast as it likes.
+		t.log.Debug("rejecting stream", "peer", p.ShortString(), "reason", "too many streams or closed", "max", t.cfg.maxStreamsPerPeer)
 		_ = s.Reset()
 		return
 	}

@@ -1,10 +1,14 @@
 package transfer
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
 )
@@ -56,4 +60,35 @@ func TestServeQueueCap(t *testing.T) {
 		require.Len(t, drain(q), 4)
 	}
 	require.LessOrEqual(t, cap(q.cids), 16)
+}
+
+// levels records the level of every log record.
+type levels struct {
+	mu  sync.Mutex
+	got []slog.Level
+}
+
+func (l *levels) Enabled(context.Context, slog.Level) bool { return true }
+func (l *levels) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.got = append(l.got, r.Level)
+	l.mu.Unlock()
+	return nil
+}
+func (l *levels) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *levels) WithGroup(string) slog.Handler      { return l }
+
+// TestRepeatedMisbehaviourLoggedOnce: a peer that misbehaves again while banned is logged at
+// debug level, so it cannot flood the log; the callback still hears of every offence.
+func TestRepeatedMisbehaviourLoggedOnce(t *testing.T) {
+	logs := &levels{}
+	calls := 0
+	tr := New(nil, nil, WithLogger(slog.New(logs)), WithMisbehaviour(func(peer.ID, error) { calls++ }))
+	for range 3 {
+		tr.misbehaved("p1", errQueueFull)
+	}
+	tr.misbehaved("p2", errQueueFull)
+	require.Equal(t, []slog.Level{slog.LevelWarn, slog.LevelDebug, slog.LevelDebug, slog.LevelWarn}, logs.got)
+	require.Equal(t, 4, calls)
+	require.True(t, tr.Banned("p1"))
 }

@@ -178,6 +178,8 @@ func (t *Transfer) bannedLocked(p peer.ID) bool {
 }
 
 // misbehaved records that p broke the protocol or sent a bad block.
+// A peer already banned is logged at debug level only, so that one that
+// repeats itself cannot flood the log.
 func (t *Transfer) misbehaved(p peer.ID, err error) {
 	now := time.Now()
 	t.mu.Lock()
@@ -186,9 +188,14 @@ func (t *Transfer) misbehaved(p peer.ID, err error) {
 			delete(t.banned, q)
 		}
 	}
+	_, again := t.banned[p]
 	t.banned[p] = now.Add(t.cfg.banDuration)
 	t.mu.Unlock()
-	t.log.Warn("peer misbehaved", "peer", p.ShortString(), "err", err)
+	level := slog.LevelWarn
+	if again {
+		level = slog.LevelDebug
+	}
+	t.log.Log(context.Background(), level, "peer misbehaved", "peer", p.ShortString(), "err", err)
 	if t.cfg.onMisbehaviour != nil {
 		t.cfg.onMisbehaviour(p, err)
 	}
