@@ -51,6 +51,16 @@ type spammer struct {
 func (l *line) spammer(t *testing.T, ctx context.Context, opts ...pubsub.Option) *spammer {
 	h, err := l.nw.Mocknet.GenPeer()
 	require.NoError(t, err)
+	ps, topic := l.join(t, h, opts...)
+	require.Eventually(t, func() bool {
+		return len(topic.ListPeers()) == 1 && len(l.first.Gossip.Peers()) == 2
+	}, 10*time.Second, 10*time.Millisecond)
+	return &spammer{h: h, ps: ps, topic: topic}
+}
+
+// join runs a gossipsub router of its own making (no validator) on h, subscribes it to the
+// topic and connects h to the first honest node.
+func (l *line) join(t *testing.T, h host.Host, opts ...pubsub.Option) (*pubsub.PubSub, *pubsub.Topic) {
 	pctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	ps, err := pubsub.NewGossipSub(pctx, h, opts...)
@@ -64,10 +74,7 @@ func (l *line) spammer(t *testing.T, ctx context.Context, opts ...pubsub.Option)
 	require.NoError(t, err)
 	_, err = l.nw.Mocknet.ConnectPeers(h.ID(), l.first.Host.ID())
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		return len(topic.ListPeers()) == 1 && len(l.first.Gossip.Peers()) == 2
-	}, 10*time.Second, 10*time.Millisecond)
-	return &spammer{h: h, ps: ps, topic: topic}
+	return ps, topic
 }
 
 // publish sends raw bytes once the spammer's mesh holds the honest node.
@@ -264,7 +271,6 @@ func TestForgedCatalogEntry(t *testing.T) {
 	h, err := l.nw.Mocknet.GenPeer()
 	require.NoError(t, err)
 	key := h.Peerstore().PrivKey(h.ID())
-	topic := gossip.TopicName("")
 	sign := func(author peer.ID, a gossip.Announcement) []byte {
 		a.Time = time.Now()
 		b, err := proto.Marshal(signAs(t, key, author, a))
@@ -285,19 +291,7 @@ func TestForgedCatalogEntry(t *testing.T) {
 		s.Write(buf.Bytes())
 	})
 	// Joining the topic makes the honest node ask for the catalog.
-	pctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	ps, err := pubsub.NewGossipSub(pctx, h)
-	require.NoError(t, err)
-	tp, err := ps.Join(topic)
-	require.NoError(t, err)
-	sub, err := tp.Subscribe()
-	require.NoError(t, err)
-	t.Cleanup(sub.Cancel)
-	_, err = l.nw.Mocknet.LinkPeers(h.ID(), l.first.Host.ID())
-	require.NoError(t, err)
-	_, err = l.nw.Mocknet.ConnectPeers(h.ID(), l.first.Host.ID())
-	require.NoError(t, err)
+	l.join(t, h)
 
 	select {
 	case <-served:
