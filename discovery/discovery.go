@@ -196,7 +196,10 @@ func New(h host.Host, cfg Config) (*Discovery, error) {
 func (d *Discovery) Start(ctx context.Context) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.kad.Load() != nil || d.closed {
+	switch {
+	case d.closed:
+		return errors.New("discovery: closed")
+	case d.kad.Load() != nil:
 		return errors.New("discovery: already started")
 	}
 	d.mode = d.cfg.Mode

@@ -189,3 +189,13 @@ func TestUnprovideLeavesTheQueue(t *testing.T) {
 	d.Unprovide(gone)
 	require.Eventually(t, func() bool { s := d.Stats(); return s.Pending == 1 && s.Roots == 1 }, 10*time.Second, 10*time.Millisecond)
 }
+
+func TestStartTwiceOrAfterClose(t *testing.T) {
+	d, err := discovery.New(newHost(t), discovery.Config{Network: "twice"})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(t.Context()))
+	require.ErrorContains(t, d.Start(t.Context()), "already started")
+	require.NoError(t, d.Close())
+	require.NoError(t, d.Close(), "Close is idempotent")
+	require.ErrorContains(t, d.Start(t.Context()), "closed")
+}
