@@ -154,10 +154,26 @@ func (ex *exchange) onAnnouncement(a gossip.Announcement) {
 	}
 }
 
+// seenRefresh is how stale a catalog entry may get before hearing it again is recorded; it is
+// far below the catalog's expiry (catalog_ttl, 48h by default).
+const seenRefresh = time.Hour
+
 func (ex *exchange) recordSeen(ctx context.Context) {
 	defer ex.wg.Done()
 	batch := make([]store.Event, 0, 256)
 	flush := func() {
+		// An announcement heard again within seenRefresh changes nothing the catalog shows:
+		// recording it would only grow the log (catalog exchanges repeat whole catalogs).
+		kept := batch[:0]
+		for _, e := range batch {
+			if e.Type == store.AnnounceSeen {
+				if t, ok := ex.st.LastSeen(e.Root, e.Peer); ok && time.Since(t) < seenRefresh {
+					continue
+				}
+			}
+			kept = append(kept, e)
+		}
+		batch = kept
 		if len(batch) == 0 {
 			return
 		}

@@ -219,3 +219,37 @@ func TestFetchOfAHeldFileWritesItFromTheRepo(t *testing.T) {
 		require.Equal(t, data, got, "copy=%v", copyIn)
 	}
 }
+
+// Hearing an announcement again soon after changes nothing the catalog shows, so it is not
+// recorded again: repeated announcements and catalog exchanges do not grow the log.
+func TestRepeatedAnnouncementsAreRecordedOnce(t *testing.T) {
+	a := repoNode(t, nil)
+	b := repoNode(t, a)
+	path, _ := writeFile(t, 1000, 9)
+	count := func() (n int) {
+		require.NoError(t, b.Store().Events(0, func(e store.Event) error {
+			if e.Type == store.AnnounceSeen {
+				n++
+			}
+			return nil
+		}))
+		return n
+	}
+	for range 3 {
+		f, err := a.Share(t.Context(), path, node.ShareOptions{})
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return len(b.Search(f.CID)) == 1 }, 10*time.Second, 10*time.Millisecond)
+	}
+	// A withdrawal is recorded, which proves the earlier repeats were processed in order.
+	f, _ := a.Store().File(mustRoot(t, a))
+	require.NoError(t, a.Remove(t.Context(), f.Root))
+	require.Eventually(t, func() bool { return len(b.Search(f.CID)) == 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, 1, count())
+}
+
+func mustRoot(t *testing.T, n *node.Node) cid.Cid {
+	t.Helper()
+	files := n.Store().Files()
+	require.Len(t, files, 1)
+	return files[0].Root
+}

@@ -434,6 +434,18 @@ func (s *Store) FilesAt(t time.Time) ([]File, error) {
 	return ix.files(), nil
 }
 
+// LastSeen says when peer last announced root, as the catalog knows it.
+func (s *Store) LastSeen(root, peer string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.ix.Catalog[root]
+	if o == nil {
+		return time.Time{}, false
+	}
+	t, ok := o.Providers[peer]
+	return t, ok
+}
+
 // Search lists what the network announced, matching term, seen within ttl.
 func (s *Store) Search(term string, ttl time.Duration) []Offer {
 	s.mu.Lock()
