@@ -1,5 +1,3 @@
-// Command peer is a peer-to-peer file-sharing node: it imports, shares, finds and fetches files,
-// runs as a daemon, and starts local test networks. See README.md for the command reference.
 package main
 
 import (

@@ -1,7 +1,3 @@
-// Package config is the node's settings file: what it listens on, whom it dials, which optional
-// network services run. It is plain data with documented defaults; the node package turns it into
-// libp2p options. Defaults send no traffic the user did not ask for: no public bootstrap peers,
-// no mDNS, no NAT traversal, until a profile or flag turns them on.
 package config
 
 import (
