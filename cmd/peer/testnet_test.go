@@ -113,7 +113,9 @@ func TestTestnetUpStatusDown(t *testing.T) {
 	require.Zero(t, code, stderr)
 	out, stderr, code = peerCmd(t, "", "testnet", "down", "--dir", dir, "--timeout", "1ns")
 	require.Zero(t, code, stderr)
-	require.Contains(t, out, "stopped 2 nodes (2 needed SIGKILL)", "no daemon exits within a nanosecond of SIGTERM")
+	// The last daemon signalled cannot have finished its shutdown a nanosecond later; the first
+	// one may have, on a fast run.
+	require.Regexp(t, `stopped 2 nodes \([12] needed SIGKILL\)`, out)
 	require.Empty(t, processesUnder(t, dir))
 }
 
