@@ -21,6 +21,7 @@ import (
 	"peer/store"
 	"peer/store/unixfs"
 	"peer/transfer"
+	"peer/transfer/wire"
 )
 
 // exchange is the part of the node that moves files: the block-exchange protocol, gossip
@@ -118,7 +119,7 @@ type servedBlocks struct {
 }
 
 func (b servedBlocks) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
-	data, err := b.st.ServeBlock(ctx, c)
+	data, err := b.st.ServeBlock(ctx, c, servingBuffer)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", transfer.ErrNotFound, c)
 	}
@@ -127,6 +128,20 @@ func (b servedBlocks) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	return data, err
 }
+
+// servingBuffer takes read buffers from the transfer layer's pool, so serving a file allocates
+// next to nothing; a block too large for the protocol (which the server then refuses) gets its own.
+func servingBuffer(n int) []byte {
+	if n > wire.MaxBlockSize {
+		return make([]byte, n)
+	}
+	return wire.GetBuffer(n)
+}
+
+// Release takes back a buffer the transfer server has written out.
+func (servedBlocks) Release(data []byte) { wire.PutBuffer(data) }
+
+var _ transfer.BlockReleaser = servedBlocks{}
 
 // sharedAnnouncements is what this node offers to a peer that joins late (gossip's catalog
 // exchange).

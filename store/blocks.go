@@ -90,21 +90,36 @@ func (b *blockFiles) put(c cid.Cid, data []byte) error {
 }
 
 // read reads an owned block without verifying it.
-func (b *blockFiles) read(c cid.Cid) ([]byte, error) {
+func (b *blockFiles) read(c cid.Cid, alloc func(n int) []byte) ([]byte, error) {
 	_, path := b.path(c)
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading block %s: %w", c, err)
 	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading block %s: %w", c, err)
+	}
+	if st.Size() > unixfs.MaxBlockSize {
+		return nil, fmt.Errorf("%w: %s at %s is %d bytes, larger than any block", ErrCorruptBlock, c, path, st.Size())
+	}
+	data, err := readAt(f, refLoc{size: uint64(st.Size())}, alloc)
+	if err != nil {
+		return nil, fmt.Errorf("reading block %s: %w", c, err)
+	}
 	return data, nil
 }
 
+// makeBuf is the allocation of reads whose buffers are not reused.
+func makeBuf(n int) []byte { return make([]byte, n) }
+
 // get reads and verifies an owned block.
 func (b *blockFiles) get(c cid.Cid) ([]byte, error) {
-	data, err := b.read(c)
+	data, err := b.read(c, makeBuf)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +192,7 @@ func readRef(c cid.Cid, loc refLoc) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := readAt(f, loc)
+	data, err := readAt(f, loc, makeBuf)
 	if err != nil {
 		return nil, err
 	}
@@ -187,8 +202,8 @@ func readRef(c cid.Cid, loc refLoc) ([]byte, error) {
 	return data, nil
 }
 
-func readAt(f *os.File, loc refLoc) ([]byte, error) {
-	data := make([]byte, loc.size)
+func readAt(f *os.File, loc refLoc, alloc func(n int) []byte) ([]byte, error) {
+	data := alloc(int(loc.size))
 	if _, err := f.ReadAt(data, int64(loc.offset)); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF

@@ -101,7 +101,7 @@ func (s *Store) applyRefs(e Event) {
 
 // readRefUnverified reads a referenced leaf for serving, after checking that the file is the
 // version that was hashed (same size and modification time).
-func (s *Store) readRefUnverified(loc refLoc) ([]byte, error) {
+func (s *Store) readRefUnverified(loc refLoc, alloc func(n int) []byte) ([]byte, error) {
 	f, ok := s.fileByCID(loc.root)
 	if !ok || f.State != Complete {
 		return nil, ErrNotFound
@@ -120,7 +120,7 @@ func (s *Store) readRefUnverified(loc refLoc) ([]byte, error) {
 		s.markChanged(f.CID, f.Path, "size or modification time changed")
 		return nil, ErrNotFound
 	}
-	return readAt(fh, loc)
+	return readAt(fh, loc, alloc)
 }
 
 // refFailed handles a referenced leaf that could not be read or verified.

@@ -96,7 +96,7 @@ func TestReferencedFileSurvivesASnapshot(t *testing.T) {
 	got, ok := s.File(f.Root)
 	require.True(t, ok)
 	require.Equal(t, store.Complete, got.State)
-	_, err = s.ServeBlock(t.Context(), leaves(t, s, f.Root)[0])
+	_, err = s.ServeBlock(t.Context(), leaves(t, s, f.Root)[0], nil)
 	require.NoError(t, err)
 }
 

@@ -582,14 +582,18 @@ func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 
 // ServeBlock returns a block for a peer without hashing it: the receiver verifies every block
 // anyway, and hashing on both ends would halve the speed of a transfer. A referenced file is
-// served only while its size and modification time are those recorded when it was hashed.
-func (s *Store) ServeBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
-	data, err := s.blocks.read(c)
+// served only while its size and modification time are those recorded when it was hashed. The
+// block is read into alloc(size), so a server can reuse its buffers (nil: a new slice).
+func (s *Store) ServeBlock(ctx context.Context, c cid.Cid, alloc func(n int) []byte) ([]byte, error) {
+	if alloc == nil {
+		alloc = makeBuf
+	}
+	data, err := s.blocks.read(c, alloc)
 	if !errors.Is(err, ErrNotFound) {
 		return data, err
 	}
 	for _, loc := range s.refsFor(c) {
-		if data, rerr := s.readRefUnverified(loc); rerr == nil {
+		if data, rerr := s.readRefUnverified(loc, alloc); rerr == nil {
 			return data, nil
 		}
 	}

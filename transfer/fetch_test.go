@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"peer/transfer"
+	"peer/transfer/wire"
 )
 
 func request(d dag, providers []peer.ID, got *collector) transfer.Request {
@@ -445,4 +446,39 @@ func TestFindDialsBounded(t *testing.T) {
 	t.Logf("at most %d connection attempts at once", peak.Load())
 	require.Positive(t, peak.Load())
 	require.LessOrEqual(t, peak.Load(), int32(8))
+}
+
+// pooledStore serves copies from a pool and counts what the server hands back.
+type pooledStore struct {
+	s        *memStore
+	released atomic.Int64
+}
+
+func (p *pooledStore) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	b, err := p.s.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	buf := wire.GetBuffer(len(b))
+	copy(buf, b)
+	return buf, nil
+}
+
+func (p *pooledStore) Release(b []byte) {
+	p.released.Add(1)
+	clear(b) // a buffer reused too early would now carry zeros, which the fetcher would reject
+	wire.PutBuffer(b)
+}
+
+func TestServerReleasesBlocksItWrote(t *testing.T) {
+	d := buildDAG(t, 2<<20, 16<<10, 1024, 3)
+	ps := &pooledStore{s: d.store}
+	src := newSeeder(t, ps)
+	_, tr, ids := newFetcher(t, []seeder{src})
+	got := newCollector()
+	st, err := tr.Fetch(t.Context(), request(d, ids, got))
+	require.NoError(t, err)
+	requireComplete(t, d, got)
+	require.Zero(t, st.BadBlocks)
+	require.Equal(t, src.t.ServerStats().Blocks, ps.released.Load(), "every block written is handed back once")
 }

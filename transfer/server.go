@@ -259,6 +259,7 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 			err = wire.WriteBlock(bw, it.c, it.data)
 			t.served.blocks.Add(1)
 			t.served.bytes.Add(int64(len(it.data)))
+			t.release(it.data) // bw copied it or wrote it through
 		}
 		if err != nil {
 			return fmt.Errorf("writing %s: %w", shortCID(it.c), err)
@@ -326,12 +327,20 @@ func (t *Transfer) get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	if len(data) > wire.MaxBlockSize {
 		t.log.Warn("block too large to serve", "cid", shortCID(c), "size", len(data))
+		t.release(data)
 		return nil, nil
 	}
 	if data == nil {
 		data = []byte{}
 	}
 	return data, nil
+}
+
+// release gives a served block's buffer back to a Blockstore that reuses them.
+func (t *Transfer) release(data []byte) {
+	if r, ok := t.bs.(BlockReleaser); ok && data != nil {
+		r.Release(data)
+	}
 }
 
 // readWants reads the client's frames into q; it returns io.EOF when the

@@ -44,6 +44,13 @@ type Blockstore interface {
 	Get(ctx context.Context, c cid.Cid) ([]byte, error)
 }
 
+// BlockReleaser is implemented by a Blockstore that reuses the slices Get returns: the server
+// hands each one back through Release once its bytes are written, or when it drops it. Release
+// may be called from any goroutine.
+type BlockReleaser interface {
+	Release(data []byte)
+}
+
 // ServerStats counts what the server side did since Start.
 type ServerStats struct {
 	Streams         int64 // streams accepted
