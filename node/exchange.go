@@ -83,11 +83,13 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	ex.gsp = g
 	ex.wg.Add(1)
 	go ex.recordSeen(ctx)
-	n.closers = append(n.closers, g.Close, func() error {
+	// Closers run in reverse: gossip stops delivering first, then the recorder writes what it
+	// still holds and stops.
+	n.closers = append(n.closers, func() error {
 		cancel()
 		ex.wg.Wait()
 		return nil
-	})
+	}, g.Close)
 
 	// Provide every complete file again: provider records expire, and a restarted node is a
 	// provider again at once.
@@ -200,8 +202,16 @@ func (ex *exchange) recordSeen(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			flush()
-			return
+			for { // record what is still queued, then stop
+				select {
+				case e := <-ex.seen:
+					batch = append(batch, e)
+					continue
+				default:
+				}
+				flush()
+				return
+			}
 		case e := <-ex.seen:
 			batch = append(batch, e)
 			// Take whatever else is already queued, then write once.
