@@ -80,7 +80,7 @@ func (n *Node) hostOptions() ([]libp2p.Option, error) {
 		// peers that only speak it.
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Muxer(yamux.ID, muxer()),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
@@ -175,4 +175,12 @@ func privKey(raw []byte) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
 	return k, nil
+}
+
+// muxer is yamux with larger messages than its 64 KiB default: a block moves in four frames
+// instead of sixteen, which saves the sender a quarter of its per-frame work on a fast stream.
+func muxer() *yamux.Transport {
+	t := *yamux.DefaultTransport
+	t.MaxMessageSize = 256 << 10
+	return &t
 }
