@@ -1,10 +1,6 @@
 package discovery
 
 import (
-	"io"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,34 +8,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2ptest "github.com/libp2p/go-libp2p/core/test"
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/stretchr/testify/require"
+
+	"peer/internal/nettest"
 )
 
 // TestMDNSDialsBounded: a LAN host that answers mDNS with many peers, each hanging in its
 // handshake, gets only a few connection attempts at a time.
 func TestMDNSDialsBounded(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var open, peak atomic.Int32
-	var conns sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); conns.Wait() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			peak.Store(max(peak.Load(), open.Add(1)))
-			conns.Go(func() { // silent until the dialer gives up
-				_, _ = io.Copy(io.Discard, c)
-				open.Add(-1)
-				_ = c.Close()
-			})
-		}
-	}()
-	addr, err := manet.FromNetAddr(ln.Addr())
-	require.NoError(t, err)
+	addr, peak := nettest.HangingListener(t)
 
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
 	require.NoError(t, err)
@@ -52,7 +29,7 @@ func TestMDNSDialsBounded(t *testing.T) {
 		require.NoError(t, err)
 		notifee{d}.HandlePeerFound(peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}})
 	}
-	require.Eventually(t, func() bool { return peak.Load() >= maxMDNSDials }, 5*time.Second, 10*time.Millisecond)
-	require.Never(t, func() bool { return peak.Load() > maxMDNSDials }, 300*time.Millisecond, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return peak() >= maxMDNSDials }, 5*time.Second, 10*time.Millisecond)
+	require.Never(t, func() bool { return peak() > maxMDNSDials }, 300*time.Millisecond, 10*time.Millisecond)
 	require.NoError(t, d.Close(), "Close ends the dials in progress")
 }

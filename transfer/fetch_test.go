@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -18,10 +16,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2ptest "github.com/libp2p/go-libp2p/core/test"
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
 
+	"peer/internal/nettest"
 	"peer/transfer"
 	"peer/transfer/wire"
 )
@@ -394,33 +392,13 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 // TestFindDialsBounded: a Find that yields many providers, each hanging in
 // its handshake, gets only a few connection attempts at a time.
 func TestFindDialsBounded(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var open, peak atomic.Int32
-	var conns sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); conns.Wait() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			peak.Store(max(peak.Load(), open.Add(1)))
-			conns.Go(func() { // silent until the dialer gives up
-				_, _ = io.Copy(io.Discard, c)
-				open.Add(-1)
-				_ = c.Close()
-			})
-		}
-	}()
-	addr, err := manet.FromNetAddr(ln.Addr())
-	require.NoError(t, err)
+	addr, peak := nettest.HangingListener(t)
 
 	_, tr, _ := newFetcher(t, nil)
 	const providers = 40
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
-	_, err = tr.Fetch(ctx, transfer.Request{
+	_, err := tr.Fetch(ctx, transfer.Request{
 		Root: buildDAG(t, 10, 16, 2, 22).root,
 		Find: func(ctx context.Context) <-chan peer.AddrInfo {
 			ch := make(chan peer.AddrInfo)
@@ -443,9 +421,9 @@ func TestFindDialsBounded(t *testing.T) {
 		Deliver: newCollector().deliver,
 	})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	t.Logf("at most %d connection attempts at once", peak.Load())
-	require.Positive(t, peak.Load())
-	require.LessOrEqual(t, peak.Load(), int32(8))
+	t.Logf("at most %d connection attempts at once", peak())
+	require.Positive(t, peak())
+	require.LessOrEqual(t, peak(), int32(8))
 }
 
 // pooledStore serves copies from a pool and counts what the server hands back.

@@ -187,18 +187,24 @@ func TestConfigCommand(t *testing.T) {
 }
 
 // rssMiB reads a process's resident set size from /proc.
-func rssMiB(tb testing.TB, pid int) float64 {
+func rssMiB(tb testing.TB, pid int) float64 { return procStatusMiB(tb, pid, "VmRSS") }
+
+// peakRSSMiB reads a process's peak resident set size from /proc.
+func peakRSSMiB(tb testing.TB, pid int) float64 { return procStatusMiB(tb, pid, "VmHWM") }
+
+// procStatusMiB reads a kB field of /proc/PID/status, in MiB.
+func procStatusMiB(tb testing.TB, pid int, field string) float64 {
 	tb.Helper()
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	require.NoError(tb, err)
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
 			require.NoError(tb, err)
 			return float64(kb) / 1024
 		}
 	}
-	tb.Fatal("no VmRSS in /proc status")
+	tb.Fatalf("no %s in /proc status", field)
 	return 0
 }
 

@@ -13,22 +13,6 @@ import (
 	"peer/node/api"
 )
 
-// peakRSSMiB reads a process's peak resident set size (VmHWM) from /proc.
-func peakRSSMiB(tb testing.TB, pid int) float64 {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	require.NoError(tb, err)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			require.NoError(tb, err)
-			return float64(kb) / 1024
-		}
-	}
-	tb.Fatal("no VmHWM in /proc status")
-	return 0
-}
-
 // fetchOnce runs `peer fetch --json` on repo and returns its final event.
 func fetchOnce(tb testing.TB, repo, root, out string) api.FetchEvent {
 	tb.Helper()
