@@ -366,7 +366,7 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 	if err != nil {
 		return FetchResult{}, err
 	}
-	if f, ok := ex.st.File(root); ok && f.State == store.Complete && f.Path == out {
+	if f, ok := ex.st.File(root); ok && f.State == store.Complete && f.Path == out && ex.st.Intact(f) {
 		return FetchResult{File: f, Path: out}, nil // already here
 	}
 	if _, err := os.Stat(out); err == nil && !opts.Force {

@@ -253,3 +253,41 @@ func mustRoot(t *testing.T, n *node.Node) cid.Cid {
 	require.Len(t, files, 1)
 	return files[0].Root
 }
+
+// Fetching again to where a fetched file was is a no-op only while the file is still there as it
+// was written; deleted, it is fetched again; changed, it is an existing file that --force replaces.
+func TestFetchAgainAfterTheOutputWasDeletedOrChanged(t *testing.T) {
+	a := repoNode(t, nil)
+	b := repoNode(t, a)
+	path, data := writeFile(t, 2<<20+77, 5)
+	f, err := a.Share(t.Context(), path, node.ShareOptions{})
+	require.NoError(t, err)
+	out := filepath.Join(t.TempDir(), "got.bin")
+	fetch := func(force bool) (node.FetchResult, error) {
+		return b.Fetch(t.Context(), f.Root, node.FetchOptions{Output: out, Force: force})
+	}
+	res, err := fetch(false)
+	require.NoError(t, err)
+	require.NotZero(t, res.Stats.Received)
+
+	res, err = fetch(false)
+	require.NoError(t, err)
+	require.Zero(t, res.Stats.Received, "still there: nothing to do")
+
+	require.NoError(t, os.Remove(out))
+	res, err = fetch(false)
+	require.NoError(t, err)
+	require.NotZero(t, res.Stats.Received, "deleted: fetched again")
+	got, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.Equal(t, data, got)
+
+	require.NoError(t, os.WriteFile(out, []byte("edited"), 0o644))
+	_, err = fetch(false)
+	require.ErrorIs(t, err, node.ErrExists, "changed: not overwritten without Force")
+	_, err = fetch(true)
+	require.NoError(t, err)
+	got, err = os.ReadFile(out)
+	require.NoError(t, err)
+	require.Equal(t, data, got)
+}

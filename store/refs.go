@@ -68,12 +68,7 @@ func (s *Store) buildRefs() {
 // differs from what was hashed is recorded as changed and not served.
 func (s *Store) fileRefs(f File) map[string][]refLoc {
 	path := f.Path
-	if st, err := os.Stat(path); err != nil || uint64(st.Size()) != f.Size || st.ModTime().UnixNano() != f.ModTime {
-		reason := "size or modification time changed"
-		if err != nil {
-			reason = err.Error()
-		}
-		s.markChanged(f.CID, f.Path, reason)
+	if !s.Intact(f) {
 		return nil
 	}
 	locs := map[string][]refLoc{}
@@ -116,11 +111,39 @@ func (s *Store) readRefUnverified(loc refLoc, alloc func(n int) []byte) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	if uint64(st.Size()) != f.Size || st.ModTime().UnixNano() != f.ModTime {
-		s.markChanged(f.CID, f.Path, "size or modification time changed")
+	if err := matches(st, f); err != nil {
+		s.markChanged(f.CID, f.Path, err.Error())
 		return nil, ErrNotFound
 	}
 	return readAt(fh, loc, alloc)
+}
+
+// Intact reports whether f's bytes are where the index says: always for a file whose blocks the
+// repo owns; for a referenced file, when it still has the size and modification time that were
+// hashed. A referenced file that is gone or changed is recorded as changed and no longer served.
+func (s *Store) Intact(f File) bool {
+	if f.Path == "" || f.State != Complete {
+		return f.Path == ""
+	}
+	st, err := os.Stat(f.Path)
+	if err == nil {
+		err = matches(st, f)
+	}
+	if err != nil {
+		s.markChanged(f.CID, f.Path, err.Error())
+		return false
+	}
+	return true
+}
+
+// errChanged says a referenced file is no longer the version that was hashed.
+var errChanged = errors.New("size or modification time changed")
+
+func matches(st fs.FileInfo, f File) error {
+	if uint64(st.Size()) != f.Size || st.ModTime().UnixNano() != f.ModTime {
+		return errChanged
+	}
+	return nil
 }
 
 // refFailed handles a referenced leaf that could not be read or verified.
