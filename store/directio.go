@@ -16,8 +16,9 @@ import (
 // covers every logical block size in use).
 const directAlign = 4096
 
-// directWriter writes a download's whole, aligned leaves with O_DIRECT: the bytes go from a
-// reused buffer to the disk without passing through the page cache. A fetch writes each byte
+// directWriter writes a download's whole, aligned leaves with O_DIRECT: the bytes go from the
+// block's own buffer (or, when that is not aligned, a reused copy) to the disk without passing
+// through the page cache. A fetch writes each byte
 // once and reads none back, so caching it only costs: on the machines measured here, filling
 // fresh page-cache pages cost more CPU than hashing the same bytes. Writes that are not aligned
 // (the file's last leaf, odd chunk sizes) go through the ordinary file.
@@ -41,6 +42,13 @@ var directBufs = sync.Pool{New: func() any {
 	return &b
 }}
 
+// aligned reports whether p starts at a multiple of directAlign. Go allocates buffers this large
+// (a leaf is usually 1 MiB) in spans of their own that start on page boundaries, so a block read
+// into a fresh or pooled buffer is written straight from it.
+func aligned(p []byte) bool {
+	return uintptr(unsafe.Pointer(unsafe.SliceData(p)))&(directAlign-1) == 0
+}
+
 // alignedBuf returns n bytes whose address is a multiple of directAlign.
 func alignedBuf(n int) []byte {
 	b := make([]byte, n+directAlign)
@@ -57,10 +65,13 @@ func (w *directWriter) writeAt(p []byte, off int64) (bool, error) {
 	if w == nil || w.off.Load() || off%directAlign != 0 || len(p)%directAlign != 0 || len(p) > unixfs.MaxChunkSize {
 		return false, nil
 	}
-	bp := directBufs.Get().(*[]byte)
-	defer directBufs.Put(bp)
-	buf := (*bp)[:len(p)]
-	copy(buf, p)
+	buf := p
+	if !aligned(p) {
+		bp := directBufs.Get().(*[]byte)
+		defer directBufs.Put(bp)
+		buf = (*bp)[:len(p)]
+		copy(buf, p)
+	}
 	if _, err := w.f.WriteAt(buf, off); err != nil {
 		if errors.Is(err, unix.EINVAL) {
 			w.off.Store(true) // this file system takes no direct writes after all
