@@ -179,10 +179,21 @@ func privKey(raw []byte) (crypto.PrivKey, error) {
 	return k, nil
 }
 
-// muxer is yamux with larger messages than its 64 KiB default: a block moves in four frames
-// instead of sixteen, which saves the sender a quarter of its per-frame work on a fast stream.
+// muxer is yamux with two changes to its defaults, both for fast streams:
+//
+//   - 256 KiB messages instead of 64 KiB: a block moves in four frames instead of sixteen, which
+//     saves the sender a quarter of its per-frame work. Receivers accept any message that fits
+//     the window, so every yamux peer understands them.
+//   - a 4 MiB initial stream window instead of 256 KiB. yamux grows a window only when its reader
+//     drains half of it within four round trips; on loopback or a fast LAN a round trip is tens
+//     of microseconds, so the window stayed near 256 KiB and a fetch's reader descheduled for a
+//     millisecond stopped the sender (fetches of 1 GiB between two daemons were about 5% faster
+//     with the larger window). yamux reserves only the first 256 KiB of a window from the
+//     resource manager; every protocol this node serves reads its streams continuously and caps
+//     what it queues, so the rest is buffered only as long as a reader lags.
 func muxer() *yamux.Transport {
 	t := *yamux.DefaultTransport
 	t.MaxMessageSize = 256 << 10
+	t.InitialStreamWindowSize = 4 << 20
 	return &t
 }
