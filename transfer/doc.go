@@ -23,7 +23,8 @@
 // (4 MiB at first, then twice its measured rate x minimum round trip, up to
 // 64 MiB); blocks are pulled by whichever peer has room, so faster peers get
 // more. Every block is hashed against its CID on worker goroutines before
-// Request.Deliver sees it, exactly once per CID. A peer that sends a bad,
+// Request.Deliver sees it, exactly once per CID; one goroutine delivers, so a
+// Deliver that waits on the disk never stops the hashing. A peer that sends a bad,
 // unrequested or malformed frame is dropped from the fetch, reported through
 // WithMisbehaviour and avoided by later fetches for a while; a peer that
 // stalls or disconnects is dropped and its work requeued. When nothing is

@@ -40,9 +40,12 @@ type Request struct {
 	// (leaves: none). It is called from verification goroutines,
 	// concurrently, and must not retain block after it returns.
 	Expand func(c cid.Cid, block []byte) ([]cid.Cid, error)
-	// Deliver receives each verified block exactly once, in any order, from
-	// several goroutines concurrently; it must not retain block after it
-	// returns (the buffer is reused). An error aborts the fetch.
+	// Deliver receives each verified block exactly once, in any order. Blocks
+	// that arrive from peers are delivered by one goroutine per fetch, so a
+	// Deliver that blocks (a disk write) ties up one thread, not every hashing
+	// worker; blocks inlined in their CIDs are delivered from others. It must
+	// not retain block after it returns (the buffer is reused). An error
+	// aborts the fetch.
 	Deliver func(c cid.Cid, block []byte) error
 	// Progress, if not nil, is called at most ~10 times a second from the
 	// fetch's own goroutine, and once at the end; it must not block.
@@ -163,14 +166,15 @@ type verifyItem struct {
 
 // fetch is the state of one Fetch call.
 type fetch struct {
-	t      *Transfer
-	req    Request
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	start  time.Time
-	verify chan verifyItem
-	wg     sync.WaitGroup
-	done   chan struct{} // closed when every block is done
+	t       *Transfer
+	req     Request
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	start   time.Time
+	verify  chan verifyItem // received blocks, to hash
+	deliver chan verifyItem // verified and expanded blocks, to Deliver
+	wg      sync.WaitGroup
+	done    chan struct{} // closed when every block is done
 
 	mu          sync.Mutex
 	blocks      map[cid.Cid]*block
@@ -221,6 +225,7 @@ func (t *Transfer) Fetch(ctx context.Context, req Request) (Stats, error) {
 		cancel:   cancel,
 		start:    time.Now(),
 		verify:   make(chan verifyItem, t.cfg.verifyWorkers),
+		deliver:  make(chan verifyItem, t.cfg.verifyWorkers),
 		done:     make(chan struct{}),
 		blocks:   make(map[cid.Cid]*block),
 		sessions: make(map[peer.ID]*session),
@@ -252,6 +257,7 @@ func (f *fetch) run() error {
 	for range f.t.cfg.verifyWorkers {
 		f.wg.Go(f.verifyLoop)
 	}
+	f.wg.Go(f.deliverLoop)
 	for _, p := range f.req.Providers {
 		f.addPeer(p)
 	}
@@ -449,14 +455,43 @@ func (f *fetch) verifyLoop() {
 		case <-f.ctx.Done():
 			return
 		case it := <-f.verify:
-			f.check(it)
+			if !f.check(it) {
+				wire.PutBuffer(it.data)
+			}
+		}
+	}
+}
+
+// deliverLoop hands verified blocks to Deliver, one at a time: the hashing
+// workers go on while a block is written.
+func (f *fetch) deliverLoop() {
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case it := <-f.deliver:
+			f.deliverBlock(it)
 			wire.PutBuffer(it.data)
 		}
 	}
 }
 
-// check verifies one received block, then expands and delivers it.
-func (f *fetch) check(it verifyItem) {
+func (f *fetch) deliverBlock(it verifyItem) {
+	if err := f.req.Deliver(it.b.c, it.data); err != nil {
+		f.fail(fmt.Errorf("delivering %s: %w", shortCID(it.b.c), err))
+		return
+	}
+	f.mu.Lock()
+	f.stats.Blocks++
+	f.stats.Bytes += int64(len(it.data))
+	it.s.stats.Blocks++
+	f.doneLocked(it.b)
+	f.mu.Unlock()
+}
+
+// check verifies one received block and expands it, then queues it for
+// delivery; it reports whether the block went on (and its buffer with it).
+func (f *fetch) check(it verifyItem) bool {
 	b := it.b
 	if !verify(b.c, it.data) {
 		f.mu.Lock()
@@ -467,12 +502,12 @@ func (f *fetch) check(it verifyItem) {
 		f.requeueLocked(b)
 		f.mu.Unlock()
 		f.dropSession(it.s, fmt.Errorf("%w: %s", ErrBadBlock, b.c), true)
-		return
+		return false
 	}
 	kids, err := f.req.Expand(b.c, it.data)
 	if err != nil {
 		f.fail(fmt.Errorf("expanding %s: %w", shortCID(b.c), err))
-		return
+		return false
 	}
 	if len(kids) > 0 {
 		fresh, err := f.addChildren(b, kids)
@@ -481,22 +516,15 @@ func (f *fetch) check(it verifyItem) {
 		}
 		if err != nil {
 			f.fail(err)
-			return
+			return false
 		}
 	}
-	if f.ctx.Err() != nil {
-		return
+	select {
+	case f.deliver <- it:
+		return true
+	case <-f.ctx.Done():
+		return false
 	}
-	if err := f.req.Deliver(b.c, it.data); err != nil {
-		f.fail(fmt.Errorf("delivering %s: %w", shortCID(b.c), err))
-		return
-	}
-	f.mu.Lock()
-	f.stats.Blocks++
-	f.stats.Bytes += int64(len(it.data))
-	it.s.stats.Blocks++
-	f.doneLocked(b)
-	f.mu.Unlock()
 }
 
 // addPeer starts a session with p unless it is known, banned or us.

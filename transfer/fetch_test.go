@@ -460,3 +460,38 @@ func TestServerReleasesBlocksItWrote(t *testing.T) {
 	require.Zero(t, st.BadBlocks)
 	require.Equal(t, src.t.ServerStats().Blocks, ps.released.Load(), "every block written is handed back once")
 }
+
+// Received blocks are delivered one at a time, and hashing goes on while a Deliver blocks: a slow
+// disk write holds one goroutine, not every verifier.
+func TestSlowDeliverDoesNotStopVerification(t *testing.T) {
+	d := buildDAG(t, 2<<20, 16<<10, 1024, 12) // a root and 128 leaves
+	src := newSeeder(t, d.store)
+	_, tr, ids := newFetcher(t, []seeder{src}, transfer.WithVerifyWorkers(2))
+	var leaves, delivering, most atomic.Int32
+	var once sync.Once
+	got := newCollector()
+	req := request(d, ids, got)
+	req.Expand = func(c cid.Cid, b []byte) ([]cid.Cid, error) {
+		if c.Type() == cid.Raw {
+			leaves.Add(1)
+		}
+		return expand(c, b)
+	}
+	req.Deliver = func(c cid.Cid, b []byte) error {
+		n := delivering.Add(1)
+		defer delivering.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		if c.Type() == cid.Raw {
+			once.Do(func() {
+				// The first leaf's write blocks until three more leaves are hashed and expanded.
+				require.Eventually(t, func() bool { return leaves.Load() >= 4 }, 10*time.Second, time.Millisecond)
+			})
+		}
+		return got.deliver(c, b)
+	}
+	_, err := tr.Fetch(t.Context(), req)
+	require.NoError(t, err)
+	requireComplete(t, d, got)
+	require.EqualValues(t, 1, most.Load(), "Deliver ran concurrently")
+}
