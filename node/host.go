@@ -187,7 +187,7 @@ func privKey(raw []byte) (crypto.PrivKey, error) {
 //   - a 4 MiB initial stream window instead of 256 KiB. yamux grows a window only when its reader
 //     drains half of it within four round trips; on loopback or a fast LAN a round trip is tens
 //     of microseconds, so the window stayed near 256 KiB and a fetch's reader descheduled for a
-//     millisecond stopped the sender (fetches of 1 GiB between two daemons were about 5% faster
+//     millisecond stopped the sender (paired fetches of 1 GiB between two daemons were 5–9% faster
 //     with the larger window). yamux reserves only the first 256 KiB of a window from the
 //     resource manager; every protocol this node serves reads its streams continuously and caps
 //     what it queues, so the rest is buffered only as long as a reader lags.

@@ -296,3 +296,11 @@ func BenchmarkDaemonIdleRSS(b *testing.B) {
 		stopDaemon(b, a)
 	}
 }
+
+// The daemon runs one P more than the CPUs it may use, unless GOMAXPROCS says otherwise.
+func TestDaemonProcs(t *testing.T) {
+	require.Equal(t, 3, daemonProcs("", 2))
+	require.Equal(t, 9, daemonProcs("", 8))
+	require.Equal(t, 2, daemonProcs("2", 2), "an explicit GOMAXPROCS is the user's choice")
+	require.Equal(t, 1, daemonProcs("1", 1))
+}

@@ -25,12 +25,22 @@ func fetchOnce(tb testing.TB, repo, root, out string) api.FetchEvent {
 	return ev
 }
 
+// syncFile waits until path's bytes are on the disk.
+func syncFile(tb testing.TB, path string) {
+	tb.Helper()
+	f, err := os.Open(path)
+	require.NoError(tb, err)
+	defer f.Close()
+	require.NoError(tb, f.Sync())
+}
+
 // benchFetch shares a file of size bytes on the seeders and fetches it on a fresh daemon each
 // round, reporting the transfer's throughput, duplicate bytes and every daemon's peak RSS.
 func benchFetch(b *testing.B, size int64, seeders int, uploadLimit string) {
 	dir := b.TempDir()
 	src := filepath.Join(dir, "payload.bin")
 	writeRandom(b, src, int(size), 11)
+	syncFile(b, src) // its writeback must not overlap the measured fetches
 	var seedRepos []string
 	var boot string
 	var pids []int
@@ -78,6 +88,7 @@ func benchFetch(b *testing.B, size int64, seeders int, uploadLimit string) {
 		received += ev.Received
 		dup += ev.Duplicates
 		seconds += ev.Duration.Seconds()
+		b.Logf("round %d: %.0f MB/s", i, float64(ev.Received)/ev.Duration.Seconds()/1e6)
 		peak = max(peak, peakRSSMiB(b, cmd.Process.Pid))
 		stopDaemon(b, cmd)
 		os.Remove(out)
