@@ -119,11 +119,14 @@ func (s *Store) readRefUnverified(loc refLoc, alloc func(n int) []byte) ([]byte,
 }
 
 // Intact reports whether f's bytes are where the index says: always for a file whose blocks the
-// repo owns; for a referenced file, when it still has the size and modification time that were
-// hashed. A referenced file that is gone or changed is recorded as changed and no longer served.
+// repo owns; for a complete referenced file, when it still has the size and modification time
+// that were hashed; never for a partial one. A referenced file that is gone or changed is recorded as changed and no longer served.
 func (s *Store) Intact(f File) bool {
-	if f.Path == "" || f.State != Complete {
-		return f.Path == ""
+	if f.Path == "" {
+		return true
+	}
+	if f.State != Complete {
+		return false
 	}
 	st, err := os.Stat(f.Path)
 	if err == nil {
