@@ -146,10 +146,15 @@ func (ix *index) files() []File {
 // search lists catalog offers whose name contains term (case-insensitive), or whose CID is term,
 // counting only providers seen since cutoff: most providers first, then by name and CID.
 func (ix *index) search(term string, cutoff time.Time) []Offer {
+	// A term that is a CID, in any base or version, matches the root in the catalog's form.
+	asCID := ""
+	if c, err := cid.Decode(strings.TrimSpace(term)); err == nil {
+		asCID = cid.NewCidV1(c.Type(), c.Hash()).String()
+	}
 	term = strings.ToLower(term)
 	var out []Offer
 	for root, o := range ix.Catalog {
-		if term != "" && !strings.Contains(strings.ToLower(o.Name), term) && root != term {
+		if term != "" && !strings.Contains(strings.ToLower(o.Name), term) && root != asCID {
 			continue
 		}
 		off := Offer{CID: root, Name: o.Name, Size: o.Size}

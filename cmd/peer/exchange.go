@@ -210,7 +210,10 @@ func newSearchCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "search [TERM] [--json]",
 		Short: "search what the network announced: name, size, CID, peers, last seen",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `List the files the network announced whose name contains TERM (any case), or whose CID is
+TERM (in any base, CIDv0 or CIDv1); without TERM, every one. Each shows its name, size, CID, the
+peers that offer it and when one was last heard.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			term := ""
 			if len(args) == 1 {
