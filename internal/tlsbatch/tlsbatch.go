@@ -43,18 +43,18 @@ func New(id protocol.ID, key crypto.PrivKey, muxers []tptu.StreamMuxer) (*Transp
 
 // SecureInbound runs the TLS handshake as a server.
 func (t *Transport) SecureInbound(ctx context.Context, insecure net.Conn, p peer.ID) (sec.SecureConn, error) {
-	raw := &holdConn{Conn: insecure}
-	sc, err := t.Transport.SecureInbound(ctx, raw, p)
-	if err != nil {
-		return nil, err
-	}
-	return &conn{SecureConn: sc, raw: raw}, nil
+	return batched(insecure, func(raw net.Conn) (sec.SecureConn, error) { return t.Transport.SecureInbound(ctx, raw, p) })
 }
 
 // SecureOutbound runs the TLS handshake as a client.
 func (t *Transport) SecureOutbound(ctx context.Context, insecure net.Conn, p peer.ID) (sec.SecureConn, error) {
+	return batched(insecure, func(raw net.Conn) (sec.SecureConn, error) { return t.Transport.SecureOutbound(ctx, raw, p) })
+}
+
+// batched runs a handshake over insecure wrapped for holding, and wraps its result.
+func batched(insecure net.Conn, handshake func(net.Conn) (sec.SecureConn, error)) (sec.SecureConn, error) {
 	raw := &holdConn{Conn: insecure}
-	sc, err := t.Transport.SecureOutbound(ctx, raw, p)
+	sc, err := handshake(raw)
 	if err != nil {
 		return nil, err
 	}
