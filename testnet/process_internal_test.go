@@ -1,12 +1,12 @@
 package testnet
 
 import (
+	"bufio"
 	"context"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -16,14 +16,20 @@ import (
 func TestDownInterruptedStillKills(t *testing.T) {
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "node-0")
-	// A stand-in daemon: its command line names the repo, and it ignores SIGTERM.
-	cmd := exec.Command("sh", "-c", `trap "" TERM; while :; do sleep 1; done`, repo)
+	// A stand-in daemon: its command line names the repo, and it ignores SIGTERM. It says when
+	// the trap is set: a SIGTERM before that would end it.
+	cmd := exec.Command("sh", "-c", `trap "" TERM; echo ready; while :; do sleep 1; done`, repo)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
+	line, rerr := bufio.NewReader(out).ReadString('\n')
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-exited })
-	require.Eventually(t, func() bool { return alive(cmd.Process.Pid, repo) }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, rerr)
+	require.Equal(t, "ready\n", line)
+	require.True(t, alive(cmd.Process.Pid, repo))
 
 	m := &Manifest{Dir: dir, Network: DefaultNetwork, Nodes: []ProcNode{{Name: "node-0", Repo: repo, PID: cmd.Process.Pid}}}
 	require.NoError(t, m.write())
