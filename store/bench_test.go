@@ -128,6 +128,25 @@ func BenchmarkOpen1MEvents(b *testing.B) {
 			s.Close()
 		}
 	})
+	b.Run("events-since-snapshot", func(b *testing.B) {
+		// A follower catching up from a recent event: read from the snapshot's mark, not the
+		// log's start.
+		s, err := store.Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		n := 0
+		for b.Loop() {
+			n = 0
+			if err := s.Events(999_990, func(store.Event) error { n++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if n != 11 {
+			b.Fatalf("%d events from 999990, want 11", n)
+		}
+	})
 	b.Run("replay", func(b *testing.B) {
 		for b.Loop() {
 			os.Remove(filepath.Join(dir, "snapshot.json"))

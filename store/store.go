@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,9 +48,10 @@ type Store struct {
 	// and what goes with it; it is not held during the log's fsync, so readers (Files, block
 	// lookups for serving) never wait for one.
 	recMu   sync.Mutex
-	mu      sync.Mutex // guards ix, snapSeq, subs, refs, refsGen, closed
+	mu      sync.Mutex // guards ix, snapSeq, marks, subs, refs, refsGen, closed
 	ix      *index
 	snapSeq uint64 // Seq of the last snapshot
+	marks   []mark // ascending by seq, the first at the log's start
 	subs    map[chan Event]struct{}
 	active  map[string]*Download // downloads in progress, by root
 	refs    map[string][]refLoc  // leaf key → where referenced copies live; nil until first needed
@@ -97,22 +100,54 @@ func (s *Store) open() error {
 	if rec.Cut() {
 		log.Warn("event log tail cut", "at", rec.TruncatedAt, "dropped", rec.Dropped, "reason", rec.Reason)
 	}
-	ix, from := s.loadSnapshot()
+	ix, from, marks := s.loadSnapshot()
 	// snapSeq counts from the snapshot actually used, so the events replayed after it count
 	// towards the next one; with no usable snapshot every event does.
 	s.snapSeq = ix.Seq
-	if err := replay(l, from, ix, func(Event) bool { return true }); err != nil {
+	if err := replay(l, from, ix, &marks, func(Event) bool { return true }); err != nil {
 		// A snapshot that does not line up with the log is only a cache: rebuild from scratch.
 		log.Warn("snapshot does not match the event log; replaying it all", "err", err)
 		ix = newIndex()
 		s.snapSeq = 0
-		if err := replay(l, eventlog.HeaderSize, ix, func(Event) bool { return true }); err != nil {
+		marks = []mark{{Seq: 1, Off: eventlog.HeaderSize}}
+		if err := replay(l, eventlog.HeaderSize, ix, &marks, func(Event) bool { return true }); err != nil {
 			l.Close()
 			return err
 		}
 	}
-	s.ix = ix
+	s.ix, s.marks = ix, marks
 	return nil
+}
+
+// mark says where the event numbered Seq begins in the log, so that Events can start reading at
+// the last mark before the events it is asked for rather than at the log's start. Marks are left
+// every markEvery events or so, by Record and by replay, and kept in the snapshot.
+type mark struct {
+	Seq uint64 `json:"seq"`
+	Off int64  `json:"off"`
+}
+
+const markEvery = 1024
+
+// addMark notes that event seq starts at off, if the last mark is far enough behind.
+func addMark(marks *[]mark, seq uint64, off int64) {
+	if m := *marks; seq >= m[len(m)-1].Seq+markEvery {
+		*marks = append(m, mark{Seq: seq, Off: off})
+	}
+}
+
+// validMarks reports whether marks can be trusted for a log whose snapshot ends at end after
+// event seq: they start at the log's start and climb in both seq and offset within those bounds.
+func validMarks(marks []mark, seq uint64, end int64) bool {
+	if len(marks) == 0 || marks[0] != (mark{Seq: 1, Off: eventlog.HeaderSize}) {
+		return false
+	}
+	for i := 1; i < len(marks); i++ {
+		if marks[i].Seq <= marks[i-1].Seq || marks[i].Off <= marks[i-1].Off || marks[i].Seq > seq+1 || marks[i].Off > end {
+			return false
+		}
+	}
+	return true
 }
 
 // snapshotVersion is the snapshot format. 2 added the referenced files' modification times; a
@@ -123,14 +158,16 @@ type snapshot struct {
 	Version int    `json:"version"`
 	Offset  int64  `json:"offset"` // log offset just after the last event in Index
 	Index   *index `json:"index"`
+	Marks   []mark `json:"marks,omitempty"` // where events start, for Events; optional
 }
 
-// loadSnapshot returns the snapshot's index and the log offset to replay from, or an empty index
-// and the start of the log when there is no usable snapshot.
-func (s *Store) loadSnapshot() (*index, int64) {
+// loadSnapshot returns the snapshot's index, the log offset to replay from and the marks so far,
+// or an empty index and the start of the log when there is no usable snapshot.
+func (s *Store) loadSnapshot() (*index, int64, []mark) {
+	start := []mark{{Seq: 1, Off: eventlog.HeaderSize}}
 	b, err := os.ReadFile(filepath.Join(s.dir, snapshotFile))
 	if err != nil {
-		return newIndex(), eventlog.HeaderSize
+		return newIndex(), eventlog.HeaderSize, start
 	}
 	var sn snapshot
 	err = json.Unmarshal(b, &sn)
@@ -145,7 +182,7 @@ func (s *Store) loadSnapshot() (*index, int64) {
 	}
 	if err != nil {
 		log.Warn("ignoring unusable snapshot; replaying the whole log", "err", err)
-		return newIndex(), eventlog.HeaderSize
+		return newIndex(), eventlog.HeaderSize, start
 	}
 	if sn.Index.Files == nil {
 		sn.Index.Files = map[string]*File{}
@@ -153,14 +190,19 @@ func (s *Store) loadSnapshot() (*index, int64) {
 	if sn.Index.Catalog == nil {
 		sn.Index.Catalog = map[string]*offer{}
 	}
-	return sn.Index, sn.Offset
+	marks := start // an older snapshot without marks, or bad ones: Events starts at the log's start
+	if validMarks(sn.Marks, sn.Index.Seq, sn.Offset) {
+		marks = sn.Marks
+	}
+	addMark(&marks, sn.Index.Seq+1, sn.Offset)
+	return sn.Index, sn.Offset, marks
 }
 
 // replay applies the log's events from offset to ix while keep says so. Events must follow on
 // from ix.Seq without a gap, which is how a stale snapshot is recognized. JSON decoding is most of
 // the cost, so batches of records are decoded on every core while the scan goes on, and applied
 // in log order.
-func replay(l *eventlog.Log, from int64, ix *index, keep func(Event) bool) error {
+func replay(l *eventlog.Log, from int64, ix *index, marks *[]mark, keep func(Event) bool) error {
 	type batch struct {
 		offs []int64
 		recs [][]byte
@@ -211,6 +253,9 @@ func replay(l *eventlog.Log, from int64, ix *index, keep func(Event) bool) error
 					break
 				}
 				ix.apply(e)
+				if marks != nil {
+					addMark(marks, e.Seq, b.offs[i])
+				}
 			}
 			if err == nil {
 				err = b.err
@@ -256,7 +301,7 @@ var errStopReplay = errors.New("stop")
 // held, so no event is appended meanwhile, and without s.mu.
 func (s *Store) writeSnapshot() error {
 	s.mu.Lock()
-	b, err := json.Marshal(snapshot{Version: snapshotVersion, Offset: s.log.End(), Index: s.ix})
+	b, err := json.Marshal(snapshot{Version: snapshotVersion, Offset: s.log.End(), Index: s.ix, Marks: s.marks})
 	seq := s.ix.Seq
 	s.mu.Unlock()
 	if err != nil {
@@ -332,10 +377,12 @@ func (s *Store) Record(evs ...Event) error {
 		}
 		recs[i] = b
 	}
-	if _, err := s.log.Append(recs...); err != nil {
+	first, err := s.log.Append(recs...)
+	if err != nil {
 		return fmt.Errorf("recording %s: %w", evs[0].Type, err)
 	}
 	s.mu.Lock()
+	addMark(&s.marks, evs[0].Seq, first)
 	for _, e := range evs {
 		s.ix.apply(e)
 		s.applyRefs(e)
@@ -381,10 +428,21 @@ func (s *Store) Subscribe() (<-chan Event, func()) {
 	}
 }
 
-// Events calls fn for every event with Seq >= from, in order.
+// Events calls fn for every event with Seq >= from, in order. It reads the log from the last mark
+// at or before from, not from its start; a mark that does not lead to its event (a damaged
+// snapshot) is dropped and the log read from its start.
 func (s *Store) Events(from uint64, fn func(Event) error) error {
-	return s.log.Scan(eventlog.HeaderSize, func(off int64, rec []byte) error {
+	s.mu.Lock()
+	i := max(sort.Search(len(s.marks), func(i int) bool { return s.marks[i].Seq > from })-1, 0)
+	m := s.marks[i]
+	s.mu.Unlock()
+	first := true
+	err := s.log.Scan(m.Off, func(off int64, rec []byte) error {
 		e, err := DecodeEvent(rec)
+		if first && (err != nil || e.Seq != m.Seq) {
+			return errBadMark
+		}
+		first = false
 		if err != nil {
 			return fmt.Errorf("event at offset %d: %w", off, err)
 		}
@@ -393,7 +451,17 @@ func (s *Store) Events(from uint64, fn func(Event) error) error {
 		}
 		return fn(e)
 	})
+	if m.Off != eventlog.HeaderSize && first && err != nil {
+		log.Warn("event log mark does not match the log; reading it from the start", "seq", m.Seq, "offset", m.Off, "err", err)
+		s.mu.Lock()
+		s.marks = slices.Delete(s.marks, i, len(s.marks))
+		s.mu.Unlock()
+		return s.Events(from, fn)
+	}
+	return err
 }
+
+var errBadMark = errors.New("no event where a mark says")
 
 // Files lists the files held now.
 func (s *Store) Files() []File {
@@ -427,7 +495,7 @@ func (s *Store) File(root cid.Cid) (File, bool) {
 // FilesAt lists the files held at time t, by replaying the log up to t.
 func (s *Store) FilesAt(t time.Time) ([]File, error) {
 	ix := newIndex()
-	err := replay(s.log, eventlog.HeaderSize, ix, func(e Event) bool { return !e.Time.After(t) })
+	err := replay(s.log, eventlog.HeaderSize, ix, nil, func(e Event) bool { return !e.Time.After(t) })
 	if err != nil && !errors.Is(err, errStopReplay) {
 		return nil, err
 	}
@@ -465,7 +533,7 @@ func (s *Store) Replayed() (files []File, same bool, err error) {
 		return nil, false, err
 	}
 	ix := newIndex()
-	err = replay(s.log, eventlog.HeaderSize, ix, func(e Event) bool { return e.Seq <= seq })
+	err = replay(s.log, eventlog.HeaderSize, ix, nil, func(e Event) bool { return e.Seq <= seq })
 	if err != nil && !errors.Is(err, errStopReplay) {
 		return nil, false, err
 	}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -425,4 +426,100 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatal("decoded an event without a type")
 		}
 	})
+}
+
+// Events from a point reads from the nearest mark (the snapshot, or one Record left) and returns
+// exactly the events from there on, before and after a reopen.
+func TestEventsFromAMark(t *testing.T) {
+	dir := newRepo(t)
+	s, err := store.Open(dir)
+	require.NoError(t, err)
+	record := func(s *store.Store, n int) {
+		for i := 0; i < n; i += 100 {
+			evs := make([]store.Event, 100)
+			for j := range evs {
+				evs[j] = store.Event{Type: store.Pinned, Root: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"}
+			}
+			require.NoError(t, s.Record(evs...))
+		}
+	}
+	// check reads the events from from on: the first few must be from, from+1, ..., and the
+	// reading can stop there (a full read of each would make the test slow).
+	enough := errors.New("enough")
+	check := func(s *store.Store, from, last uint64) {
+		t.Helper()
+		want := from
+		err := s.Events(from, func(e store.Event) error {
+			require.Equal(t, want, e.Seq)
+			if want++; want == from+3 {
+				return enough
+			}
+			return nil
+		})
+		if want < from+3 {
+			require.NoError(t, err)
+			require.Equal(t, last+1, want, "events from %d", from)
+		} else {
+			require.ErrorIs(t, err, enough)
+		}
+	}
+	// Records come in batches of 100, and marks fall on a batch's first event: try every
+	// batch's first event and the one before it.
+	edges := func(last uint64) []uint64 {
+		out := []uint64{1}
+		for b := uint64(100); b < last; b += 100 {
+			out = append(out, b, b+1)
+		}
+		return append(out, last, last+1)
+	}
+	record(s, 3000)
+	for _, from := range edges(3000) {
+		check(s, from, 3000)
+	}
+	require.NoError(t, s.Close())
+
+	s = open(t, dir) // the snapshot written on Close is a mark now
+	record(s, 2000)
+	for _, from := range edges(5000) {
+		check(s, from, 5000)
+	}
+}
+
+// A snapshot whose marks point between events (damaged, yet plausible) costs Events its shortcut,
+// not its answer.
+func TestEventsWithADamagedMark(t *testing.T) {
+	dir := newRepo(t)
+	s, err := store.Open(dir)
+	require.NoError(t, err)
+	for range 30 {
+		evs := make([]store.Event, 100)
+		for j := range evs {
+			evs[j] = store.Event{Type: store.Pinned, Root: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"}
+		}
+		require.NoError(t, s.Record(evs...))
+	}
+	require.NoError(t, s.Close())
+
+	path := filepath.Join(dir, "snapshot.json")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var sn map[string]any
+	require.NoError(t, json.Unmarshal(b, &sn))
+	marks := sn["marks"].([]any)
+	require.Greater(t, len(marks), 1, "the snapshot keeps marks")
+	m := marks[1].(map[string]any)
+	m["off"] = m["off"].(float64) + 7
+	b, err = json.Marshal(sn)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+
+	s = open(t, dir)
+	from := uint64(m["seq"].(float64))
+	want := from
+	require.NoError(t, s.Events(from, func(e store.Event) error {
+		require.Equal(t, want, e.Seq)
+		want++
+		return nil
+	}))
+	require.EqualValues(t, 3001, want)
 }
