@@ -102,8 +102,9 @@ func TestTenNodes(t *testing.T) {
 		require.Equal(t, x.provider, r.Provider)
 		require.Equal(t, x.withdraw, r.Withdraw, "the late joiner gets the latest state of %s", x.root.Name)
 	}
+	// Whether each came by catalog exchange or, still in gossipsub's recent history, by gossip
+	// is a matter of timing; TestLateJoinerLearnsShared covers the catalog alone.
 	require.Len(t, late.Received(), 3, "only the latest announcement per provider and root")
-	require.EqualValues(t, 3, late.Gossip.Stats().Catalog)
 }
 
 // TestLateJoinerLearnsShared: shares given by Config.Shared (what a node
