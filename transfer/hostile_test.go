@@ -272,3 +272,52 @@ func TestHostileClientWithWorkQueued(t *testing.T) {
 	_, err = io.Copy(io.Discard, s)
 	require.Error(t, err, "the server resets the stream")
 }
+
+// dripFeeder is a host that answers the first CID it is asked for one byte at a time, every
+// 20 ms: never silent long enough to count as stalled, and never done.
+func dripFeeder(t *testing.T, d dag) (seeder, *atomic.Int64) {
+	h := newHost(t)
+	var sent atomic.Int64
+	h.SetStreamHandler(transfer.ID, func(s network.Stream) {
+		defer s.Reset()
+		r := wire.NewReader(s, nil)
+		m, err := r.Read()
+		if err != nil || len(m.CIDs) == 0 {
+			return
+		}
+		go func() { _, _ = io.Copy(io.Discard, s) }() // later wants and cancels
+		var frame bytes.Buffer
+		require.NoError(t, wire.WriteBlock(&frame, m.CIDs[0], mustGet(t, d.store, m.CIDs[0])))
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for _, b := range frame.Bytes() {
+			select {
+			case <-tick.C:
+			case <-t.Context().Done():
+				return
+			}
+			if _, err := s.Write([]byte{b}); err != nil {
+				return // the fetcher is done with us
+			}
+			sent.Add(1)
+		}
+	})
+	return seeder{h: h}, &sent
+}
+
+// A provider that drip-feeds a block holds none of the fetch hostage: the end game moves what it
+// holds, the one it is sending included, to a peer that delivers, long before any stall timeout.
+func TestDripFeedingSourceHoldsNothingHostage(t *testing.T) {
+	d := buildDAG(t, 2<<20, 16<<10, 1024, 13)
+	drip, sent := dripFeeder(t, d)
+	good := newSeeder(t, d.store, transfer.WithRateLimit(8<<20))
+	_, tr, ids := newFetcher(t, []seeder{drip, good})
+	got := newCollector()
+	start := time.Now()
+	st, err := tr.Fetch(t.Context(), request(d, ids, got))
+	require.NoError(t, err)
+	requireComplete(t, d, got)
+	require.Zero(t, st.Peers[drip.h.ID()].Blocks)
+	require.Positive(t, sent.Load(), "the drip feeder was asked for a block and sent some of it")
+	require.Less(t, time.Since(start), 10*time.Second, "the default stall timeout never came into it")
+}

@@ -36,6 +36,7 @@ type session struct {
 	kick   chan struct{} // capacity 1: work may be assignable
 
 	lastByte atomic.Int64 // unix nanoseconds of the last byte read
+	bytesIn  atomic.Int64 // bytes read from the stream, whole blocks or not: what the rate measures
 
 	// Guarded by f.mu.
 	st            network.Stream
@@ -48,8 +49,7 @@ type session struct {
 	inflight      int64 // estimated bytes requested and not received
 	window        int64
 	rate          float64 // smoothed bytes/s
-	recv          int64
-	lastRecv      int64
+	lastIn        int64   // bytesIn at the last tick
 	minRTT        time.Duration
 	busySince     time.Time
 	stats         PeerStats
@@ -182,6 +182,7 @@ type countingReader struct {
 func (c countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if n > 0 {
+		c.s.bytesIn.Add(int64(n))
 		c.s.lastByte.Store(time.Now().UnixNano())
 	}
 	return n, err
@@ -263,7 +264,6 @@ func (s *session) onBlock(c cid.Cid, data []byte) error {
 		wire.PutBuffer(data)
 		return fmt.Errorf("%w: block %s", ErrUnrequested, c)
 	}
-	s.recv += n
 	s.stats.Bytes += n
 	f.stats.Received += n
 	if b.inner {
@@ -352,8 +352,11 @@ func (s *session) cancelLocked(b *block) {
 
 // tickLocked updates the measured rate and the window.
 func (s *session) tickLocked(now time.Time, dt float64) {
-	delta := s.recv - s.lastRecv
-	s.lastRecv = s.recv
+	// Bytes as they arrive, not blocks as they complete: a peer that trickles a block out a byte
+	// at a time shows the rate it really has, and the end game takes its work away.
+	in := s.bytesIn.Load()
+	delta := in - s.lastIn
+	s.lastIn = in
 	inst := 0.0
 	if dt > 0 && (delta > 0 || len(s.out) > 0) {
 		inst = float64(delta) / dt
