@@ -454,7 +454,9 @@ func (s *Store) Events(from uint64, fn func(Event) error) error {
 	if m.Off != eventlog.HeaderSize && first && err != nil {
 		log.Warn("event log mark does not match the log; reading it from the start", "seq", m.Seq, "offset", m.Off, "err", err)
 		s.mu.Lock()
-		s.marks = slices.Delete(s.marks, i, len(s.marks))
+		if i < len(s.marks) && s.marks[i] == m { // not already dropped by a concurrent call
+			s.marks = slices.Delete(s.marks, i, len(s.marks))
+		}
 		s.mu.Unlock()
 		return s.Events(from, fn)
 	}
