@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -540,12 +541,55 @@ func (n notifee) HandlePeerFound(ai peer.AddrInfo) {
 	go func() {
 		defer d.wg.Done()
 		defer func() { <-d.mdnsDials }()
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := d.h.Connect(cctx, ai); err != nil {
+		if err := d.connectLAN(ctx, ai); err != nil {
 			logger().Debug("mDNS peer unreachable", "peer", ai.ID.ShortString(), "err", err)
 			return
 		}
 		logger().Info("found peer on the LAN", "peer", ai.ID.ShortString())
 	}()
+}
+
+// lanDialDelay is how long the end of a LAN pair with the larger peer ID waits for the other to
+// dial before it dials itself.
+const lanDialDelay = 2 * time.Second
+
+// connectLAN connects to a peer found by mDNS. Two peers usually find each other at the same
+// moment, and if both dialed at once, TCP's simultaneous open (libp2p dials from the port it
+// listens on) could merge the two dials into one connection whose two TLS clients both fail;
+// mDNS reports a peer once, so the pair would stay apart. So the end with the smaller peer ID
+// dials at once and the other only if no connection came meanwhile, and a failed dial is tried
+// once more.
+func (d *Discovery) connectLAN(ctx context.Context, ai peer.AddrInfo) error {
+	connected := func() bool { return d.h.Network().Connectedness(ai.ID) == network.Connected }
+	if d.h.ID() > ai.ID && !sleepCtx(ctx, lanDialDelay) {
+		return ctx.Err()
+	}
+	var err error
+	for attempt := range 2 {
+		if connected() {
+			return nil
+		}
+		if attempt > 0 && !sleepCtx(ctx, time.Second+time.Duration(rand.Int64N(int64(time.Second)))) {
+			return ctx.Err()
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = d.h.Connect(cctx, ai)
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// sleepCtx waits for d or until ctx ends; it reports whether the wait was whole.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
