@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"peer/internal/config"
 	"peer/node/api"
 	"peer/store"
 )
@@ -34,6 +35,7 @@ type Manifest struct {
 	Dir     string     `json:"dir"`
 	Network string     `json:"network"`
 	Netns   bool       `json:"netns"`
+	MDNS    bool       `json:"mdns,omitempty"`
 	Binary  string     `json:"binary"`
 	Created time.Time  `json:"created"`
 	Stopped *time.Time `json:"stopped,omitempty"`
@@ -63,6 +65,9 @@ type UpOptions struct {
 	Network string
 	// Netns runs each node in its own network namespace (root only; see CanNetns).
 	Netns bool
+	// MDNS has the nodes find each other by multicast DNS on the namespaces' shared link instead
+	// of bootstrapping off node 0. It needs Netns: loopback carries no multicast.
+	MDNS bool
 	// Binary is the peer command to run. Default: this executable.
 	Binary string
 	// ReadyTimeout bounds the wait for every node to be ready. Default 30 s + 1 s per node.
@@ -124,6 +129,9 @@ func Up(ctx context.Context, opts UpOptions) (_ *Manifest, err error) {
 			return nil, err
 		}
 	}
+	if opts.MDNS && !opts.Netns {
+		return nil, errors.New("mDNS needs network namespaces (--netns): loopback carries no multicast")
+	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -136,7 +144,7 @@ func Up(ctx context.Context, opts UpOptions) (_ *Manifest, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	m := &Manifest{Dir: dir, Network: opts.Network, Netns: opts.Netns, Binary: opts.Binary, Created: time.Now().UTC()}
+	m := &Manifest{Dir: dir, Network: opts.Network, Netns: opts.Netns, MDNS: opts.MDNS, Binary: opts.Binary, Created: time.Now().UTC()}
 	var plan netnsPlan
 	if opts.Netns {
 		plan = planNetns(dir, opts.Nodes)
@@ -185,6 +193,9 @@ func Up(ctx context.Context, opts UpOptions) (_ *Manifest, err error) {
 		return nil, err
 	}
 	boot := m.Nodes[0].Addrs[0]
+	if m.MDNS {
+		boot = "" // they find node 0, and each other, by mDNS
+	}
 	for i := 1; i < len(m.Nodes); i++ {
 		if err := start(i, boot); err != nil {
 			return nil, err
@@ -228,8 +239,19 @@ func (m *Manifest) start(i int, boot string) error {
 	args := []string{"--repo", pn.Repo, "daemon",
 		"--listen", "/ip4/" + host + "/tcp/0",
 		"--api", "127.0.0.1:0",
-		"--network", m.Network,
-		"--no-mdns"}
+		"--network", m.Network}
+	if m.MDNS {
+		cfg, err := config.Load(pn.Repo)
+		if err != nil {
+			return fmt.Errorf("%s: %w", pn.Name, err)
+		}
+		cfg.MDNS = true
+		if err := config.Save(pn.Repo, cfg); err != nil {
+			return fmt.Errorf("%s: %w", pn.Name, err)
+		}
+	} else {
+		args = append(args, "--no-mdns")
+	}
 	if boot != "" {
 		args = append(args, "--bootstrap", boot)
 	}

@@ -40,7 +40,7 @@ func newTestnetUpCmd(app *App) *cobra.Command {
 	var opts testnet.UpOptions
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "up [--nodes N] [--dir DIR] [--network NAME] [--netns]",
+		Use:   "up [--nodes N] [--dir DIR] [--network NAME] [--netns [--mdns]]",
 		Short: "start N peer daemons on 127.0.0.1, node-0 the bootstrap; return once all are connected",
 		Long: `Start N 'peer daemon' processes, each with its own repo DIR/node-i and log DIR/node-i/daemon.log,
 on 127.0.0.1 with free ports; node-0 is the others' bootstrap. Returns once every node is
@@ -50,7 +50,9 @@ with 'peer testnet down'.
 
 --netns (root only) puts each node in its own network namespace with an address in 10.231.0.0/16
 that exists only inside those namespaces; run commands there with
-'ip netns exec NS peer --repo DIR/node-i ...' (NS is in the manifest and 'status').`,
+'ip netns exec NS peer --repo DIR/node-i ...' (NS is in the manifest and 'status'). With --mdns
+the nodes bootstrap off nobody: they find each other by multicast DNS on the namespaces' shared
+link, as machines on a LAN do.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Netns {
@@ -70,6 +72,9 @@ that exists only inside those namespaces; run commands there with
 			if m.Netns {
 				where = "network namespaces (" + testnet.NetnsSubnet + ")"
 			}
+			if m.MDNS {
+				where += ", found by mDNS"
+			}
 			fmt.Fprintf(app.Out, "%d nodes of network %q on %s, in %s\n", len(m.Nodes), m.Network, where, m.Dir)
 			testnet.PrintNodes(app.Out, "", m.Nodes)
 			prefix := ""
@@ -85,6 +90,7 @@ that exists only inside those namespaces; run commands there with
 	dirFlag(cmd, &opts.Dir)
 	fl.StringVar(&opts.Network, "network", testnet.DefaultNetwork, "private network name (DHT /peer/NAME, its own gossip topic)")
 	fl.BoolVar(&opts.Netns, "netns", false, "each node in its own network namespace (root only)")
+	fl.BoolVar(&opts.MDNS, "mdns", false, "with --netns: no bootstrap; the nodes find each other by mDNS")
 	fl.DurationVar(&opts.ReadyTimeout, "timeout", 0, "how long to wait for every node to be ready (default 30s + 1s per node)")
 	fl.BoolVar(&asJSON, "json", false, "print the manifest as JSON")
 	return cmd

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -146,6 +147,49 @@ func TestTestnetNetns(t *testing.T) {
 	for _, n := range m.Nodes {
 		require.NoFileExists(t, "/var/run/netns/"+n.Netns, "down removes the namespaces")
 	}
+}
+
+// With --mdns the nodes of a netns testnet bootstrap off nobody: each finds the others by
+// multicast DNS on the namespaces' shared link, as machines on a LAN do.
+func TestTestnetNetnsMDNS(t *testing.T) {
+	if err := testnet.CanNetns(); err != nil {
+		t.Skip(err)
+	}
+	dir := filepath.Join(t.TempDir(), "tn")
+	t.Cleanup(func() { downAll(dir) })
+	out, stderr, code := peerCmd(t, "", "testnet", "up", "--nodes", "3", "--netns", "--mdns", "--dir", dir)
+	require.Zero(t, code, stderr)
+	require.Contains(t, out, "found by mDNS")
+	m, err := testnet.ReadManifest(dir)
+	require.NoError(t, err)
+	require.True(t, m.MDNS)
+	for _, n := range m.Nodes {
+		log, err := os.ReadFile(n.Log)
+		require.NoError(t, err)
+		require.Regexp(t, `discovery started.* bootstrap=0 mdns=true`, string(log), "%s was given no bootstrap peer", n.Name)
+	}
+	// Every node finds both others.
+	require.Eventually(t, func() bool {
+		out, _, code := peerCmd(t, "", "testnet", "status", "--dir", dir, "--json")
+		var st []testnet.NodeStatus
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil || len(st) != 3 {
+			return false
+		}
+		for _, n := range st {
+			if !n.Running || n.Peers < 2 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 50*time.Millisecond)
+	_, stderr, code = peerCmd(t, "", "testnet", "down", "--dir", dir)
+	require.Zero(t, code, stderr)
+	require.Empty(t, processesUnder(t, dir))
+
+	// Without namespaces there is no multicast: a clear refusal.
+	_, stderr, code = peerCmd(t, "", "testnet", "up", "--nodes", "2", "--mdns", "--dir", filepath.Join(t.TempDir(), "lo"))
+	require.NotZero(t, code)
+	require.Contains(t, stderr, "mDNS needs network namespaces")
 }
 
 func TestTestnetBench(t *testing.T) {
