@@ -2,7 +2,9 @@
 // (go-libp2p-kad-dht) that bootstraps off the peers it is given, provides file roots in batches
 // from a queue and re-provides them on a schedule, finds providers, lets the peers of one
 // network find each other through a rendezvous key, and, when asked, finds peers on the LAN by
-// mDNS.
+// mDNS. Two LAN peers find each other at once, so only the one with the smaller peer ID dials
+// straight away: simultaneous dials from both listening ports would meet as one TCP connection
+// that neither TLS handshake accepts.
 //
 // It must never send traffic its user did not ask for: with no bootstrap peers and mDNS off it
 // dials nobody and multicasts nothing. It provides roots only, never every block, and it never

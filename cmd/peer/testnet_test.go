@@ -156,7 +156,15 @@ func TestTestnetNetnsMDNS(t *testing.T) {
 		t.Skip(err)
 	}
 	dir := filepath.Join(t.TempDir(), "tn")
-	t.Cleanup(func() { downAll(dir) })
+	t.Cleanup(func() {
+		downAll(dir)
+		if t.Failed() { // what each node found, for whoever reads the failure
+			for i := range 3 {
+				log, _ := os.ReadFile(filepath.Join(dir, "node-"+strconv.Itoa(i), "daemon.log"))
+				t.Logf("node-%d's log:\n%s", i, log)
+			}
+		}
+	})
 	out, stderr, code := peerCmd(t, "", "testnet", "up", "--nodes", "3", "--netns", "--mdns", "--dir", dir)
 	require.Zero(t, code, stderr)
 	require.Contains(t, out, "found by mDNS")
