@@ -307,14 +307,34 @@ func dripFeeder(t *testing.T, d dag) (seeder, *atomic.Int64) {
 
 // A provider that drip-feeds a block holds none of the fetch hostage: the end game moves what it
 // holds, the one it is sending included, to a peer that delivers, long before any stall timeout.
+// The drip feeder is the only provider at first, so it is asked for the root; the good one comes
+// from Find once the drip has begun.
 func TestDripFeedingSourceHoldsNothingHostage(t *testing.T) {
 	d := buildDAG(t, 2<<20, 16<<10, 1024, 13)
 	drip, sent := dripFeeder(t, d)
 	good := newSeeder(t, d.store, transfer.WithRateLimit(8<<20))
 	_, tr, ids := newFetcher(t, []seeder{drip, good})
 	got := newCollector()
+	req := request(d, ids[:1], got)
+	req.Find = func(ctx context.Context) <-chan peer.AddrInfo {
+		ch := make(chan peer.AddrInfo, 1)
+		go func() {
+			defer close(ch)
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for sent.Load() == 0 {
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+					return
+				}
+			}
+			ch <- peer.AddrInfo{ID: good.h.ID(), Addrs: good.h.Addrs()}
+		}()
+		return ch
+	}
 	start := time.Now()
-	st, err := tr.Fetch(t.Context(), request(d, ids, got))
+	st, err := tr.Fetch(t.Context(), req)
 	require.NoError(t, err)
 	requireComplete(t, d, got)
 	require.Zero(t, st.Peers[drip.h.ID()].Blocks)
