@@ -165,17 +165,22 @@ type Discovery struct {
 	prov *provider
 	mode Mode
 
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	mdnsDials chan struct{} // a slot per connection to an mDNS peer in progress
-	mu        sync.Mutex
-	closed    bool
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	mdnsDials   chan struct{} // a slot per dial to an mDNS peer in progress
+	mdnsPending chan struct{} // a slot per mDNS peer being connected (waiting or dialing)
+	mu          sync.Mutex
+	closed      bool
 }
 
-// maxMDNSDials bounds the connections to peers found by mDNS made at once: anyone on the LAN
-// can answer with as many peers as it likes.
-const maxMDNSDials = 8
+// maxMDNSDials bounds the dials to peers found by mDNS made at once, and maxMDNSPending the
+// peers found and not yet connected or given up: anyone on the LAN can answer with as many peers
+// as it likes.
+const (
+	maxMDNSDials   = 8
+	maxMDNSPending = 64
+)
 
 // New checks cfg and builds a Discovery for h. It starts nothing.
 func New(h host.Host, cfg Config) (*Discovery, error) {
@@ -185,7 +190,7 @@ func New(h host.Host, cfg Config) (*Discovery, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	d := &Discovery{h: h, cfg: cfg, mdnsDials: make(chan struct{}, maxMDNSDials)}
+	d := &Discovery{h: h, cfg: cfg, mdnsDials: make(chan struct{}, maxMDNSDials), mdnsPending: make(chan struct{}, maxMDNSPending)}
 	d.prov = newProvider(d)
 	return d, nil
 }
@@ -518,8 +523,9 @@ func (d *Discovery) connectRendezvous(ctx context.Context, ns string) {
 }
 
 // notifee connects to the peers mDNS finds. HandlePeerFound is called from the mDNS
-// goroutine and must not block it, so it connects in a goroutine of ours, at most maxMDNSDials
-// at a time; a peer found while they are busy is skipped (mDNS announces it again).
+// goroutine and must not block it, so it connects in a goroutine of ours. mDNS reports a peer
+// once, so a peer found is not dropped because others are being dialed: it waits for one of the
+// maxMDNSDials slots. Only past maxMDNSPending peers in hand (a LAN flooding us) is one skipped.
 type notifee struct{ d *Discovery }
 
 func (n notifee) HandlePeerFound(ai peer.AddrInfo) {
@@ -532,15 +538,15 @@ func (n notifee) HandlePeerFound(ai peer.AddrInfo) {
 		return
 	}
 	select {
-	case d.mdnsDials <- struct{}{}:
+	case d.mdnsPending <- struct{}{}:
 	default:
-		logger().Debug("mDNS peer skipped: too many connections in progress", "peer", ai.ID.ShortString())
+		logger().Debug("mDNS peer skipped: too many peers being connected", "peer", ai.ID.ShortString())
 		return
 	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		defer func() { <-d.mdnsDials }()
+		defer func() { <-d.mdnsPending }()
 		if err := d.connectLAN(ctx, ai); err != nil {
 			logger().Debug("mDNS peer unreachable", "peer", ai.ID.ShortString(), "err", err)
 			return
@@ -566,15 +572,21 @@ func (d *Discovery) connectLAN(ctx context.Context, ai peer.AddrInfo) error {
 	}
 	var err error
 	for attempt := range 2 {
+		if attempt > 0 && !sleepCtx(ctx, time.Second+time.Duration(rand.Int64N(int64(time.Second)))) {
+			return ctx.Err()
+		}
 		if connected() {
 			return nil
 		}
-		if attempt > 0 && !sleepCtx(ctx, time.Second+time.Duration(rand.Int64N(int64(time.Second)))) {
+		select {
+		case d.mdnsDials <- struct{}{}:
+		case <-ctx.Done():
 			return ctx.Err()
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err = d.h.Connect(cctx, ai)
 		cancel()
+		<-d.mdnsDials
 		if err == nil {
 			return nil
 		}
