@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	"github.com/stretchr/testify/require"
 
 	"peer/gossip"
@@ -236,11 +237,18 @@ func TestCloseEndsCatalogServing(t *testing.T) {
 	_, err = nw.Mocknet.ConnectPeers(h.ID(), server.Host.ID())
 	require.NoError(t, err)
 	// A protocol the peerstore does not list is negotiated before NewStream returns, so the
-	// handler is running by then: forget it once identify has listed it.
-	require.Eventually(t, func() bool {
-		ps, _ := h.Peerstore().SupportsProtocols(server.Host.ID(), gossip.CatalogProtocol)
-		return len(ps) == 1
-	}, 10*time.Second, 10*time.Millisecond)
+	// handler is running by then: forget it once identify has listed it. Waiting for identify
+	// itself, rather than polling the peerstore, holds however slow a loaded machine is.
+	conns := h.Network().ConnsToPeer(server.Host.ID())
+	require.NotEmpty(t, conns)
+	ids := h.(interface{ IDService() identify.IDService }).IDService()
+	select {
+	case <-ids.IdentifyWait(conns[0]):
+	case <-ctx.Done():
+		t.Fatal("identify did not finish")
+	}
+	ps, _ := h.Peerstore().SupportsProtocols(server.Host.ID(), gossip.CatalogProtocol)
+	require.Len(t, ps, 1, "identify lists the catalog protocol")
 	require.NoError(t, h.Peerstore().RemoveProtocols(server.Host.ID(), gossip.CatalogProtocol))
 	s, err := h.NewStream(ctx, server.Host.ID(), gossip.CatalogProtocol)
 	require.NoError(t, err)
