@@ -56,6 +56,11 @@ type Store struct {
 	active  map[string]*Download // downloads in progress, by root
 	refs    map[string][]refLoc  // leaf key → where referenced copies live; nil until first needed
 	refsGen uint64               // counts events that invalidate refs, so a stale build is redone
+	// served is the blocks offered to peers (served.go); nil until first needed.
+	served    map[string]bool
+	servedGen uint64
+	// servedBuild serializes building served, as refsBuild does refs.
+	servedBuild sync.Mutex
 	// refsBuild serializes building refs (taken before mu, never while holding it).
 	refsBuild sync.Mutex
 	// gcMu is held shared by imports and downloads while they write blocks that no event names
@@ -386,6 +391,7 @@ func (s *Store) Record(evs ...Event) error {
 	for _, e := range evs {
 		s.ix.apply(e)
 		s.applyRefs(e)
+		s.applyServed(e)
 		for ch := range s.subs {
 			select {
 			case ch <- e:
@@ -651,12 +657,17 @@ func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 }
 
 // ServeBlock returns a block for a peer without hashing it: the receiver verifies every block
-// anyway, and hashing on both ends would halve the speed of a transfer. A referenced file is
-// served only while its size and modification time are those recorded when it was hashed. The
-// block is read into alloc(size), so a server can reuse its buffers (nil: a new slice).
+// anyway, and hashing on both ends would halve the speed of a transfer. Only blocks of files the
+// node holds are served (not those of a removed file that gc has not reclaimed yet, nor of a
+// file that changed), and a referenced file only while its size and modification time are those
+// recorded when it was hashed. The block is read into alloc(size), so a server can reuse its
+// buffers (nil: a new slice).
 func (s *Store) ServeBlock(ctx context.Context, c cid.Cid, alloc func(n int) []byte) ([]byte, error) {
 	if alloc == nil {
 		alloc = makeBuf
+	}
+	if !s.servable(c) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
 	data, err := s.blocks.read(c, alloc)
 	if !errors.Is(err, ErrNotFound) {
