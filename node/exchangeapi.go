@@ -207,7 +207,7 @@ func (n *Node) Cat(ctx context.Context, root cid.Cid) (io.ReadCloser, uint64, er
 			return
 		}
 		n.metrics.Fetches.WithLabelValues("completed").Inc()
-		ex.disc.Provide(root)
+		ex.provide(root)
 	}()
 	get := func(ctx context.Context, c cid.Cid) ([]byte, error) {
 		b, err := d.Wait(ctx, c)

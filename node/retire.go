@@ -1,0 +1,177 @@
+package node
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"peer/gossip"
+	"peer/store"
+)
+
+// A file stops being offered when the node no longer has its bytes as they were hashed: a
+// referenced file that was edited, truncated or deleted. The store finds that out (a stat before
+// it serves the file, CheckFiles every Options.FileCheck, the catalog exchange, a restart) and
+// records FileChanged; it serves none of the file's blocks from then on. The node follows the
+// store's events and does the network's part: it stops providing the root on the DHT, records
+// Unshared, and publishes a withdrawal, so that other nodes' catalogs drop it instead of sending
+// fetchers to a provider that no longer has it. Sharing the same path again replaces the old
+// entry (Share).
+
+// defaultFileCheck is how often referenced files are checked for changes by default.
+const defaultFileCheck = time.Minute
+
+// watchStore reacts to the store's events until ctx ends, and checks referenced files every
+// interval. Subscription channels drop events for a subscriber that falls far behind, so each
+// check also settles every changed file, whatever events were missed.
+func (ex *exchange) watchStore(ctx context.Context, events <-chan store.Event, interval time.Duration) {
+	defer ex.wg.Done()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-events:
+			if !ok {
+				return
+			}
+			if e.Type != store.FileChanged && e.Type != store.FileRemoved {
+				continue
+			}
+			if root, err := e.RootCID(); err == nil {
+				ex.retire(root)
+			}
+		case <-tick.C:
+			ex.st.CheckFiles()
+			for _, f := range ex.st.Files() {
+				if f.State == store.Changed {
+					ex.retire(f.Root)
+				}
+			}
+		}
+	}
+}
+
+// retire stops providing root unless the node holds it complete again (fetched or added again
+// meanwhile), and withdraws it if it was shared. It never blocks on the network: withdrawals are
+// published by publishWithdrawals.
+func (ex *exchange) retire(root cid.Cid) {
+	ex.provMu.Lock()
+	f, held := ex.st.File(root)
+	if held && f.State == store.Complete {
+		ex.provMu.Unlock()
+		return
+	}
+	ex.disc.Unprovide(root)
+	shared := held && f.Shared
+	if shared {
+		if err := ex.st.Record(store.Event{Type: store.Unshared, Root: root.String()}); err != nil {
+			logger().Warn("recording that a changed file is no longer shared", "cid", root.String(), "err", err)
+		}
+	}
+	ex.provMu.Unlock()
+	if shared {
+		logger().Info("shared file changed or vanished; withdrawn", "cid", root.String(), "path", f.Path)
+		ex.withdrawals.push(gossip.Announcement{Root: root, Name: SafeName(f.Name, root), Size: f.Size, Withdraw: true})
+	}
+}
+
+// provide provides root on the DHT, ordered with retire so that a file fetched or shared again
+// while it is being retired ends up provided.
+func (ex *exchange) provide(root cid.Cid) {
+	ex.provMu.Lock()
+	defer ex.provMu.Unlock()
+	ex.disc.Provide(root)
+}
+
+// publishWithdrawals publishes queued withdrawals one by one (Publish paces itself and may wait
+// for a mesh), skipping a file that is shared again by then.
+func (ex *exchange) publishWithdrawals(ctx context.Context) {
+	defer ex.wg.Done()
+	for {
+		a, ok := ex.withdrawals.pop(ctx)
+		if !ok {
+			return
+		}
+		if f, held := ex.st.File(a.Root); held && f.State == store.Complete && f.Shared {
+			continue
+		}
+		if err := ex.gsp.Publish(ctx, a); err != nil && ctx.Err() == nil {
+			logger().Warn("withdrawing announcement", "cid", a.Root.String(), "err", err)
+		}
+	}
+}
+
+// announcementQueue is an unbounded FIFO of announcements to publish.
+type announcementQueue struct {
+	mu   sync.Mutex
+	q    []gossip.Announcement
+	wake chan struct{} // capacity 1
+}
+
+func newAnnouncementQueue() *announcementQueue {
+	return &announcementQueue{wake: make(chan struct{}, 1)}
+}
+
+func (q *announcementQueue) push(a gossip.Announcement) {
+	q.mu.Lock()
+	q.q = append(q.q, a)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pop waits for the next announcement; false once ctx ends.
+func (q *announcementQueue) pop(ctx context.Context) (gossip.Announcement, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.q) > 0 {
+			a := q.q[0]
+			q.q = q.q[1:]
+			q.mu.Unlock()
+			return a, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
+			return gossip.Announcement{}, false
+		}
+	}
+}
+
+// replacePath retires the entries of the index that reference path under another root than
+// keep: the file at path was changed and shared again, so its old version is withdrawn (now,
+// before the new one is announced) and forgotten, unless it is pinned.
+func (ex *exchange) replacePath(ctx context.Context, path string, keep cid.Cid) error {
+	for _, old := range ex.st.Files() {
+		if old.Path != path || old.Root.Equals(keep) || old.State == store.Partial {
+			continue
+		}
+		ex.provMu.Lock()
+		ex.disc.Unprovide(old.Root)
+		ex.provMu.Unlock()
+		if old.Shared {
+			if err := ex.gsp.Publish(ctx, gossip.Announcement{Root: old.Root, Name: SafeName(old.Name, old.Root), Size: old.Size, Withdraw: true}); err != nil {
+				logger().Warn("withdrawing the old version", "cid", old.CID, "err", err)
+			}
+		}
+		var err error
+		switch {
+		case !old.Pinned:
+			err = ex.st.Remove(old.Root)
+		case old.Shared:
+			err = ex.st.Record(store.Event{Type: store.Unshared, Root: old.CID})
+		}
+		if err != nil {
+			return err
+		}
+		logger().Info("replaced the old version of a shared file", "path", path, "old", old.CID, "new", keep.String(), "kept", old.Pinned)
+	}
+	return nil
+}
