@@ -568,57 +568,96 @@ func Hash(ctx context.Context, r io.Reader, opts AddOptions) (unixfs.ImportResul
 	return unixfs.Import(ctx, r, unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress}, nil)
 }
 
-// Add imports r's bytes as file name. Every block is durable before the FileAdded event is.
+// Add imports r's bytes as file name. Every block is durable before the FileAdded event is. An
+// import that fails (a read error, a full disk, ctx) removes the blocks it wrote that no other
+// file needs, so that nothing is left for gc; when an import or a fetch running at the same time
+// keeps it from doing so, the error says to run gc.
 func (s *Store) Add(ctx context.Context, r io.Reader, name string, opts AddOptions) (File, error) {
+	f, written, err := s.add(ctx, r, name, opts)
+	if err != nil && len(written) > 0 {
+		err = s.discard(written, err)
+	}
+	return f, err
+}
+
+// discard removes the blocks a failed import wrote, except those a held file needs (another
+// import may have found them here and used them). It needs GC's exclusive hold: without it, it
+// returns cause with a hint to run gc.
+func (s *Store) discard(written []cid.Cid, cause error) error {
+	if !s.gcMu.TryLock() {
+		return fmt.Errorf("%w (%d blocks it wrote are left: run `peer gc` once the other import or fetch has ended)", cause, len(written))
+	}
+	defer s.gcMu.Unlock()
+	live := map[string]bool{}
+	for _, f := range s.Files() {
+		_ = s.markLive(context.Background(), f.Root, live, false)
+	}
+	var errs []error
+	for _, c := range written {
+		if !live[blockKey(c)] {
+			errs = append(errs, s.blocks.remove(c))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w (removing the blocks it wrote also failed: run `peer gc`: %v)", cause, err)
+	}
+	return cause
+}
+
+// add is Add without the clean-up: it also returns the blocks it wrote (that were not here).
+func (s *Store) add(ctx context.Context, r io.Reader, name string, opts AddOptions) (_ File, written []cid.Cid, _ error) {
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	ev := Event{Type: FileAdded, Name: name}
 	if opts.Reference {
 		abs, err := filepath.Abs(opts.Path)
 		if err != nil {
-			return File{}, err
+			return File{}, nil, err
 		}
 		st, err := os.Stat(abs)
 		if err != nil {
-			return File{}, err
+			return File{}, nil, err
 		}
 		ev.Path, ev.ModTime = abs, st.ModTime().UnixNano()
 	}
-	put := func(b unixfs.Block) error {
+	put := func(c cid.Cid, data []byte) error {
+		created, err := s.blocks.create(c, data)
+		if created {
+			written = append(written, c)
+		}
+		return err
+	}
+	res, err := unixfs.Import(ctx, r, unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress}, func(b unixfs.Block) error {
 		if b.Leaf && opts.Reference {
 			return nil
 		}
-		return s.blocks.put(b.Cid, b.Data)
-	}
-	res, err := unixfs.Import(ctx, r, unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress}, put)
+		return put(b.Cid, b.Data)
+	})
 	if err != nil {
-		return File{}, err
+		return File{}, written, err
 	}
 	if opts.Reference && res.Root.Prefix().Codec == cid.Raw {
 		// A one-chunk file's root is its leaf: keep an owned copy so the root is always local.
 		if _, err := s.blocks.get(res.Root); err != nil {
-			if err := s.storeLeafFrom(res.Root, ev.Path, res.Size); err != nil {
-				return File{}, err
+			data, err := readRef(res.Root, refLoc{path: ev.Path, size: res.Size})
+			if err != nil {
+				return File{}, written, fmt.Errorf("reading %s back: %w", ev.Path, err)
+			}
+			if err := put(res.Root, data); err != nil {
+				return File{}, written, err
 			}
 		}
 	}
 	if err := s.blocks.sync(); err != nil {
-		return File{}, err
+		return File{}, written, err
 	}
 	ev.Root, ev.Size = res.Root.String(), res.Size
 	if err := s.Record(ev); err != nil {
-		return File{}, err
+		// The event may have reached the log although the append failed: keep the blocks.
+		return File{}, nil, err
 	}
 	f, _ := s.File(res.Root)
-	return f, nil
-}
-
-func (s *Store) storeLeafFrom(c cid.Cid, path string, size uint64) error {
-	data, err := readRef(c, refLoc{path: path, size: size})
-	if err != nil {
-		return fmt.Errorf("reading %s back: %w", path, err)
-	}
-	return s.blocks.put(c, data)
+	return f, nil, nil
 }
 
 // Remove forgets a file. Its blocks stay until gc reclaims those no other file needs.
