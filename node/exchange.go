@@ -318,7 +318,8 @@ func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (store
 	return f, nil
 }
 
-// Remove forgets a file; a shared one is withdrawn from gossip and no longer provided.
+// Remove forgets a file; a shared one is withdrawn from gossip and no longer provided. A pinned
+// file is refused (store.ErrPinned): Unpin it first.
 func (n *Node) Remove(ctx context.Context, root cid.Cid) error {
 	st := n.opts.Store
 	if st == nil {
@@ -327,6 +328,9 @@ func (n *Node) Remove(ctx context.Context, root cid.Cid) error {
 	f, ok := st.File(root)
 	if !ok {
 		return fmt.Errorf("%w: %s", store.ErrUnknownFile, root)
+	}
+	if f.Pinned {
+		return st.Remove(root) // refused, with the reason: nothing is withdrawn
 	}
 	if ex, err := n.exchange(); err == nil {
 		ex.disc.Unprovide(root)

@@ -15,7 +15,7 @@ type EventType string
 const (
 	FileAdded      EventType = "FileAdded"      // a file's blocks are durable and it is held
 	FileRemoved    EventType = "FileRemoved"    // the user forgot a file; gc may reclaim its blocks
-	Pinned         EventType = "Pinned"         // the file is kept by gc and re-provided
+	Pinned         EventType = "Pinned"         // the file is protected: rm refuses it (without --force)
 	Unpinned       EventType = "Unpinned"       // the pin is lifted
 	FetchStarted   EventType = "FetchStarted"   // a download began (or resumed)
 	FetchCompleted EventType = "FetchCompleted" // every block is verified and the file is in place

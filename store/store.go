@@ -660,10 +660,15 @@ func (s *Store) add(ctx context.Context, r io.Reader, name string, opts AddOptio
 	return f, nil, nil
 }
 
-// Remove forgets a file. Its blocks stay until gc reclaims those no other file needs.
+// Remove forgets a file; a pinned one is refused (ErrPinned). From then on none of its blocks is
+// served, and they stay on disk until gc reclaims those no other file needs.
 func (s *Store) Remove(root cid.Cid) error {
-	if _, ok := s.File(root); !ok {
+	f, ok := s.File(root)
+	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownFile, root)
+	}
+	if err := errIfPinned(f); err != nil {
+		return err
 	}
 	return s.Record(Event{Type: FileRemoved, Root: root.String()})
 }
