@@ -50,9 +50,16 @@ func TestChangedOrDeletedSharedFileIsWithdrawn(t *testing.T) {
 	require.Equal(t, store.Changed, f.State)
 	require.False(t, f.Shared)
 
+	// A node that joins now learns, by catalog exchange, only what is still shared.
+	c := repoNode(t, a)
+	require.Eventually(t, func() bool { return len(offeredBy(c, a, "data")) > 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, []string{fd.CID}, offeredBy(c, a, "data"))
+
 	require.NoError(t, os.Remove(deleted))
-	require.Eventually(t, func() bool { return len(offeredBy(b, a, "data")) == 0 }, 10*time.Second, 10*time.Millisecond,
-		"the deleted file is withdrawn")
+	for _, n := range []*node.Node{b, c} {
+		require.Eventually(t, func() bool { return len(offeredBy(n, a, "data")) == 0 }, 10*time.Second, 10*time.Millisecond,
+			"the deleted file is withdrawn")
+	}
 	require.Eventually(t, func() bool { return a.Discovery().Stats().Roots == 0 }, 5*time.Second, 10*time.Millisecond)
 }
 

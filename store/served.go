@@ -18,12 +18,11 @@ import (
 func (s *Store) servable(c cid.Cid) bool {
 	k := blockKey(c)
 	s.mu.Lock()
-	ready := s.served != nil
-	s.mu.Unlock()
-	if !ready {
+	if s.served == nil {
+		s.mu.Unlock()
 		s.buildServed()
+		s.mu.Lock()
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.served[k] {
 		return true
