@@ -95,9 +95,10 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	if check <= 0 {
 		check = defaultFileCheck
 	}
-	ex.wg.Add(3)
+	ex.wg.Add(4)
 	go ex.recordSeen(ctx)
 	go ex.watchStore(ctx, events, check)
+	go ex.withdrawUntold(ctx)
 	// Withdrawals stop before gossip closes: a publish may be waiting for a mesh.
 	pctx, pcancel := context.WithCancel(ctx)
 	go ex.publishWithdrawals(pctx)
@@ -333,11 +334,11 @@ func (n *Node) Remove(ctx context.Context, root cid.Cid) error {
 		return st.Remove(root) // refused, with the reason: nothing is withdrawn
 	}
 	if ex, err := n.exchange(); err == nil {
+		ex.provMu.Lock()
 		ex.disc.Unprovide(root)
-		if f.Shared {
-			if err := ex.gsp.Publish(ctx, gossip.Announcement{Root: root, Name: SafeName(f.Name, root), Size: f.Size, Withdraw: true}); err != nil {
-				logger().Warn("withdrawing announcement", "root", root, "err", err)
-			}
+		ex.provMu.Unlock()
+		if err := n.withdraw(ctx, ex, f); err != nil {
+			return err
 		}
 	}
 	return st.Remove(root)

@@ -56,8 +56,8 @@ func (ex *exchange) watchStore(ctx context.Context, events <-chan store.Event, i
 }
 
 // retire stops providing root unless the node holds it complete again (fetched or added again
-// meanwhile), and withdraws it if it was shared. It never blocks on the network: withdrawals are
-// published by publishWithdrawals.
+// meanwhile), and queues a withdrawal if it was shared. It never blocks on the network:
+// withdrawals are published by publishWithdrawals.
 func (ex *exchange) retire(root cid.Cid) {
 	ex.provMu.Lock()
 	f, held := ex.st.File(root)
@@ -66,16 +66,9 @@ func (ex *exchange) retire(root cid.Cid) {
 		return
 	}
 	ex.disc.Unprovide(root)
-	shared := held && f.Shared
-	if shared {
-		if err := ex.st.Record(store.Event{Type: store.Unshared, Root: root.String()}); err != nil {
-			logger().Warn("recording that a changed file is no longer shared", "cid", root.String(), "err", err)
-		}
-	}
 	ex.provMu.Unlock()
-	if shared {
-		logger().Info("shared file changed or vanished; withdrawn", "cid", root.String(), "path", f.Path)
-		ex.withdrawals.push(gossip.Announcement{Root: root, Name: SafeName(f.Name, root), Size: f.Size, Withdraw: true})
+	if held && f.Shared && ex.withdrawals.push(gossip.Announcement{Root: root, Name: SafeName(f.Name, root), Size: f.Size, Withdraw: true}) {
+		logger().Info("shared file changed or vanished; withdrawing it", "cid", root.String(), "path", f.Path)
 	}
 }
 
@@ -88,7 +81,8 @@ func (ex *exchange) provide(root cid.Cid) {
 }
 
 // publishWithdrawals publishes queued withdrawals one by one (Publish paces itself and may wait
-// for a mesh), skipping a file that is shared again by then.
+// for a mesh), skipping a file that is shared again by then. Each one published is recorded as
+// Unshared: that is how the log says the network was told.
 func (ex *exchange) publishWithdrawals(ctx context.Context) {
 	defer ex.wg.Done()
 	for {
@@ -99,31 +93,108 @@ func (ex *exchange) publishWithdrawals(ctx context.Context) {
 		if f, held := ex.st.File(a.Root); held && f.State == store.Complete && f.Shared {
 			continue
 		}
-		if err := ex.gsp.Publish(ctx, a); err != nil && ctx.Err() == nil {
-			logger().Warn("withdrawing announcement", "cid", a.Root.String(), "err", err)
+		if err := ex.gsp.Publish(ctx, a); err != nil {
+			if ctx.Err() == nil {
+				logger().Warn("withdrawing announcement", "cid", a.Root.String(), "err", err)
+			}
+			continue
 		}
+		ex.provMu.Lock()
+		if f, held := ex.st.File(a.Root); !held || f.State != store.Complete {
+			if err := ex.st.Record(store.Event{Type: store.Unshared, Root: a.Root.String()}); err != nil {
+				logger().Warn("recording a withdrawal", "cid", a.Root.String(), "err", err)
+			}
+		}
+		ex.provMu.Unlock()
 	}
 }
 
-// announcementQueue is an unbounded FIFO of announcements to publish.
+// withdrawUntold queues, once at start, the withdrawals the network was never sent: files shared
+// and then removed while no daemon ran (an offline `peer rm`), and shared files that changed but
+// whose withdrawal was not published before the daemon stopped. The log says which: a Shared
+// event with no Unshared after it.
+func (ex *exchange) withdrawUntold(ctx context.Context) {
+	defer ex.wg.Done()
+	type seen struct {
+		name   string
+		size   uint64
+		shared bool
+	}
+	roots := map[string]*seen{}
+	err := ex.st.Events(0, func(e store.Event) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch e.Type {
+		case store.FileAdded, store.FetchCompleted, store.Shared, store.Unshared:
+		default:
+			return nil
+		}
+		r := roots[e.Root]
+		if r == nil {
+			r = &seen{}
+			roots[e.Root] = r
+		}
+		switch e.Type {
+		case store.Shared, store.Unshared:
+			r.shared = e.Type == store.Shared
+		default:
+			if e.Name != "" {
+				r.name = e.Name
+			}
+			r.size = e.Size
+		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			logger().Warn("reading the log for untold withdrawals", "err", err)
+		}
+		return
+	}
+	for s, r := range roots {
+		if !r.shared {
+			continue
+		}
+		root, err := cid.Decode(s)
+		if err != nil {
+			continue
+		}
+		if f, held := ex.st.File(root); held && f.State == store.Complete {
+			continue
+		}
+		ex.withdrawals.push(gossip.Announcement{Root: root, Name: SafeName(r.name, root), Size: r.size, Withdraw: true})
+	}
+}
+
+// announcementQueue is an unbounded FIFO of announcements to publish, at most one per root.
 type announcementQueue struct {
-	mu   sync.Mutex
-	q    []gossip.Announcement
-	wake chan struct{} // capacity 1
+	mu     sync.Mutex
+	q      []gossip.Announcement
+	queued map[string]bool
+	wake   chan struct{} // capacity 1
 }
 
 func newAnnouncementQueue() *announcementQueue {
-	return &announcementQueue{wake: make(chan struct{}, 1)}
+	return &announcementQueue{queued: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
-func (q *announcementQueue) push(a gossip.Announcement) {
+// push queues a unless one for its root is queued already, and reports whether it did.
+func (q *announcementQueue) push(a gossip.Announcement) bool {
+	k := a.Root.KeyString()
 	q.mu.Lock()
+	if q.queued[k] {
+		q.mu.Unlock()
+		return false
+	}
+	q.queued[k] = true
 	q.q = append(q.q, a)
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 // pop waits for the next announcement; false once ctx ends.
@@ -133,6 +204,7 @@ func (q *announcementQueue) pop(ctx context.Context) (gossip.Announcement, bool)
 		if len(q.q) > 0 {
 			a := q.q[0]
 			q.q = q.q[1:]
+			delete(q.queued, a.Root.KeyString())
 			q.mu.Unlock()
 			return a, true
 		}
@@ -156,22 +228,29 @@ func (ex *exchange) replacePath(ctx context.Context, path string, keep cid.Cid) 
 		ex.provMu.Lock()
 		ex.disc.Unprovide(old.Root)
 		ex.provMu.Unlock()
-		if old.Shared {
-			if err := ex.gsp.Publish(ctx, gossip.Announcement{Root: old.Root, Name: SafeName(old.Name, old.Root), Size: old.Size, Withdraw: true}); err != nil {
-				logger().Warn("withdrawing the old version", "cid", old.CID, "err", err)
-			}
-		}
-		var err error
-		switch {
-		case !old.Pinned:
-			err = ex.st.Remove(old.Root)
-		case old.Shared:
-			err = ex.st.Record(store.Event{Type: store.Unshared, Root: old.CID})
-		}
-		if err != nil {
+		if err := ex.n.withdraw(ctx, ex, old); err != nil {
 			return err
+		}
+		if !old.Pinned {
+			if err := ex.st.Remove(old.Root); err != nil {
+				return err
+			}
 		}
 		logger().Info("replaced the old version of a shared file", "path", path, "old", old.CID, "new", keep.String(), "kept", old.Pinned)
 	}
 	return nil
+}
+
+// withdraw tells the network that the node no longer shares f, if it did, and records Unshared
+// once that is done. A withdrawal that could not be published is left for the next start
+// (withdrawUntold) rather than failing the caller.
+func (n *Node) withdraw(ctx context.Context, ex *exchange, f store.File) error {
+	if !f.Shared {
+		return nil
+	}
+	if err := ex.gsp.Publish(ctx, gossip.Announcement{Root: f.Root, Name: SafeName(f.Name, f.Root), Size: f.Size, Withdraw: true}); err != nil {
+		logger().Warn("withdrawing announcement", "cid", f.CID, "err", err)
+		return nil
+	}
+	return ex.st.Record(store.Event{Type: store.Unshared, Root: f.CID})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"peer/internal/config"
 	"peer/node"
 	"peer/store"
 	"peer/transfer"
@@ -46,9 +47,10 @@ func TestChangedOrDeletedSharedFileIsWithdrawn(t *testing.T) {
 		return len(got) == 1 && got[0] == fd.CID
 	}, 10*time.Second, 10*time.Millisecond, "the edited file is withdrawn from the other catalog")
 	require.Equal(t, 1, a.Discovery().Stats().Roots, "and no longer provided")
-	f, _ := a.Store().File(fe.Root)
-	require.Equal(t, store.Changed, f.State)
-	require.False(t, f.Shared)
+	require.Eventually(t, func() bool {
+		f, _ := a.Store().File(fe.Root)
+		return f.State == store.Changed && !f.Shared
+	}, 5*time.Second, 10*time.Millisecond, "recorded as changed, then as no longer shared")
 
 	// A node that joins now learns, by catalog exchange, only what is still shared.
 	c := repoNode(t, a)
@@ -102,4 +104,52 @@ func TestRemovedFileIsNotServedBeforeGC(t *testing.T) {
 
 	_, err = b.Fetch(t.Context(), f.Root, node.FetchOptions{Output: filepath.Join(t.TempDir(), "got"), Timeout: 2 * time.Second})
 	require.ErrorIs(t, err, transfer.ErrNoProviders)
+}
+
+// A file shared and then removed while no daemon ran (an offline `peer rm`) is withdrawn when the
+// node starts again: the log says the network was never told.
+func TestFileRemovedOfflineIsWithdrawnAtNextStart(t *testing.T) {
+	b := repoNode(t, nil)
+	dir := t.TempDir()
+	_, err := store.Init(dir)
+	require.NoError(t, err)
+	st, err := store.Open(dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	key, err := store.ReadIdentity(dir)
+	require.NoError(t, err)
+	start := func() *node.Node {
+		cfg := config.Default()
+		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+		cfg.API = ""
+		cfg.Network = "test"
+		cfg.Bootstrap = []string{b.Addrs()[0].String()}
+		n, err := node.New(node.Options{Config: cfg, Key: key, Store: st})
+		require.NoError(t, err)
+		require.NoError(t, n.Start(t.Context()))
+		return n
+	}
+	a := start()
+	path, _ := writeFile(t, 5000, 25)
+	f, err := a.Share(t.Context(), path, node.ShareOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(offeredBy(b, a, "data")) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, a.Close())
+
+	require.NoError(t, st.Remove(f.Root)) // what `peer rm` does with no daemon running
+	a = start()
+	defer a.Close()
+	require.Eventually(t, func() bool { return len(offeredBy(b, a, "data")) == 0 }, 10*time.Second, 10*time.Millisecond,
+		"withdrawn once the node is back")
+	// Told once: the next start has nothing to withdraw.
+	require.Eventually(t, func() bool {
+		n := 0
+		_ = st.Events(0, func(e store.Event) error {
+			if e.Type == store.Unshared && e.Root == f.CID {
+				n++
+			}
+			return nil
+		})
+		return n == 1
+	}, 5*time.Second, 10*time.Millisecond)
 }
