@@ -217,12 +217,12 @@ func (q *announcementQueue) pop(ctx context.Context) (gossip.Announcement, bool)
 	}
 }
 
-// replacePath retires the entries of the index that reference path under another root than
-// keep: the file at path was changed and shared again, so its old version is withdrawn (now,
-// before the new one is announced) and forgotten, unless it is pinned.
+// replacePath retires the entries of the index that reference path (or were copied from it) under
+// another root than keep: the file at path was changed and shared again, so its old version is
+// withdrawn (now, before the new one is announced) and forgotten, unless it is pinned.
 func (ex *exchange) replacePath(ctx context.Context, path string, keep cid.Cid) error {
 	for _, old := range ex.st.Files() {
-		if old.Path != path || old.Root.Equals(keep) || old.State == store.Partial {
+		if old.Path != path && old.Source != path || old.Root.Equals(keep) || old.State == store.Partial {
 			continue
 		}
 		ex.provMu.Lock()

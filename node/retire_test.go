@@ -67,27 +67,31 @@ func TestChangedOrDeletedSharedFileIsWithdrawn(t *testing.T) {
 
 // Sharing a path again after its file changed replaces the old entry: the old root is withdrawn
 // and forgotten, and other nodes' catalogs show the new one only, even before any check noticed
-// the change.
+// the change. So does sharing with --copy, whose old copy is still whole.
 func TestSharingAChangedFileAgainReplacesTheOldEntry(t *testing.T) {
-	a := repoNode(t, nil, func(o *node.Options) { o.FileCheck = time.Hour })
-	b := repoNode(t, a)
-	path, _ := writeFile(t, 2<<20+9, 23)
-	old, err := a.Share(t.Context(), path, node.ShareOptions{})
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(offeredBy(b, a, "data")) == 1 }, 10*time.Second, 10*time.Millisecond)
+	for _, copyIn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "in place", true: "copy"}[copyIn], func(t *testing.T) {
+			a := repoNode(t, nil, func(o *node.Options) { o.FileCheck = time.Hour })
+			b := repoNode(t, a)
+			path, _ := writeFile(t, 2<<20+9, 23)
+			old, err := a.Share(t.Context(), path, node.ShareOptions{Copy: copyIn})
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return len(offeredBy(b, a, "data")) == 1 }, 10*time.Second, 10*time.Millisecond)
 
-	require.NoError(t, os.WriteFile(path, []byte("the second version"), 0o644))
-	cur, err := a.Share(t.Context(), path, node.ShareOptions{})
-	require.NoError(t, err)
-	require.NotEqual(t, old.CID, cur.CID)
-	require.Eventually(t, func() bool {
-		got := offeredBy(b, a, "data")
-		return len(got) == 1 && got[0] == cur.CID
-	}, 10*time.Second, 10*time.Millisecond, "one entry, the current one")
-	files := a.Store().Files()
-	require.Len(t, files, 1)
-	require.Equal(t, cur.CID, files[0].CID)
-	require.Equal(t, 1, a.Discovery().Stats().Roots)
+			require.NoError(t, os.WriteFile(path, []byte("the second version"), 0o644))
+			cur, err := a.Share(t.Context(), path, node.ShareOptions{Copy: copyIn})
+			require.NoError(t, err)
+			require.NotEqual(t, old.CID, cur.CID)
+			require.Eventually(t, func() bool {
+				got := offeredBy(b, a, "data")
+				return len(got) == 1 && got[0] == cur.CID
+			}, 10*time.Second, 10*time.Millisecond, "one entry, the current one")
+			files := a.Store().Files()
+			require.Len(t, files, 1)
+			require.Equal(t, cur.CID, files[0].CID)
+			require.Equal(t, 1, a.Discovery().Stats().Roots)
+		})
+	}
 }
 
 // A removed file is no longer served, although its blocks stay on disk until gc: a fetch from

@@ -38,6 +38,9 @@ type Event struct {
 	// Path is where a referenced file lives: the user's file for a share in place, the output of
 	// a fetch. Empty when the node owns every block.
 	Path string `json:"path,omitempty"`
+	// Source is the file a copy was imported from, when the importer named it (a share with
+	// --copy), so that sharing the same path again can replace it.
+	Source string `json:"src,omitempty"`
 	// ModTime and FileSize identify the referenced file's version we hashed (nanoseconds).
 	ModTime int64  `json:"mtime,omitempty"`
 	Peer    string `json:"peer,omitempty"`  // who announced, for announcement events

@@ -25,6 +25,7 @@ type File struct {
 	Size    uint64    `json:"size"`
 	State   FileState `json:"state"`
 	Path    string    `json:"path,omitempty"`  // referenced file; empty when blocks are owned
+	Source  string    `json:"source,omitempty"` // the file a copy was imported from (share --copy)
 	ModTime int64     `json:"mtime,omitempty"` // referenced file's modification time when hashed (ns)
 	Added   time.Time `json:"added"`
 	Pinned  bool      `json:"pinned,omitempty"`
@@ -77,6 +78,9 @@ func (ix *index) apply(e Event) {
 			f.Name = e.Name
 		}
 		f.Size, f.Path, f.ModTime, f.State, f.Error, f.Have = e.Size, e.Path, e.ModTime, Complete, "", 0
+		if e.Type == FileAdded {
+			f.Source = e.Source
+		}
 	case FetchStarted:
 		if f == nil {
 			f = &File{CID: e.Root, Name: e.Name, Size: e.Size, Added: e.Time, State: Partial}

@@ -558,7 +558,7 @@ type AddOptions struct {
 	Progress  func(read int64) // optional; bytes read so far
 	// Reference keeps the file where it is instead of copying its bytes into the repo: only the
 	// small inner DAG nodes are stored, and leaves are read (and verified) from Path. Path must
-	// then name the file r reads.
+	// then name the file r reads. Without Reference, a Path is recorded as the copy's source.
 	Reference bool
 	Path      string
 }
@@ -619,6 +619,12 @@ func (s *Store) add(ctx context.Context, r io.Reader, name string, opts AddOptio
 			return File{}, nil, err
 		}
 		ev.Path, ev.ModTime = abs, st.ModTime().UnixNano()
+	} else if opts.Path != "" {
+		abs, err := filepath.Abs(opts.Path)
+		if err != nil {
+			return File{}, nil, err
+		}
+		ev.Source = abs
 	}
 	put := func(c cid.Cid, data []byte) error {
 		created, err := s.blocks.create(c, data)
