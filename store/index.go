@@ -24,9 +24,9 @@ type File struct {
 	Name    string    `json:"name"`
 	Size    uint64    `json:"size"`
 	State   FileState `json:"state"`
-	Path    string    `json:"path,omitempty"`  // referenced file; empty when blocks are owned
+	Path    string    `json:"path,omitempty"`   // referenced file; empty when blocks are owned
 	Source  string    `json:"source,omitempty"` // the file a copy was imported from (share --copy)
-	ModTime int64     `json:"mtime,omitempty"` // referenced file's modification time when hashed (ns)
+	ModTime int64     `json:"mtime,omitempty"`  // referenced file's modification time when hashed (ns)
 	Added   time.Time `json:"added"`
 	Pinned  bool      `json:"pinned,omitempty"`
 	Shared  bool      `json:"shared,omitempty"`
