@@ -24,9 +24,8 @@ type File struct {
 	Name    string    `json:"name"`
 	Size    uint64    `json:"size"`
 	State   FileState `json:"state"`
-	Path    string    `json:"path,omitempty"`   // referenced file; empty when blocks are owned
-	Source  string    `json:"source,omitempty"` // the file a copy was imported from (share --copy)
-	ModTime int64     `json:"mtime,omitempty"`  // referenced file's modification time when hashed (ns)
+	Path    string    `json:"path,omitempty"`  // referenced file; empty when blocks are owned
+	ModTime int64     `json:"mtime,omitempty"` // referenced file's modification time when hashed (ns)
 	Added   time.Time `json:"added"`
 	Pinned  bool      `json:"pinned,omitempty"`
 	Shared  bool      `json:"shared,omitempty"`
@@ -34,6 +33,8 @@ type File struct {
 	// Have is how many bytes of a partial file are here and verified (for a fetch in progress, as
 	// of now; for a stopped one, when it stopped).
 	Have uint64 `json:"have,omitempty"`
+	// Source is the file a copy was imported from (a share with --copy).
+	Source string `json:"source,omitempty"`
 }
 
 // Offer is one file the network announces, as the catalog knows it.
