@@ -38,6 +38,10 @@ type exchange struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// provMu orders providing a root with retiring it (retire.go).
+	provMu      sync.Mutex
+	withdrawals *announcementQueue
+
 	mu       sync.Mutex
 	fetching map[string]*store.Download // root → the download in progress
 }
@@ -50,7 +54,10 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ex := &exchange{n: n, st: st, h: h, disc: d, seen: make(chan store.Event, 4096), cancel: cancel, fetching: map[string]*store.Download{}}
+	ex := &exchange{n: n, st: st, h: h, disc: d, seen: make(chan store.Event, 4096), cancel: cancel, fetching: map[string]*store.Download{},
+		withdrawals: newAnnouncementQueue()}
+	// Follow the store from before anything below can record a change.
+	events, unsubscribe := st.Subscribe()
 	topts := []transfer.Option{
 		transfer.WithMisbehaviour(func(p peer.ID, err error) {
 			logger().Warn("peer misbehaved; dropped from fetches for a while", "peer", shortID(p), "err", err)
@@ -64,6 +71,7 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	ex.xfer = transfer.New(h, servedBlocks{st: st, m: n.metrics}, topts...)
 	if err := ex.xfer.Start(); err != nil {
 		cancel()
+		unsubscribe()
 		return fmt.Errorf("starting transfer: %w", err)
 	}
 	n.closers = append(n.closers, ex.xfer.Close)
@@ -74,28 +82,41 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	g, err := gossip.New(h, gcfg)
 	if err != nil {
 		cancel()
+		unsubscribe()
 		return err
 	}
 	if err := g.Start(ctx, ex.onAnnouncement); err != nil {
 		cancel()
+		unsubscribe()
 		return err
 	}
 	ex.gsp = g
-	ex.wg.Add(1)
+	check := n.opts.FileCheck
+	if check <= 0 {
+		check = defaultFileCheck
+	}
+	ex.wg.Add(4)
 	go ex.recordSeen(ctx)
+	go ex.watchStore(ctx, events, check)
+	go ex.withdrawUntold(ctx)
+	// Withdrawals stop before gossip closes: a publish may be waiting for a mesh.
+	pctx, pcancel := context.WithCancel(ctx)
+	go ex.publishWithdrawals(pctx)
 	// Closers run in reverse: gossip stops delivering first, then the recorder writes what it
 	// still holds and stops.
 	n.closers = append(n.closers, func() error {
 		cancel()
+		unsubscribe()
 		ex.wg.Wait()
 		return nil
-	}, g.Close)
+	}, g.Close, func() error { pcancel(); return nil })
 
 	// Provide every complete file again: provider records expire, and a restarted node is a
-	// provider again at once.
+	// provider again at once. A referenced file that changed while the node was down is recorded
+	// as changed here (and withdrawn) instead.
 	var roots []cid.Cid
 	for _, f := range st.Files() {
-		if f.State == store.Complete {
+		if f.State == store.Complete && st.Intact(f) {
 			roots = append(roots, f.Root)
 		}
 	}
@@ -150,7 +171,8 @@ var _ transfer.BlockReleaser = servedBlocks{}
 func (ex *exchange) sharedAnnouncements() []gossip.Announcement {
 	var out []gossip.Announcement
 	for _, f := range ex.st.Files() {
-		if f.Shared && f.State == store.Complete {
+		// Intact: a referenced file that changed since is not offered (and is withdrawn).
+		if f.Shared && f.State == store.Complete && ex.st.Intact(f) {
 			out = append(out, gossip.Announcement{Root: f.Root, Name: SafeName(f.Name, f.Root), Size: f.Size, Time: f.Added})
 		}
 	}
@@ -275,10 +297,19 @@ func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (store
 	if err != nil {
 		return store.File{}, err
 	}
-	if err := ex.st.Record(store.Event{Type: store.Shared, Root: f.CID}); err != nil {
+	// The file at this path was shared before with other bytes: that version goes.
+	if err := ex.replacePath(ctx, abs, f.Root); err != nil {
 		return store.File{}, err
 	}
-	ex.disc.Provide(f.Root)
+	ex.provMu.Lock()
+	err = ex.st.Record(store.Event{Type: store.Shared, Root: f.CID})
+	if err == nil {
+		ex.disc.Provide(f.Root)
+	}
+	ex.provMu.Unlock()
+	if err != nil {
+		return store.File{}, err
+	}
 	// Announce a name every peer accepts: gossip validators refuse separators and control
 	// characters, which a local file name may hold.
 	if err := ex.gsp.Publish(ctx, gossip.Announcement{Root: f.Root, Name: SafeName(f.Name, f.Root), Size: f.Size}); err != nil {
@@ -288,7 +319,8 @@ func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (store
 	return f, nil
 }
 
-// Remove forgets a file; a shared one is withdrawn from gossip and no longer provided.
+// Remove forgets a file; a shared one is withdrawn from gossip and no longer provided. A pinned
+// file is refused (store.ErrPinned): Unpin it first.
 func (n *Node) Remove(ctx context.Context, root cid.Cid) error {
 	st := n.opts.Store
 	if st == nil {
@@ -298,12 +330,15 @@ func (n *Node) Remove(ctx context.Context, root cid.Cid) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", store.ErrUnknownFile, root)
 	}
+	if f.Pinned {
+		return st.Remove(root) // refused, with the reason: nothing is withdrawn
+	}
 	if ex, err := n.exchange(); err == nil {
+		ex.provMu.Lock()
 		ex.disc.Unprovide(root)
-		if f.Shared {
-			if err := ex.gsp.Publish(ctx, gossip.Announcement{Root: root, Name: SafeName(f.Name, root), Size: f.Size, Withdraw: true}); err != nil {
-				logger().Warn("withdrawing announcement", "root", root, "err", err)
-			}
+		ex.provMu.Unlock()
+		if err := n.withdraw(ctx, ex, f); err != nil {
+			return err
 		}
 	}
 	return st.Remove(root)
@@ -389,7 +424,7 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 		return FetchResult{Stats: stats}, errors.Join(err, d.Fail(err))
 	}
 	n.metrics.Fetches.WithLabelValues("completed").Inc()
-	ex.disc.Provide(root)
+	ex.provide(root)
 	f, _ := ex.st.File(root)
 	return FetchResult{File: f, Path: out, Stats: stats}, nil
 }

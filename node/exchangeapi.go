@@ -35,7 +35,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, store.ErrUnknownFile), errors.Is(err, store.ErrNotFound), errors.Is(err, transfer.ErrNoProviders):
 		return http.StatusNotFound
-	case errors.Is(err, ErrExists), errors.Is(err, store.ErrBusy):
+	case errors.Is(err, ErrExists), errors.Is(err, store.ErrBusy), errors.Is(err, store.ErrPinned):
 		return http.StatusConflict
 	case errors.Is(err, ErrNotStarted), errors.Is(err, ErrNoExchange):
 		return http.StatusServiceUnavailable
@@ -88,6 +88,12 @@ func (n *Node) handleRm(w http.ResponseWriter, r *http.Request) {
 	root, ok := parseRoot(w, req.CID)
 	if !ok {
 		return
+	}
+	if req.Force {
+		if _, err := n.Unpin(root); err != nil && !errors.Is(err, store.ErrUnknownFile) {
+			api.WriteError(w, statusOf(err), err)
+			return
+		}
 	}
 	if err := n.Remove(r.Context(), root); err != nil {
 		api.WriteError(w, statusOf(err), err)
@@ -207,7 +213,7 @@ func (n *Node) Cat(ctx context.Context, root cid.Cid) (io.ReadCloser, uint64, er
 			return
 		}
 		n.metrics.Fetches.WithLabelValues("completed").Inc()
-		ex.disc.Provide(root)
+		ex.provide(root)
 	}()
 	get := func(ctx context.Context, c cid.Cid) ([]byte, error) {
 		b, err := d.Wait(ctx, c)

@@ -54,6 +54,9 @@ type Options struct {
 	Host host.Host
 	// Transfer are extra options for the block exchange (a rate limit, say).
 	Transfer []transfer.Option
+	// FileCheck is how often the files the node references in place are checked for changes
+	// (one stat each); a changed or deleted one is withdrawn. Default one minute.
+	FileCheck time.Duration
 	// Discovery overrides discovery settings the config does not carry (tests: short
 	// timeouts). Zero fields keep the defaults; Network, Bootstrap, MDNS, Mode and PublicOnly
 	// always come from Config.

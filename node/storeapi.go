@@ -26,6 +26,8 @@ func (n *Node) storeRoutes() {
 	s.HandleFunc("GET "+api.PathLs, n.handleLs)
 	s.HandleFunc("GET "+api.PathCat+"{cid}", n.handleCat)
 	s.HandleFunc("GET "+api.PathEvents, n.handleEvents)
+	s.HandleFunc("POST "+api.PathPin, n.handlePin(true))
+	s.HandleFunc("POST "+api.PathUnpin, n.handlePin(false))
 }
 
 func (n *Node) needStore(w http.ResponseWriter) *store.Store {
@@ -227,5 +229,47 @@ func (n *Node) followEvents(w http.ResponseWriter, r *http.Request, st *store.St
 				return
 			}
 		}
+	}
+}
+
+// Pin pins a held file: Remove refuses it until Unpin.
+func (n *Node) Pin(root cid.Cid) (store.File, error) {
+	st := n.opts.Store
+	if st == nil {
+		return store.File{}, ErrNoExchange
+	}
+	return st.Pin(root)
+}
+
+// Unpin lifts a file's pin.
+func (n *Node) Unpin(root cid.Cid) (store.File, error) {
+	st := n.opts.Store
+	if st == nil {
+		return store.File{}, ErrNoExchange
+	}
+	return st.Unpin(root)
+}
+
+// handlePin answers POST /api/v1/pin (pin true) and /api/v1/unpin with the file.
+func (n *Node) handlePin(pin bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req api.PinRequest
+		if !api.ReadJSON(w, r, &req) {
+			return
+		}
+		root, ok := parseRoot(w, req.CID)
+		if !ok {
+			return
+		}
+		set := n.Unpin
+		if pin {
+			set = n.Pin
+		}
+		f, err := set(root)
+		if err != nil {
+			api.WriteError(w, statusOf(err), err)
+			return
+		}
+		api.WriteJSON(w, http.StatusOK, f)
 	}
 }

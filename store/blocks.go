@@ -39,6 +39,9 @@ func blockKey(c cid.Cid) string {
 // store calls it before an event says the blocks exist.
 type blockFiles struct {
 	dir string
+	// fault, when set (tests), is asked before each block is written and may fail the write as a
+	// full disk would.
+	fault func(c cid.Cid) error
 
 	mu   sync.Mutex
 	dirs map[string]bool // shard directories known to exist
@@ -51,16 +54,27 @@ func (b *blockFiles) path(c cid.Cid) (shard, path string) {
 }
 
 func (b *blockFiles) put(c cid.Cid, data []byte) error {
+	_, err := b.create(c, data)
+	return err
+}
+
+// create stores a block like put and reports whether it wrote it (false: it was already here).
+func (b *blockFiles) create(c cid.Cid, data []byte) (bool, error) {
 	shard, path := b.path(c)
 	if _, err := os.Stat(path); err == nil {
-		return nil // content-addressed: the same key holds the same bytes
+		return false, nil // content-addressed: the same key holds the same bytes
+	}
+	if b.fault != nil {
+		if err := b.fault(c); err != nil {
+			return false, fmt.Errorf("storing block %s: %w", c, err)
+		}
 	}
 	b.mu.Lock()
 	known := b.dirs[shard]
 	b.mu.Unlock()
 	if !known {
 		if err := os.MkdirAll(shard, 0o700); err != nil {
-			return fmt.Errorf("storing block: %w", err)
+			return false, fmt.Errorf("storing block: %w", err)
 		}
 		b.mu.Lock()
 		b.dirs[shard] = true
@@ -68,7 +82,7 @@ func (b *blockFiles) put(c cid.Cid, data []byte) error {
 	}
 	tmp, err := os.CreateTemp(shard, ".tmp-*")
 	if err != nil {
-		return fmt.Errorf("storing block %s: %w", c, err)
+		return false, fmt.Errorf("storing block %s: %w", c, err)
 	}
 	_, err = tmp.Write(data)
 	if err == nil {
@@ -84,9 +98,9 @@ func (b *blockFiles) put(c cid.Cid, data []byte) error {
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("storing block %s: %w", c, err)
+		return false, fmt.Errorf("storing block %s: %w", c, err)
 	}
-	return nil
+	return true, nil
 }
 
 // read reads an owned block without verifying it.

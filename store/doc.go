@@ -18,8 +18,10 @@
 // file outside the repo (a file shared in place, or a fetch's output), found through the file's
 // inner DAG nodes, which are owned. Every block read is verified against its CID: a corrupt owned
 // block is an error naming it, and a referenced file that changed is recorded (FileChanged) and no
-// longer served. Download is the other side of a fetch: it tells the transfer layer what is
-// already here, and writes each verified leaf once, at its offset in the output file.
+// longer served. Only blocks of files the index holds are served to peers (served.go): a removed
+// file's blocks wait on disk for gc but are refused at once. Download is the other side of a
+// fetch: it tells the transfer layer what is already here, and writes each verified leaf once, at
+// its offset in the output file.
 //
 // This package imports no libp2p package and never trusts bytes it did not hash.
 package store

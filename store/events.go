@@ -15,7 +15,7 @@ type EventType string
 const (
 	FileAdded      EventType = "FileAdded"      // a file's blocks are durable and it is held
 	FileRemoved    EventType = "FileRemoved"    // the user forgot a file; gc may reclaim its blocks
-	Pinned         EventType = "Pinned"         // the file is kept by gc and re-provided
+	Pinned         EventType = "Pinned"         // the file is protected: rm refuses it (without --force)
 	Unpinned       EventType = "Unpinned"       // the pin is lifted
 	FetchStarted   EventType = "FetchStarted"   // a download began (or resumed)
 	FetchCompleted EventType = "FetchCompleted" // every block is verified and the file is in place
@@ -38,6 +38,9 @@ type Event struct {
 	// Path is where a referenced file lives: the user's file for a share in place, the output of
 	// a fetch. Empty when the node owns every block.
 	Path string `json:"path,omitempty"`
+	// Source is the file a copy was imported from, when the importer named it (a share with
+	// --copy), so that sharing the same path again can replace it.
+	Source string `json:"src,omitempty"`
 	// ModTime and FileSize identify the referenced file's version we hashed (nanoseconds).
 	ModTime int64  `json:"mtime,omitempty"`
 	Peer    string `json:"peer,omitempty"`  // who announced, for announcement events

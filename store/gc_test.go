@@ -70,3 +70,36 @@ func TestGCKeepsWhatIsHereOfAPartialFile(t *testing.T) {
 	require.True(t, dst.HasBlock(t.Context(), f.Root))
 	require.True(t, dst.HasBlock(t.Context(), second))
 }
+
+// failingReader yields n bytes of data, then fails.
+type failingReader struct {
+	data []byte
+	err  error
+}
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// An import whose input fails after a few MiB removes what it wrote; gc then has nothing to do.
+func TestFailedAddRemovesWhatItWrote(t *testing.T) {
+	dir := newRepo(t)
+	s := open(t, dir)
+	data := randomBytes(11, 5<<20)
+	held, err := s.Add(t.Context(), bytes.NewReader(data[:1<<20]), "first MiB", store.AddOptions{})
+	require.NoError(t, err)
+
+	cause := errors.New("the disk went away")
+	_, err = s.Add(t.Context(), &failingReader{data: data[:3<<20+5], err: cause}, "broken", store.AddOptions{})
+	require.ErrorIs(t, err, cause)
+	res, err := s.GC(t.Context())
+	require.NoError(t, err)
+	require.Zero(t, res.Removed, "the failed import left nothing behind")
+	require.Equal(t, 1, res.Kept, "the first MiB, which another file needs, stayed")
+	require.Equal(t, data[:1<<20], catAll(t, s, held.Root))
+}

@@ -33,6 +33,8 @@ type File struct {
 	// Have is how many bytes of a partial file are here and verified (for a fetch in progress, as
 	// of now; for a stopped one, when it stopped).
 	Have uint64 `json:"have,omitempty"`
+	// Source is the file a copy was imported from (a share with --copy).
+	Source string `json:"source,omitempty"`
 }
 
 // Offer is one file the network announces, as the catalog knows it.
@@ -77,6 +79,9 @@ func (ix *index) apply(e Event) {
 			f.Name = e.Name
 		}
 		f.Size, f.Path, f.ModTime, f.State, f.Error, f.Have = e.Size, e.Path, e.ModTime, Complete, "", 0
+		if e.Type == FileAdded {
+			f.Source = e.Source
+		}
 	case FetchStarted:
 		if f == nil {
 			f = &File{CID: e.Root, Name: e.Name, Size: e.Size, Added: e.Time, State: Partial}

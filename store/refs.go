@@ -179,3 +179,20 @@ func (s *Store) markChanged(root, path, reason string) {
 
 // PartPath is where a download into path is written until it is complete.
 func PartPath(path string) string { return path + ".part" }
+
+// CheckFiles looks at every complete referenced file (one stat each) and records as changed those
+// that are gone or no longer have the size and modification time that were hashed. It returns how
+// many it found changed. A daemon calls it periodically, so that a file edited or deleted while
+// nobody asks for it stops being offered.
+func (s *Store) CheckFiles() int {
+	s.mu.Lock()
+	files := s.ix.files()
+	s.mu.Unlock()
+	n := 0
+	for _, f := range files {
+		if f.Path != "" && f.State == Complete && !s.Intact(f) {
+			n++
+		}
+	}
+	return n
+}

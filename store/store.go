@@ -56,6 +56,11 @@ type Store struct {
 	active  map[string]*Download // downloads in progress, by root
 	refs    map[string][]refLoc  // leaf key → where referenced copies live; nil until first needed
 	refsGen uint64               // counts events that invalidate refs, so a stale build is redone
+	// served is the blocks offered to peers (served.go); nil until first needed.
+	served    map[string]bool
+	servedGen uint64
+	// servedBuild serializes building served, as refsBuild does refs.
+	servedBuild sync.Mutex
 	// refsBuild serializes building refs (taken before mu, never while holding it).
 	refsBuild sync.Mutex
 	// gcMu is held shared by imports and downloads while they write blocks that no event names
@@ -386,6 +391,7 @@ func (s *Store) Record(evs ...Event) error {
 	for _, e := range evs {
 		s.ix.apply(e)
 		s.applyRefs(e)
+		s.applyServed(e)
 		for ch := range s.subs {
 			select {
 			case ch <- e:
@@ -552,7 +558,7 @@ type AddOptions struct {
 	Progress  func(read int64) // optional; bytes read so far
 	// Reference keeps the file where it is instead of copying its bytes into the repo: only the
 	// small inner DAG nodes are stored, and leaves are read (and verified) from Path. Path must
-	// then name the file r reads.
+	// then name the file r reads. Without Reference, a Path is recorded as the copy's source.
 	Reference bool
 	Path      string
 }
@@ -562,63 +568,113 @@ func Hash(ctx context.Context, r io.Reader, opts AddOptions) (unixfs.ImportResul
 	return unixfs.Import(ctx, r, unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress}, nil)
 }
 
-// Add imports r's bytes as file name. Every block is durable before the FileAdded event is.
+// Add imports r's bytes as file name. Every block is durable before the FileAdded event is. An
+// import that fails (a read error, a full disk, ctx) removes the blocks it wrote that no other
+// file needs, so that nothing is left for gc; when an import or a fetch running at the same time
+// keeps it from doing so, the error says to run gc.
 func (s *Store) Add(ctx context.Context, r io.Reader, name string, opts AddOptions) (File, error) {
+	f, written, err := s.add(ctx, r, name, opts)
+	if err != nil && len(written) > 0 {
+		err = s.discard(written, err)
+	}
+	return f, err
+}
+
+// discard removes the blocks a failed import wrote, except those a held file needs (another
+// import may have found them here and used them). It needs GC's exclusive hold: without it, it
+// returns cause with a hint to run gc.
+func (s *Store) discard(written []cid.Cid, cause error) error {
+	if !s.gcMu.TryLock() {
+		return fmt.Errorf("%w (%d blocks it wrote are left: run `peer gc` once the other import or fetch has ended)", cause, len(written))
+	}
+	defer s.gcMu.Unlock()
+	live := map[string]bool{}
+	for _, f := range s.Files() {
+		_ = s.markLive(context.Background(), f.Root, live, false)
+	}
+	var errs []error
+	for _, c := range written {
+		if !live[blockKey(c)] {
+			errs = append(errs, s.blocks.remove(c))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w (removing the blocks it wrote also failed: run `peer gc`: %v)", cause, err)
+	}
+	return cause
+}
+
+// add is Add without the clean-up: it also returns the blocks it wrote (that were not here).
+func (s *Store) add(ctx context.Context, r io.Reader, name string, opts AddOptions) (_ File, written []cid.Cid, _ error) {
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	ev := Event{Type: FileAdded, Name: name}
 	if opts.Reference {
 		abs, err := filepath.Abs(opts.Path)
 		if err != nil {
-			return File{}, err
+			return File{}, nil, err
 		}
 		st, err := os.Stat(abs)
 		if err != nil {
-			return File{}, err
+			return File{}, nil, err
 		}
 		ev.Path, ev.ModTime = abs, st.ModTime().UnixNano()
+	} else if opts.Path != "" {
+		abs, err := filepath.Abs(opts.Path)
+		if err != nil {
+			return File{}, nil, err
+		}
+		ev.Source = abs
 	}
-	put := func(b unixfs.Block) error {
+	put := func(c cid.Cid, data []byte) error {
+		created, err := s.blocks.create(c, data)
+		if created {
+			written = append(written, c)
+		}
+		return err
+	}
+	res, err := unixfs.Import(ctx, r, unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress}, func(b unixfs.Block) error {
 		if b.Leaf && opts.Reference {
 			return nil
 		}
-		return s.blocks.put(b.Cid, b.Data)
-	}
-	res, err := unixfs.Import(ctx, r, unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress}, put)
+		return put(b.Cid, b.Data)
+	})
 	if err != nil {
-		return File{}, err
+		return File{}, written, err
 	}
 	if opts.Reference && res.Root.Prefix().Codec == cid.Raw {
 		// A one-chunk file's root is its leaf: keep an owned copy so the root is always local.
 		if _, err := s.blocks.get(res.Root); err != nil {
-			if err := s.storeLeafFrom(res.Root, ev.Path, res.Size); err != nil {
-				return File{}, err
+			data, err := readRef(res.Root, refLoc{path: ev.Path, size: res.Size})
+			if err != nil {
+				return File{}, written, fmt.Errorf("reading %s back: %w", ev.Path, err)
+			}
+			if err := put(res.Root, data); err != nil {
+				return File{}, written, err
 			}
 		}
 	}
 	if err := s.blocks.sync(); err != nil {
-		return File{}, err
+		return File{}, written, err
 	}
 	ev.Root, ev.Size = res.Root.String(), res.Size
 	if err := s.Record(ev); err != nil {
-		return File{}, err
+		// The event may have reached the log although the append failed: keep the blocks.
+		return File{}, nil, err
 	}
 	f, _ := s.File(res.Root)
-	return f, nil
+	return f, nil, nil
 }
 
-func (s *Store) storeLeafFrom(c cid.Cid, path string, size uint64) error {
-	data, err := readRef(c, refLoc{path: path, size: size})
-	if err != nil {
-		return fmt.Errorf("reading %s back: %w", path, err)
-	}
-	return s.blocks.put(c, data)
-}
-
-// Remove forgets a file. Its blocks stay until gc reclaims those no other file needs.
+// Remove forgets a file; a pinned one is refused (ErrPinned). From then on none of its blocks is
+// served, and they stay on disk until gc reclaims those no other file needs.
 func (s *Store) Remove(root cid.Cid) error {
-	if _, ok := s.File(root); !ok {
+	f, ok := s.File(root)
+	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownFile, root)
+	}
+	if err := errIfPinned(f); err != nil {
+		return err
 	}
 	return s.Record(Event{Type: FileRemoved, Root: root.String()})
 }
@@ -651,12 +707,17 @@ func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 }
 
 // ServeBlock returns a block for a peer without hashing it: the receiver verifies every block
-// anyway, and hashing on both ends would halve the speed of a transfer. A referenced file is
-// served only while its size and modification time are those recorded when it was hashed. The
-// block is read into alloc(size), so a server can reuse its buffers (nil: a new slice).
+// anyway, and hashing on both ends would halve the speed of a transfer. Only blocks of files the
+// node holds are served (not those of a removed file that gc has not reclaimed yet, nor of a
+// file that changed), and a referenced file only while its size and modification time are those
+// recorded when it was hashed. The block is read into alloc(size), so a server can reuse its
+// buffers (nil: a new slice).
 func (s *Store) ServeBlock(ctx context.Context, c cid.Cid, alloc func(n int) []byte) ([]byte, error) {
 	if alloc == nil {
 		alloc = makeBuf
+	}
+	if !s.servable(c) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
 	data, err := s.blocks.read(c, alloc)
 	if !errors.Is(err, ErrNotFound) {

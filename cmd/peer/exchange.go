@@ -205,6 +205,28 @@ func humanBytes(n float64) string {
 	return fmt.Sprintf("%.1f %s", n, units[i])
 }
 
+// searchCatalog asks the running daemon, or with none reads the catalog the repo's event log
+// holds: what was heard while a daemon last ran, within the config's catalog_ttl.
+func searchCatalog(ctx context.Context, app *App, term string) ([]store.Offer, error) {
+	c, err := app.daemon(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		return c.Search(ctx, term)
+	}
+	cfg, err := loadConfig(app)
+	if err != nil {
+		return nil, err
+	}
+	var offers []store.Offer
+	err = app.withStore(func(s *store.Store) error {
+		offers = s.Search(term, time.Duration(cfg.CatalogTTL))
+		return nil
+	})
+	return offers, err
+}
+
 func newSearchCmd(app *App) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -212,18 +234,15 @@ func newSearchCmd(app *App) *cobra.Command {
 		Short: "search what the network announced: name, size, CID, peers, last seen",
 		Long: `List the files the network announced whose name contains TERM (any case), or whose CID is
 TERM (in any base, CIDv0 or CIDv1); without TERM, every one. Each shows its name, size, CID, the
-peers that offer it and when one was last heard.`,
+peers that offer it and when one was last heard. With no daemon running, the catalog is read from
+the repo: what the node heard while it last ran.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			term := ""
 			if len(args) == 1 {
 				term = args[0]
 			}
-			c, err := app.needDaemon(cmd.Context(), "search")
-			if err != nil {
-				return err
-			}
-			offers, err := c.Search(cmd.Context(), term)
+			offers, err := searchCatalog(cmd.Context(), app, term)
 			if err != nil {
 				return err
 			}

@@ -342,15 +342,19 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 		if f.State == store.Partial && f.Size > 0 {
 			state = fmt.Sprintf("partial %d%%", f.Have*100/f.Size)
 		}
+		if f.Pinned {
+			state += ", pinned"
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", f.CID, f.Size, state, f.Name)
 	}
 	return tw.Flush()
 }
 
 func newRmCmd(app *App) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rm CID",
-		Short: "forget a file (peer gc reclaims its blocks)",
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rm [--force] CID",
+		Short: "forget a file: it is no longer served or announced (peer gc reclaims its blocks)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := parseCID(args[0])
@@ -361,10 +365,20 @@ func newRmCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if d != nil {
+			switch {
+			case d != nil && force:
+				err = d.RemoveForce(cmd.Context(), c.String())
+			case d != nil:
 				err = d.Remove(cmd.Context(), c.String()) // also withdraws a shared file
-			} else {
-				err = app.withStore(func(s *store.Store) error { return s.Remove(c) })
+			default:
+				err = app.withStore(func(s *store.Store) error {
+					if force {
+						if _, err := s.Unpin(c); err != nil && !errors.Is(err, store.ErrUnknownFile) {
+							return err
+						}
+					}
+					return s.Remove(c)
+				})
 			}
 			if err != nil {
 				return err
@@ -373,6 +387,8 @@ func newRmCmd(app *App) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "remove a pinned file too")
+	return cmd
 }
 
 func newGCCmd(app *App) *cobra.Command {

@@ -66,7 +66,8 @@ type FetchEvent struct {
 
 // RmRequest is the body of POST /api/v1/rm.
 type RmRequest struct {
-	CID string `json:"cid"`
+	CID   string `json:"cid"`
+	Force bool   `json:"force,omitempty"` // remove a pinned file too
 }
 
 // Share asks the daemon to share the file at path (absolute, on the daemon's machine).

@@ -1,0 +1,87 @@
+package store
+
+import (
+	"context"
+
+	"github.com/ipfs/go-cid"
+)
+
+// What the node serves to peers is what it holds, not whatever blocks/ contains: a file that was
+// removed (its blocks wait for gc) or that changed under us is no longer offered, block by block,
+// at once. served is the set of blocks reachable from a held file (complete or partial) that has
+// not changed: derived state, rebuilt from the index by walking inner nodes the first time a
+// block is served after an event that changes it. A block shared by two files stays in the set
+// while either is held. Blocks a download in progress has learnt of are served too: they are
+// named by no event yet.
+
+// servable reports whether the node offers block c to peers.
+func (s *Store) servable(c cid.Cid) bool {
+	k := blockKey(c)
+	s.mu.Lock()
+	if s.served == nil {
+		s.mu.Unlock()
+		s.buildServed()
+		s.mu.Lock()
+	}
+	defer s.mu.Unlock()
+	if s.served[k] {
+		return true
+	}
+	for _, d := range s.active {
+		if d.knows(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// buildServed derives the set from the index. Like buildRefs, a build that an event overtook
+// starts over, and concurrent lookups wait for it.
+func (s *Store) buildServed() {
+	s.servedBuild.Lock()
+	defer s.servedBuild.Unlock()
+	for {
+		s.mu.Lock()
+		if s.served != nil {
+			s.mu.Unlock()
+			return
+		}
+		gen := s.servedGen
+		files := s.ix.files()
+		s.mu.Unlock()
+		live := map[string]bool{}
+		for _, f := range files {
+			if f.State == Changed || f.Path != "" && f.State == Complete && !s.Intact(f) {
+				continue
+			}
+			// Not strict: a partial file's missing blocks are passed over.
+			_ = s.markLive(context.Background(), f.Root, live, false)
+		}
+		s.mu.Lock()
+		if s.servedGen == gen {
+			s.served = live
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+// applyServed drops the set when an event changes which files are held or intact. Called with
+// s.mu held.
+func (s *Store) applyServed(e Event) {
+	switch e.Type {
+	case FileAdded, FileRemoved, FileChanged, FetchStarted, FetchCompleted, FetchFailed:
+		s.served = nil
+		s.servedGen++
+	}
+}
+
+// knows reports whether the download has learnt of block k (its root, or a child of a block it
+// expanded).
+func (d *Download) knows(k string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.offsets[k]
+	return ok
+}
