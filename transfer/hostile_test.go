@@ -121,9 +121,9 @@ func TestHostileClient(t *testing.T) {
 		require.NoError(t, err)
 		return b
 	}
-	var many []cid.Cid
-	for range 17 {
-		many = append(many, d.root)
+	many := []cid.Cid{d.root}
+	for i := range 16 { // distinct: a CID already queued is not queued again
+		many = append(many, buildDAG(t, 100, 16<<10, 1024, uint64(100+i)).root)
 	}
 	tests := []struct {
 		name string
@@ -207,6 +207,43 @@ func TestServerAnswersInOrder(t *testing.T) {
 	require.Equal(t, []wire.Type{wire.TypeBlock, wire.TypeDontHave, wire.TypeBlock, wire.TypeBlock}, types[:4])
 }
 
+// A client that wants one block 2,000 times in one stream gets it once.
+func TestRepeatedWantsServedOnce(t *testing.T) {
+	d := buildDAG(t, 64<<10, 16<<10, 1024, 17)
+	src := newSeeder(t, d.store)
+	h := newHost(t)
+	connect(t, h, src.h)
+	s, err := h.NewStream(t.Context(), src.h.ID(), transfer.ID)
+	require.NoError(t, err)
+	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+	same := make([]cid.Cid, 100)
+	for i := range same {
+		same[i] = d.root
+	}
+	go func() {
+		for range 20 {
+			b, _ := wire.AppendControl(nil, &wire.Message{Type: wire.TypeWant, CIDs: same})
+			if _, err := s.Write(b); err != nil {
+				return
+			}
+		}
+		_ = s.CloseWrite()
+	}()
+	r := wire.NewReader(s, nil)
+	blocks := 0
+	for {
+		m, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		require.Equal(t, wire.TypeBlock, m.Type)
+		blocks++
+	}
+	require.LessOrEqual(t, blocks, 20, "at most once per frame that came after the block was sent")
+	require.EqualValues(t, blocks, src.t.ServerStats().Blocks)
+}
+
 func TestStreamsPerPeerCapped(t *testing.T) {
 	src := newSeeder(t, newMemStore(), transfer.WithMaxStreamsPerPeer(1))
 	h := newHost(t)
@@ -243,6 +280,37 @@ type stuckStore struct{}
 func (stuckStore) Get(ctx context.Context, _ cid.Cid) ([]byte, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
+}
+
+// failingStore fails every read, as a disk with a bad sector does.
+type failingStore struct{}
+
+func (failingStore) Get(context.Context, cid.Cid) ([]byte, error) {
+	return nil, errors.New("read /blocks/x: input/output error")
+}
+
+// A block the store cannot read is answered DontHave, and the stream goes on.
+func TestStoreErrorAnsweredDontHave(t *testing.T) {
+	d := buildDAG(t, 64<<10, 16<<10, 1024, 22)
+	src := newSeeder(t, failingStore{})
+	h := newHost(t)
+	connect(t, h, src.h)
+	s, err := h.NewStream(t.Context(), src.h.ID(), transfer.ID)
+	require.NoError(t, err)
+	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+	b, _ := wire.AppendControl(nil, &wire.Message{Type: wire.TypeWant, CIDs: []cid.Cid{d.root}})
+	r := wire.NewReader(s, nil)
+	for range 2 { // the stream still answers after the first failure
+		_, err = s.Write(b)
+		require.NoError(t, err)
+		m, err := r.Read()
+		require.NoError(t, err)
+		require.Equal(t, wire.TypeDontHave, m.Type)
+		require.Equal(t, d.root, m.CID)
+	}
+	require.NoError(t, s.CloseWrite())
+	_, err = r.Read()
+	require.ErrorIs(t, err, io.EOF, "closed cleanly, not reset")
 }
 
 // TestHostileClientWithWorkQueued: a client that breaks the protocol after
