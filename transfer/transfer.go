@@ -202,7 +202,7 @@ func (t *Transfer) misbehaved(p peer.ID, err error) {
 	if again {
 		level = slog.LevelDebug
 	}
-	t.log.Log(context.Background(), level, "peer misbehaved", "peer", p.ShortString(), "err", err)
+	t.log.Log(context.Background(), level, "peer misbehaved; avoided until its ban ends", "peer", p.ShortString(), "ban", t.cfg.banDuration, "err", err)
 	if t.cfg.onMisbehaviour != nil {
 		t.cfg.onMisbehaviour(p, err)
 	}
