@@ -157,6 +157,7 @@ func TestHostileMessagesRejected(t *testing.T) {
 			return encoded(t, a)
 		}, gossip.ErrBadCID},
 		{"bad name", func(*testing.T) []byte { return raw("../etc/passwd", 1) }, gossip.ErrBadName},
+		{"name that displays as another", func(*testing.T) []byte { return raw("invoice\u202efdp.exe", 1) }, gossip.ErrBadName},
 		{"absurd size", func(*testing.T) []byte { return raw("big", gossip.MaxSize+1) }, gossip.ErrBadSize},
 		{"future", func(t *testing.T) []byte {
 			a := announce("tomorrow")

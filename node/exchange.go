@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
@@ -18,6 +17,7 @@ import (
 
 	"peer/discovery"
 	"peer/gossip"
+	"peer/internal/names"
 	"peer/store"
 	"peer/store/unixfs"
 	"peer/transfer"
@@ -493,7 +493,8 @@ func (ex *exchange) announcedName(root cid.Cid) string {
 }
 
 // SafeName turns an announced name into a file name that cannot leave the target directory: no
-// path separators, no "." or "..", no control characters, at most 255 bytes. An empty result
+// path separators, no "." or "..", no control characters nor invisible or direction-changing
+// ones (names.Deceptive), at most 255 bytes. An empty result
 // becomes the CID.
 func SafeName(name string, root cid.Cid) string {
 	var b strings.Builder
@@ -501,7 +502,7 @@ func SafeName(name string, root cid.Cid) string {
 		switch {
 		case r == '/' || r == '\\':
 			b.WriteRune('_')
-		case r == utf8.RuneError, unicode.IsControl(r):
+		case r == utf8.RuneError, names.Unsafe(r):
 		default:
 			b.WriteRune(r)
 		}

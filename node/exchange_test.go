@@ -152,6 +152,8 @@ func TestSafeName(t *testing.T) {
 		".":                      root.String(),
 		"":                       root.String(),
 		"a\x00b\nc\x1b[31m":      "abc[31m",
+		"invoice\u202efdp.exe":   "invoicefdp.exe",
+		"a\u2066b\u200bc\ufeff":  "abc",
 		strings.Repeat("é", 200): strings.Repeat("é", 127),
 	}
 	for in, want := range cases {
