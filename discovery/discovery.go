@@ -303,6 +303,9 @@ func (d *Discovery) Bootstrap(ctx context.Context, peers []peer.AddrInfo) error 
 	return d.bootstrap(ctx, peers)
 }
 
+// BootstrapTag protects the connections to bootstrap peers from the connection manager.
+const BootstrapTag = "peer-bootstrap"
+
 func (d *Discovery) bootstrap(ctx context.Context, peers []peer.AddrInfo) error {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.BootstrapTimeout)
 	defer cancel()
@@ -316,6 +319,8 @@ func (d *Discovery) bootstrap(ctx context.Context, peers []peer.AddrInfo) error 
 		if ai.ID == d.h.ID() {
 			continue
 		}
+		// The connection manager never trims the peers the node joins the network through.
+		d.h.ConnManager().Protect(ai.ID, BootstrapTag)
 		wg.Add(1)
 		go func(ai peer.AddrInfo) {
 			defer wg.Done()

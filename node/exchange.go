@@ -51,13 +51,7 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ex := &exchange{n: n, st: st, h: h, disc: d, seen: make(chan store.Event, 4096), cancel: cancel, fetching: map[string]*store.Download{}}
-	topts := []transfer.Option{
-		// transfer logs the first offence of each ban; this only makes the
-		// peer the first the connection manager trims.
-		transfer.WithMisbehaviour(func(p peer.ID, _ error) {
-			h.ConnManager().TagPeer(p, "misbehaved", -100)
-		}),
-	}
+	var topts []transfer.Option
 	if n.cfg.UploadLimit > 0 {
 		topts = append(topts, transfer.WithRateLimit(n.cfg.UploadLimit))
 	}

@@ -12,8 +12,12 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	"github.com/stretchr/testify/require"
 
 	"peer/transfer"
@@ -408,4 +412,61 @@ func TestDripFeedingSourceHoldsNothingHostage(t *testing.T) {
 	require.Zero(t, st.Peers[drip.h.ID()].Blocks)
 	require.Positive(t, sent.Load(), "the drip feeder was asked for a block and sent some of it")
 	require.Less(t, time.Since(start), 10*time.Second, "the default stall timeout never came into it")
+}
+
+// managedHost is a host with a real connection manager, whose tags and protections a test can
+// read.
+func managedHost(t *testing.T) (host.Host, *connmgr.BasicConnMgr) {
+	cm, err := connmgr.NewConnManager(10, 20)
+	require.NoError(t, err)
+	h, err := libp2p.New(
+		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.DisableRelay(),
+		libp2p.ConnectionManager(cm),
+	)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.Close() })
+	return h, cm
+}
+
+// A peer being fetched from is protected from the connection manager for as long as its
+// session lasts.
+func TestFetchProtectsItsPeers(t *testing.T) {
+	d := buildDAG(t, 64<<10, 16<<10, 1024, 23)
+	st := newStaller(t)
+	h, cm := managedHost(t)
+	tr := transfer.New(h, nil)
+	require.NoError(t, tr.Start())
+	t.Cleanup(func() { _ = tr.Close() })
+	connect(t, h, st.h)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.Fetch(ctx, request(d, []peer.ID{st.h.ID()}, newCollector()))
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return st.wants.Load() > 0 && cm.IsProtected(st.h.ID(), "") }, 5*time.Second, 5*time.Millisecond)
+	cancel()
+	require.Error(t, <-done)
+	require.Eventually(t, func() bool { return !cm.IsProtected(st.h.ID(), "") }, 5*time.Second, 5*time.Millisecond)
+}
+
+// A peer that sent garbage is tagged for trimming while its ban lasts, and no longer after.
+func TestPenaltyEndsWithTheBan(t *testing.T) {
+	d := buildDAG(t, 64<<10, 16<<10, 1024, 24)
+	bad, _ := hostileServer(t, func([]cid.Cid) []byte { return []byte{5, 3, 0xff, 0xff, 0xff, 0xff} })
+	h, cm := managedHost(t)
+	tr := transfer.New(h, nil, transfer.WithBanDuration(300*time.Millisecond), transfer.WithNoProvidersTimeout(100*time.Millisecond))
+	require.NoError(t, tr.Start())
+	t.Cleanup(func() { _ = tr.Close() })
+	connect(t, h, bad.h)
+	_, err := tr.Fetch(t.Context(), request(d, []peer.ID{bad.h.ID()}, newCollector()))
+	require.ErrorIs(t, err, transfer.ErrNoProviders)
+	require.True(t, tr.Banned(bad.h.ID()))
+	require.Equal(t, -100, cm.GetTagInfo(bad.h.ID()).Tags[transfer.PenaltyTag])
+	require.Eventually(t, func() bool {
+		_, tagged := cm.GetTagInfo(bad.h.ID()).Tags[transfer.PenaltyTag]
+		return !tagged && !tr.Banned(bad.h.ID())
+	}, 5*time.Second, 10*time.Millisecond)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
@@ -105,7 +106,10 @@ func (l *levels) WithGroup(string) slog.Handler      { return l }
 func TestRepeatedMisbehaviourLoggedOnce(t *testing.T) {
 	logs := &levels{}
 	calls := 0
-	tr := New(nil, nil, WithLogger(slog.New(logs)), WithMisbehaviour(func(peer.ID, error) { calls++ }))
+	h, err := libp2p.New(libp2p.NoListenAddrs)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.Close() })
+	tr := New(h, nil, WithLogger(slog.New(logs)), WithMisbehaviour(func(peer.ID, error) { calls++ }))
 	for range 3 {
 		tr.misbehaved("p1", errQueueFull)
 	}
