@@ -118,6 +118,15 @@ type Config struct {
 	RendezvousPeers int
 	// MDNS finds peers on the LAN by multicast DNS. Default false.
 	MDNS bool
+	// ProviderRecordBytes caps the provider records other peers store on this node (counted
+	// with their bookkeeping). Default DefaultProviderBytes (64 MiB).
+	ProviderRecordBytes int64
+	// ProviderRecordsPerPeer caps the provider records of one provider. Default
+	// DefaultProviderPerPeer (10,000).
+	ProviderRecordsPerPeer int
+	// ValueRecordBytes caps the value records (IPNS, public keys) stored for others on the
+	// public DHT; a private network stores none. Default DefaultValueBytes (16 MiB).
+	ValueRecordBytes int64
 }
 
 func (c *Config) defaults() error {
@@ -126,6 +135,15 @@ func (c *Config) defaults() error {
 	}
 	if c.BootstrapTimeout <= 0 {
 		c.BootstrapTimeout = 10 * time.Second
+	}
+	if c.ProviderRecordBytes <= 0 {
+		c.ProviderRecordBytes = DefaultProviderBytes
+	}
+	if c.ProviderRecordsPerPeer <= 0 {
+		c.ProviderRecordsPerPeer = DefaultProviderPerPeer
+	}
+	if c.ValueRecordBytes <= 0 {
+		c.ValueRecordBytes = DefaultValueBytes
 	}
 	if c.Reprovide == 0 {
 		c.Reprovide = 22 * time.Hour
@@ -164,6 +182,8 @@ type Discovery struct {
 	mdns mdns.Service
 	prov *provider
 	mode Mode
+
+	providers, values *records // what other peers store on this node; values nil on a private network
 
 	ctx         context.Context
 	cancel      context.CancelFunc
@@ -242,6 +262,17 @@ func (d *Discovery) Start(ctx context.Context) (err error) {
 	if len(d.cfg.Bootstrap) > 0 {
 		opts = append(opts, dht.BootstrapPeers(d.cfg.Bootstrap...))
 	}
+	// Records other peers store on us are bounded in bytes, and provider records per provider.
+	// A network of our own needs only provider records; the public DHT also keeps values (IPNS
+	// names, public keys) for its other users.
+	d.providers = newRecords(d.cfg.ProviderRecordBytes, d.cfg.ProviderRecordsPerPeer)
+	opts = append(opts, dht.ProviderDatastore(d.providers))
+	if d.cfg.Network != "" {
+		opts = append(opts, dht.DisableValues())
+	} else {
+		d.values = newRecords(d.cfg.ValueRecordBytes, 0)
+		opts = append(opts, dht.ValueDatastore(d.values))
+	}
 	kad, err := dht.New(d.h, opts...)
 	if err != nil {
 		return fmt.Errorf("starting DHT: %w", err)
@@ -303,6 +334,9 @@ func (d *Discovery) Bootstrap(ctx context.Context, peers []peer.AddrInfo) error 
 	return d.bootstrap(ctx, peers)
 }
 
+// BootstrapTag protects the connections to bootstrap peers from the connection manager.
+const BootstrapTag = "peer-bootstrap"
+
 func (d *Discovery) bootstrap(ctx context.Context, peers []peer.AddrInfo) error {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.BootstrapTimeout)
 	defer cancel()
@@ -316,6 +350,8 @@ func (d *Discovery) bootstrap(ctx context.Context, peers []peer.AddrInfo) error 
 		if ai.ID == d.h.ID() {
 			continue
 		}
+		// The connection manager never trims the peers the node joins the network through.
+		d.h.ConnManager().Protect(ai.ID, BootstrapTag)
 		wg.Add(1)
 		go func(ai peer.AddrInfo) {
 			defer wg.Done()

@@ -13,6 +13,8 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
+
+	"peer/internal/names"
 )
 
 // Version is the version byte that starts every encoded announcement. A node
@@ -60,7 +62,8 @@ var (
 type Announcement struct {
 	// Root is the root CID of the file: CIDv0 or CIDv1, raw or dag-pb, sha2-256.
 	Root cid.Cid
-	// Name is a file name: no '/', '\\', NUL or control characters, not "."
+	// Name is a file name: no '/', '\\', NUL, control characters or
+	// characters that disguise it (names.Deceptive), not "."
 	// or "..", at most MaxNameLen bytes of UTF-8. It may be empty only in a
 	// withdrawal.
 	Name string
@@ -330,6 +333,8 @@ func checkName(name string) error {
 		return fmt.Errorf("%w: contains a path separator", ErrBadName)
 	case strings.ContainsFunc(name, unicode.IsControl):
 		return fmt.Errorf("%w: contains a control character", ErrBadName)
+	case strings.ContainsFunc(name, names.Deceptive):
+		return fmt.Errorf("%w: contains an invisible or direction-changing character", ErrBadName)
 	}
 	return nil
 }

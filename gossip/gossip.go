@@ -235,9 +235,29 @@ func New(h host.Host, cfg Config) (*Gossip, error) {
 		// enlarged so that a burst of announcements is not dropped.
 		pubsub.WithValidateQueueSize(256),
 		pubsub.WithRawTracer(rejectTracer{g}),
+		// Only our topic is tracked: a peer announcing a million other topics
+		// made pubsub keep a map entry for each. An RPC with more
+		// subscriptions than a node ever needs is ignored whole.
+		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(
+			pubsub.NewAllowlistSubscriptionFilter(g.topic), maxSubscriptionsPerRPC)),
+		// An announcement is at most MaxMessageSize; the RPCs that carry them
+		// (with gossip control messages, which pubsub splits to fit) need far
+		// less than pubsub's 1 MiB default, which is what a peer can make each
+		// stream buffer.
+		pubsub.WithMaxMessageSize(maxRPCSize),
+		pubsub.WithMaxControlMessageSize(maxRPCSize),
 	}
 	return g, nil
 }
+
+const (
+	// maxRPCSize caps one gossipsub RPC frame, read or written: room for 64
+	// announcements, or for an IHAVE of pubsub's 5,000 message IDs.
+	maxRPCSize = 256 << 10
+	// maxSubscriptionsPerRPC: a node subscribes to one topic; an RPC listing
+	// more than this is ignored.
+	maxSubscriptionsPerRPC = 100
+)
 
 // Topic returns the name of the topic g uses.
 func (g *Gossip) Topic() string { return g.topic }

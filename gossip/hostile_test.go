@@ -6,6 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	mh "github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
@@ -152,6 +157,7 @@ func TestHostileMessagesRejected(t *testing.T) {
 			return encoded(t, a)
 		}, gossip.ErrBadCID},
 		{"bad name", func(*testing.T) []byte { return raw("../etc/passwd", 1) }, gossip.ErrBadName},
+		{"name that displays as another", func(*testing.T) []byte { return raw("invoice\u202efdp.exe", 1) }, gossip.ErrBadName},
 		{"absurd size", func(*testing.T) []byte { return raw("big", gossip.MaxSize+1) }, gossip.ErrBadSize},
 		{"future", func(t *testing.T) []byte {
 			a := announce("tomorrow")
@@ -320,4 +326,79 @@ func TestForgedCatalogEntry(t *testing.T) {
 		require.NotEqual(t, forged.Root, got.Root)
 		require.NotEqual(t, after.Root, got.Root)
 	}
+}
+
+// TestTopicFlood: a peer that announces 100,000 topics of no interest to the node costs it no
+// memory; the topic the node is on still counts the peer.
+func TestTopicFlood(t *testing.T) {
+	ctx := waitCtx(t)
+	l := newLine(t, ctx)
+	h, err := l.nw.Mocknet.GenPeer()
+	require.NoError(t, err)
+	for _, id := range []protocol.ID{pubsub.GossipSubID_v11, pubsub.GossipSubID_v12, pubsub.GossipSubID_v13} {
+		h.SetStreamHandler(id, func(s network.Stream) { _, _ = io.Copy(io.Discard, s); _ = s.Reset() })
+	}
+	_, err = l.nw.Mocknet.LinkPeers(h.ID(), l.first.Host.ID())
+	require.NoError(t, err)
+	_, err = l.nw.Mocknet.ConnectPeers(h.ID(), l.first.Host.ID())
+	require.NoError(t, err)
+	st, err := h.NewStream(ctx, l.first.Host.ID(), pubsub.GossipSubID_v11)
+	require.NoError(t, err)
+	defer st.Reset()
+	write := func(subs []*pb.RPC_SubOpts) {
+		b, err := proto.Marshal(&pb.RPC{Subscriptions: subs})
+		require.NoError(t, err)
+		_, err = st.Write(append(binary.AppendUvarint(nil, uint64(len(b))), b...))
+		require.NoError(t, err)
+	}
+
+	before := heapInUse()
+	yes := true
+	const topics, perRPC = 100_000, 100
+	for i := 0; i < topics; i += perRPC {
+		subs := make([]*pb.RPC_SubOpts, perRPC)
+		for j := range subs {
+			topic := fmt.Sprintf("/not/our/topic/%064d", i+j)
+			subs[j] = &pb.RPC_SubOpts{Subscribe: &yes, Topicid: &topic}
+		}
+		write(subs)
+	}
+	// RPCs from one peer are handled in order: once the node counts the peer on its own topic,
+	// it has handled every RPC before.
+	ours := gossip.TopicName("")
+	write([]*pb.RPC_SubOpts{{Subscribe: &yes, Topicid: &ours}})
+	require.Eventually(t, func() bool { return slices.Contains(l.first.Gossip.Peers(), h.ID()) }, 20*time.Second, 10*time.Millisecond)
+	grown := int64(heapInUse()) - int64(before)
+	t.Logf("heap grew %.1f MiB for %d topics", float64(grown)/(1<<20), topics)
+	require.Less(t, grown, int64(16<<20))
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// TestOversizedRPC: a gossipsub frame larger than any announcement traffic needs ends the
+// stream before the node buffers it.
+func TestOversizedRPC(t *testing.T) {
+	ctx := waitCtx(t)
+	l := newLine(t, ctx)
+	h, err := l.nw.Mocknet.GenPeer()
+	require.NoError(t, err)
+	_, err = l.nw.Mocknet.LinkPeers(h.ID(), l.first.Host.ID())
+	require.NoError(t, err)
+	_, err = l.nw.Mocknet.ConnectPeers(h.ID(), l.first.Host.ID())
+	require.NoError(t, err)
+	st, err := h.NewStream(ctx, l.first.Host.ID(), pubsub.GossipSubID_v11)
+	require.NoError(t, err)
+	var waited atomic.Bool
+	stop := time.AfterFunc(10*time.Second, func() { waited.Store(true); _ = st.Reset() }) // mocknet has no deadlines
+	defer stop.Stop()
+	_, err = st.Write(binary.AppendUvarint(nil, 512<<10)) // the length of a frame that never comes
+	require.NoError(t, err)
+	_, err = st.Read(make([]byte, 1))
+	require.Error(t, err)
+	require.False(t, waited.Load(), "the node resets the stream at once")
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
@@ -18,6 +17,7 @@ import (
 
 	"peer/discovery"
 	"peer/gossip"
+	"peer/internal/names"
 	"peer/store"
 	"peer/store/unixfs"
 	"peer/transfer"
@@ -58,12 +58,7 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 		withdrawals: newAnnouncementQueue()}
 	// Follow the store from before anything below can record a change.
 	events, unsubscribe := st.Subscribe()
-	topts := []transfer.Option{
-		transfer.WithMisbehaviour(func(p peer.ID, err error) {
-			logger().Warn("peer misbehaved; dropped from fetches for a while", "peer", shortID(p), "err", err)
-			h.ConnManager().TagPeer(p, "misbehaved", -100)
-		}),
-	}
+	var topts []transfer.Option
 	if n.cfg.UploadLimit > 0 {
 		topts = append(topts, transfer.WithRateLimit(n.cfg.UploadLimit))
 	}
@@ -527,7 +522,8 @@ func (ex *exchange) announcedName(root cid.Cid) string {
 }
 
 // SafeName turns an announced name into a file name that cannot leave the target directory: no
-// path separators, no "." or "..", no control characters, at most 255 bytes. An empty result
+// path separators, no "." or "..", no control characters nor invisible or direction-changing
+// ones (names.Deceptive), at most 255 bytes. An empty result
 // becomes the CID.
 func SafeName(name string, root cid.Cid) string {
 	var b strings.Builder
@@ -535,7 +531,7 @@ func SafeName(name string, root cid.Cid) string {
 		switch {
 		case r == '/' || r == '\\':
 			b.WriteRune('_')
-		case r == utf8.RuneError, unicode.IsControl(r):
+		case r == utf8.RuneError, names.Unsafe(r):
 		default:
 			b.WriteRune(r)
 		}

@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
@@ -149,6 +152,8 @@ func TestSafeName(t *testing.T) {
 		".":                      root.String(),
 		"":                       root.String(),
 		"a\x00b\nc\x1b[31m":      "abc[31m",
+		"invoice\u202efdp.exe":   "invoicefdp.exe",
+		"a\u2066b\u200bc\ufeff":  "abc",
 		strings.Repeat("é", 200): strings.Repeat("é", 127),
 	}
 	for in, want := range cases {
@@ -290,4 +295,48 @@ func TestFetchAgainAfterTheOutputWasDeletedOrChanged(t *testing.T) {
 	got, err = os.ReadFile(out)
 	require.NoError(t, err)
 	require.Equal(t, data, got)
+}
+
+// warnings counts the WARN records whose message contains a word.
+type warnings struct {
+	word string
+	n    atomic.Int64
+}
+
+func (w *warnings) Enabled(context.Context, slog.Level) bool { return true }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn && strings.Contains(r.Message, w.word) {
+		w.n.Add(1)
+	}
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+
+// A peer that breaks the transfer protocol over and over is logged once per ban, not once per
+// offence.
+func TestRepeatedMisbehaviourWarnsOnce(t *testing.T) {
+	w := &warnings{word: "misbehaved"}
+	old := slog.Default()
+	slog.SetDefault(slog.New(w))
+	t.Cleanup(func() { slog.SetDefault(old) })
+	n := repoNode(t, nil)
+
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.Close() })
+	ai, err := peer.AddrInfoFromP2pAddr(n.Addrs()[0])
+	require.NoError(t, err)
+	require.NoError(t, h.Connect(t.Context(), *ai))
+	const offences = 50
+	for range offences {
+		s, err := h.NewStream(t.Context(), ai.ID, transfer.ID)
+		require.NoError(t, err)
+		_ = s.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = s.Write([]byte{1, 0x42}) // a frame of an unknown type
+		_, _ = io.Copy(io.Discard, s)   // until the node resets it
+		_ = s.Reset()
+	}
+	require.NoError(t, n.Close()) // waits for the stream handlers
+	require.EqualValues(t, 1, w.n.Load())
 }

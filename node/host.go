@@ -52,6 +52,22 @@ func Limits() rcmgr.ConcreteLimitConfig {
 	return l.AutoScale()
 }
 
+// connGrace is how long a new connection is safe from trimming (Kubo's default too).
+const connGrace = 20 * time.Second
+
+// connWatermarks keeps the connection manager's watermarks below the resource manager's limit
+// on inbound connections, so that the node trims its least useful connections before it must
+// refuse new ones. With watermarks above that limit (libp2p's inbound limit is about 250 on a
+// 24 GiB machine, the default high watermark 400), strangers could take every inbound slot
+// and nothing was ever trimmed, so an honest node could not connect.
+func connWatermarks(low, high int, l rcmgr.ConcreteLimitConfig) (int, int) {
+	if in := int(l.ToPartialLimitConfig().System.ConnsInbound); in > 0 && high > in*4/5 {
+		high = in * 4 / 5
+		low = min(low, high/2)
+	}
+	return low, high
+}
+
 // hostOptions turns the node's settings into libp2p options. The host listens on nothing:
 // Start listens on each address itself so a failure names the address.
 func (n *Node) hostOptions() ([]libp2p.Option, error) {
@@ -68,7 +84,8 @@ func (n *Node) hostOptions() ([]libp2p.Option, error) {
 	if high == 0 {
 		low, high = 100, 400
 	}
-	cm, err := connmgr.NewConnManager(low, high, connmgr.WithGracePeriod(time.Minute))
+	low, high = connWatermarks(low, high, Limits())
+	cm, err := connmgr.NewConnManager(low, high, connmgr.WithGracePeriod(connGrace))
 	if err != nil {
 		rm.Close()
 		return nil, fmt.Errorf("connection manager: %w", err)

@@ -167,6 +167,7 @@ type verifyItem struct {
 // fetch is the state of one Fetch call.
 type fetch struct {
 	t       *Transfer
+	tag     string // protects the connections of its sessions from the connection manager
 	req     Request
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
@@ -220,6 +221,7 @@ func (t *Transfer) Fetch(ctx context.Context, req Request) (Stats, error) {
 
 	f := &fetch{
 		t:        t,
+		tag:      fmt.Sprintf("peer-fetch-%d", t.fetches.Add(1)),
 		req:      req,
 		ctx:      ctx,
 		cancel:   cancel,

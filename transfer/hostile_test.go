@@ -12,8 +12,12 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	"github.com/stretchr/testify/require"
 
 	"peer/transfer"
@@ -121,9 +125,9 @@ func TestHostileClient(t *testing.T) {
 		require.NoError(t, err)
 		return b
 	}
-	var many []cid.Cid
-	for range 17 {
-		many = append(many, d.root)
+	many := []cid.Cid{d.root}
+	for i := range 16 { // distinct: a CID already queued is not queued again
+		many = append(many, buildDAG(t, 100, 16<<10, 1024, uint64(100+i)).root)
 	}
 	tests := []struct {
 		name string
@@ -207,6 +211,43 @@ func TestServerAnswersInOrder(t *testing.T) {
 	require.Equal(t, []wire.Type{wire.TypeBlock, wire.TypeDontHave, wire.TypeBlock, wire.TypeBlock}, types[:4])
 }
 
+// A client that wants one block 2,000 times in one stream gets it once.
+func TestRepeatedWantsServedOnce(t *testing.T) {
+	d := buildDAG(t, 64<<10, 16<<10, 1024, 17)
+	src := newSeeder(t, d.store)
+	h := newHost(t)
+	connect(t, h, src.h)
+	s, err := h.NewStream(t.Context(), src.h.ID(), transfer.ID)
+	require.NoError(t, err)
+	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+	same := make([]cid.Cid, 100)
+	for i := range same {
+		same[i] = d.root
+	}
+	go func() {
+		for range 20 {
+			b, _ := wire.AppendControl(nil, &wire.Message{Type: wire.TypeWant, CIDs: same})
+			if _, err := s.Write(b); err != nil {
+				return
+			}
+		}
+		_ = s.CloseWrite()
+	}()
+	r := wire.NewReader(s, nil)
+	blocks := 0
+	for {
+		m, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		require.Equal(t, wire.TypeBlock, m.Type)
+		blocks++
+	}
+	require.LessOrEqual(t, blocks, 20, "at most once per frame that came after the block was sent")
+	require.EqualValues(t, blocks, src.t.ServerStats().Blocks)
+}
+
 func TestStreamsPerPeerCapped(t *testing.T) {
 	src := newSeeder(t, newMemStore(), transfer.WithMaxStreamsPerPeer(1))
 	h := newHost(t)
@@ -243,6 +284,37 @@ type stuckStore struct{}
 func (stuckStore) Get(ctx context.Context, _ cid.Cid) ([]byte, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
+}
+
+// failingStore fails every read, as a disk with a bad sector does.
+type failingStore struct{}
+
+func (failingStore) Get(context.Context, cid.Cid) ([]byte, error) {
+	return nil, errors.New("read /blocks/x: input/output error")
+}
+
+// A block the store cannot read is answered DontHave, and the stream goes on.
+func TestStoreErrorAnsweredDontHave(t *testing.T) {
+	d := buildDAG(t, 64<<10, 16<<10, 1024, 22)
+	src := newSeeder(t, failingStore{})
+	h := newHost(t)
+	connect(t, h, src.h)
+	s, err := h.NewStream(t.Context(), src.h.ID(), transfer.ID)
+	require.NoError(t, err)
+	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+	b, _ := wire.AppendControl(nil, &wire.Message{Type: wire.TypeWant, CIDs: []cid.Cid{d.root}})
+	r := wire.NewReader(s, nil)
+	for range 2 { // the stream still answers after the first failure
+		_, err = s.Write(b)
+		require.NoError(t, err)
+		m, err := r.Read()
+		require.NoError(t, err)
+		require.Equal(t, wire.TypeDontHave, m.Type)
+		require.Equal(t, d.root, m.CID)
+	}
+	require.NoError(t, s.CloseWrite())
+	_, err = r.Read()
+	require.ErrorIs(t, err, io.EOF, "closed cleanly, not reset")
 }
 
 // TestHostileClientWithWorkQueued: a client that breaks the protocol after
@@ -340,4 +412,61 @@ func TestDripFeedingSourceHoldsNothingHostage(t *testing.T) {
 	require.Zero(t, st.Peers[drip.h.ID()].Blocks)
 	require.Positive(t, sent.Load(), "the drip feeder was asked for a block and sent some of it")
 	require.Less(t, time.Since(start), 10*time.Second, "the default stall timeout never came into it")
+}
+
+// managedHost is a host with a real connection manager, whose tags and protections a test can
+// read.
+func managedHost(t *testing.T) (host.Host, *connmgr.BasicConnMgr) {
+	cm, err := connmgr.NewConnManager(10, 20)
+	require.NoError(t, err)
+	h, err := libp2p.New(
+		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.DisableRelay(),
+		libp2p.ConnectionManager(cm),
+	)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.Close() })
+	return h, cm
+}
+
+// A peer being fetched from is protected from the connection manager for as long as its
+// session lasts.
+func TestFetchProtectsItsPeers(t *testing.T) {
+	d := buildDAG(t, 64<<10, 16<<10, 1024, 23)
+	st := newStaller(t)
+	h, cm := managedHost(t)
+	tr := transfer.New(h, nil)
+	require.NoError(t, tr.Start())
+	t.Cleanup(func() { _ = tr.Close() })
+	connect(t, h, st.h)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.Fetch(ctx, request(d, []peer.ID{st.h.ID()}, newCollector()))
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return st.wants.Load() > 0 && cm.IsProtected(st.h.ID(), "") }, 5*time.Second, 5*time.Millisecond)
+	cancel()
+	require.Error(t, <-done)
+	require.Eventually(t, func() bool { return !cm.IsProtected(st.h.ID(), "") }, 5*time.Second, 5*time.Millisecond)
+}
+
+// A peer that sent garbage is tagged for trimming while its ban lasts, and no longer after.
+func TestPenaltyEndsWithTheBan(t *testing.T) {
+	d := buildDAG(t, 64<<10, 16<<10, 1024, 24)
+	bad, _ := hostileServer(t, func([]cid.Cid) []byte { return []byte{5, 3, 0xff, 0xff, 0xff, 0xff} })
+	h, cm := managedHost(t)
+	tr := transfer.New(h, nil, transfer.WithBanDuration(300*time.Millisecond), transfer.WithNoProvidersTimeout(100*time.Millisecond))
+	require.NoError(t, tr.Start())
+	t.Cleanup(func() { _ = tr.Close() })
+	connect(t, h, bad.h)
+	_, err := tr.Fetch(t.Context(), request(d, []peer.ID{bad.h.ID()}, newCollector()))
+	require.ErrorIs(t, err, transfer.ErrNoProviders)
+	require.True(t, tr.Banned(bad.h.ID()))
+	require.Equal(t, -100, cm.GetTagInfo(bad.h.ID()).Tags[transfer.PenaltyTag])
+	require.Eventually(t, func() bool {
+		_, tagged := cm.GetTagInfo(bad.h.ID()).Tags[transfer.PenaltyTag]
+		return !tagged && !tr.Banned(bad.h.ID())
+	}, 5*time.Second, 10*time.Millisecond)
 }

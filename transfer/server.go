@@ -77,15 +77,16 @@ func (t *Transfer) releaseStream(p peer.ID) {
 }
 
 // serveQueue holds the CIDs a client wants, in order, shared by the reading
-// and the writing half of one stream.
+// and the writing half of one stream. A CID is queued at most once: wanting
+// one that is still queued changes nothing (or revives it if it was
+// canceled), so a request cannot multiply what it costs to answer.
 type serveQueue struct {
 	mu        sync.Mutex
 	wake      chan struct{} // capacity 1: something changed
 	cids      []cid.Cid
 	head      int
-	queued    map[cid.Cid]int // per CID, entries in cids[head:]
-	canceled  map[cid.Cid]int // per CID, entries to skip
-	ncanceled int             // sum of canceled
+	queued    map[cid.Cid]bool // the CIDs in cids[head:]; true: canceled, to skip
+	ncanceled int              // entries in queued that are true
 	max       int
 	err       error // reader's end: io.EOF or the failure
 }
@@ -100,22 +101,29 @@ func (q *serveQueue) signal() {
 func (q *serveQueue) push(cids []cid.Cid) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	// Canceled entries wait in the queue until skipped; they do not count
-	// against the cap unless they pile up past twice the cap.
-	entries := len(q.cids) - q.head + len(cids)
-	if entries-q.ncanceled > q.max || entries > 2*q.max {
-		return fmt.Errorf("%w (max %d)", errQueueFull, q.max)
-	}
 	if q.head > 0 && q.head >= len(q.cids)/2 {
 		n := copy(q.cids, q.cids[q.head:])
 		clear(q.cids[n:])
 		q.cids, q.head = q.cids[:n], 0
 	}
+	defer q.signal()
 	for _, c := range cids {
-		q.cids = append(q.cids, c)
-		q.queued[c]++
+		canceled, ok := q.queued[c]
+		switch {
+		case canceled:
+			q.queued[c] = false
+			q.ncanceled--
+		case !ok:
+			// Canceled entries wait in the queue until skipped; they do not
+			// count against the cap unless they pile up past twice the cap.
+			// Past the cap the stream ends, so a partial push is never seen.
+			if entries := len(q.cids) - q.head + 1; entries-q.ncanceled > q.max || entries > 2*q.max {
+				return fmt.Errorf("%w (max %d)", errQueueFull, q.max)
+			}
+			q.cids = append(q.cids, c)
+			q.queued[c] = false
+		}
 	}
-	q.signal()
 	return nil
 }
 
@@ -123,8 +131,8 @@ func (q *serveQueue) cancel(cids []cid.Cid) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, c := range cids {
-		if q.queued[c] > q.canceled[c] {
-			q.canceled[c]++
+		if canceled, ok := q.queued[c]; ok && !canceled {
+			q.queued[c] = true
 			q.ncanceled++
 		}
 	}
@@ -146,14 +154,10 @@ func (q *serveQueue) next() (c cid.Cid, ok bool, end error) {
 		c := q.cids[q.head]
 		q.cids[q.head] = cid.Undef
 		q.head++
-		if q.queued[c]--; q.queued[c] == 0 {
-			delete(q.queued, c)
-		}
-		if q.canceled[c] > 0 {
+		canceled := q.queued[c]
+		delete(q.queued, c)
+		if canceled {
 			q.ncanceled--
-			if q.canceled[c]--; q.canceled[c] == 0 {
-				delete(q.canceled, c)
-			}
 			continue
 		}
 		return c, true, nil
@@ -171,10 +175,9 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 	defer stop()
 
 	q := &serveQueue{
-		wake:     make(chan struct{}, 1),
-		queued:   make(map[cid.Cid]int),
-		canceled: make(map[cid.Cid]int),
-		max:      t.cfg.maxQueuedPerStream,
+		wake:   make(chan struct{}, 1),
+		queued: make(map[cid.Cid]bool),
+		max:    t.cfg.maxQueuedPerStream,
 	}
 	readDone := make(chan struct{})
 	go func() {
@@ -312,8 +315,8 @@ func (t *Transfer) readBlocks(ctx context.Context, q *serveQueue, ready chan<- s
 	}
 }
 
-// get reads a block to serve: nil data for one the store does not have (or
-// one too large for the protocol), an error for a failing store.
+// get reads a block to serve: nil data for one the store does not have, cannot
+// read, or holds too large for the protocol; an error once ctx is done.
 func (t *Transfer) get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if t.bs == nil {
 		return nil, nil
@@ -323,7 +326,13 @@ func (t *Transfer) get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading block %s: %w", shortCID(c), err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("reading block %s: %w", shortCID(c), err)
+		}
+		// Our store failing is not the client's fault: it gets a DontHave and
+		// keeps the stream, instead of a reset that makes it drop us.
+		t.log.Warn("reading a block to serve; answering don't-have", "cid", shortCID(c), "err", err)
+		return nil, nil
 	}
 	if len(data) > wire.MaxBlockSize {
 		t.log.Warn("block too large to serve", "cid", shortCID(c), "size", len(data))

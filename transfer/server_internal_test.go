@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
@@ -20,7 +21,7 @@ func qcid(t *testing.T, i int) cid.Cid {
 }
 
 func newTestQueue(max int) *serveQueue {
-	return &serveQueue{wake: make(chan struct{}, 1), queued: map[cid.Cid]int{}, canceled: map[cid.Cid]int{}, max: max}
+	return &serveQueue{wake: make(chan struct{}, 1), queued: map[cid.Cid]bool{}, max: max}
 }
 
 func drain(q *serveQueue) []cid.Cid {
@@ -37,24 +38,46 @@ func drain(q *serveQueue) []cid.Cid {
 func TestServeQueueOrderAndCancel(t *testing.T) {
 	a, b, c := qcid(t, 1), qcid(t, 2), qcid(t, 3)
 	q := newTestQueue(10)
-	require.NoError(t, q.push([]cid.Cid{a, b, c, b}))
-	q.cancel([]cid.Cid{b, qcid(t, 4)}) // one b skipped; an unknown CID is ignored
-	require.Equal(t, []cid.Cid{a, c, b}, drain(q))
+	require.NoError(t, q.push([]cid.Cid{a, b, c}))
+	q.cancel([]cid.Cid{b, qcid(t, 4)}) // b skipped; an unknown CID is ignored
+	require.Equal(t, []cid.Cid{a, c}, drain(q))
 	q.cancel([]cid.Cid{a}) // nothing queued: no effect on later wants
 	require.NoError(t, q.push([]cid.Cid{a}))
 	require.Equal(t, []cid.Cid{a}, drain(q))
+
+	// Wanted again after a cancel, before it was skipped: served once, in its place.
+	require.NoError(t, q.push([]cid.Cid{a, b}))
+	q.cancel([]cid.Cid{a})
+	require.NoError(t, q.push([]cid.Cid{c, a}))
+	require.Equal(t, []cid.Cid{a, b, c}, drain(q))
+}
+
+func TestServeQueueWantsEachCIDOnce(t *testing.T) {
+	a, b := qcid(t, 1), qcid(t, 2)
+	q := newTestQueue(4)
+	many := make([]cid.Cid, 0, 2000)
+	for i := range 2000 {
+		many = append(many, []cid.Cid{a, b}[i%2])
+	}
+	// 2,000 wants of two CIDs, in one frame and in many: two entries, within the cap.
+	require.NoError(t, q.push(many))
+	for range 1000 {
+		require.NoError(t, q.push([]cid.Cid{b, a}))
+	}
+	require.Equal(t, []cid.Cid{a, b}, drain(q))
 }
 
 func TestServeQueueCap(t *testing.T) {
 	q := newTestQueue(4)
 	cids := []cid.Cid{qcid(t, 1), qcid(t, 2), qcid(t, 3), qcid(t, 4)}
+	more := []cid.Cid{qcid(t, 5), qcid(t, 6), qcid(t, 7), qcid(t, 8)}
 	require.NoError(t, q.push(cids))
-	require.ErrorIs(t, q.push(cids[:1]), errQueueFull)
+	require.ErrorIs(t, q.push(more[:1]), errQueueFull)
 	// Canceled entries do not count, up to twice the cap.
 	q.cancel(cids)
-	require.NoError(t, q.push(cids))
-	require.ErrorIs(t, q.push(cids[:1]), errQueueFull)
-	require.Equal(t, cids, drain(q))
+	require.NoError(t, q.push(more))
+	require.ErrorIs(t, q.push([]cid.Cid{qcid(t, 9)}), errQueueFull)
+	require.Equal(t, more, drain(q))
 	for range 100 { // the queue compacts as it drains
 		require.NoError(t, q.push(cids))
 		require.Len(t, drain(q), 4)
@@ -83,7 +106,10 @@ func (l *levels) WithGroup(string) slog.Handler      { return l }
 func TestRepeatedMisbehaviourLoggedOnce(t *testing.T) {
 	logs := &levels{}
 	calls := 0
-	tr := New(nil, nil, WithLogger(slog.New(logs)), WithMisbehaviour(func(peer.ID, error) { calls++ }))
+	h, err := libp2p.New(libp2p.NoListenAddrs)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.Close() })
+	tr := New(h, nil, WithLogger(slog.New(logs)), WithMisbehaviour(func(peer.ID, error) { calls++ }))
 	for range 3 {
 		tr.misbehaved("p1", errQueueFull)
 	}

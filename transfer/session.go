@@ -107,6 +107,9 @@ func (s *session) run() {
 	s.st, s.opened = st, true
 	f.mu.Unlock()
 	s.lastByte.Store(time.Now().UnixNano())
+	// A peer we are fetching from is not trimmed while the session lasts.
+	f.t.h.ConnManager().Protect(s.p, f.tag)
+	defer f.t.h.ConnManager().Unprotect(s.p, f.tag)
 
 	readDone := make(chan struct{})
 	go func() {

@@ -84,6 +84,7 @@ type Transfer struct {
 	served struct {
 		streams, rejected, wants, blocks, bytes, dontHaves atomic.Int64
 	}
+	fetches atomic.Uint64 // fetches started, to name each one's connection protection
 }
 
 // New builds a Transfer serving blocks from bs (nil: it holds nothing and
@@ -201,11 +202,32 @@ func (t *Transfer) misbehaved(p peer.ID, err error) {
 	level := slog.LevelWarn
 	if again {
 		level = slog.LevelDebug
+	} else {
+		// The connection manager trims a banned peer first, until the ban ends.
+		t.h.ConnManager().TagPeer(p, PenaltyTag, -100)
+		time.AfterFunc(t.cfg.banDuration, func() { t.endPenalty(p) })
 	}
-	t.log.Log(context.Background(), level, "peer misbehaved", "peer", p.ShortString(), "err", err)
+	t.log.Log(context.Background(), level, "peer misbehaved; avoided until its ban ends", "peer", p.ShortString(), "ban", t.cfg.banDuration, "err", err)
 	if t.cfg.onMisbehaviour != nil {
 		t.cfg.onMisbehaviour(p, err)
 	}
+}
+
+// PenaltyTag is the connection manager tag (value -100) of a peer banned for misbehaving; it
+// ends with the ban.
+const PenaltyTag = "peer-transfer-banned"
+
+// endPenalty removes p's penalty tag once its ban is over (a ban renewed meanwhile is waited
+// out).
+func (t *Transfer) endPenalty(p peer.ID) {
+	t.mu.Lock()
+	until, ok := t.banned[p]
+	t.mu.Unlock()
+	if left := time.Until(until); ok && left > 0 {
+		time.AfterFunc(left, func() { t.endPenalty(p) })
+		return
+	}
+	t.h.ConnManager().UntagPeer(p, PenaltyTag)
 }
 
 // track registers a goroutine that Close must wait for; false after Close.
