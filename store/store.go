@@ -615,12 +615,28 @@ func (s *Store) storeLeafFrom(c cid.Cid, path string, size uint64) error {
 	return s.blocks.put(c, data)
 }
 
-// Remove forgets a file. Its blocks stay until gc reclaims those no other file needs.
+// Remove forgets a file. Its blocks stay until gc reclaims those no other file needs; the
+// output file of a partial fetch (PartPath) is deleted at once, since nothing else can use it.
 func (s *Store) Remove(root cid.Cid) error {
-	if _, ok := s.File(root); !ok {
+	f, ok := s.File(root)
+	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownFile, root)
 	}
-	return s.Record(Event{Type: FileRemoved, Root: root.String()})
+	s.mu.Lock()
+	_, active := s.active[root.String()]
+	s.mu.Unlock()
+	if active {
+		return fmt.Errorf("%s is being fetched: stop the fetch first", root)
+	}
+	if err := s.Record(Event{Type: FileRemoved, Root: root.String()}); err != nil {
+		return err
+	}
+	if f.State == Partial && f.Path != "" {
+		if err := os.Remove(PartPath(f.Path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removed %s, but not its partial file: %w", root, err)
+		}
+	}
+	return nil
 }
 
 // Cat streams a held file's bytes, verifying every block.
