@@ -498,3 +498,33 @@ func TestSlowDeliverDoesNotStopVerification(t *testing.T) {
 	requireComplete(t, d, got)
 	require.EqualValues(t, 1, most.Load(), "Deliver ran concurrently")
 }
+
+// TestSourcesCountOnlyPeersThatDelivered asks four peers of which one holds the file: the
+// fetch's sources, in its progress and its stats, are that one.
+func TestSourcesCountOnlyPeersThatDelivered(t *testing.T) {
+	d := buildDAG(t, 2<<20, 64<<10, 1024, 9)
+	full := newSeeder(t, d.store)
+	seeders := []seeder{newSeeder(t, newMemStore()), newSeeder(t, newMemStore()), full, newSeeder(t, newMemStore())}
+	_, tr, ids := newFetcher(t, seeders)
+	got := newCollector()
+	req := request(d, ids, got)
+	var mu sync.Mutex
+	var peers []int
+	req.Progress = func(p transfer.Progress) {
+		mu.Lock()
+		peers = append(peers, p.Peers)
+		mu.Unlock()
+	}
+	st, err := tr.Fetch(t.Context(), req)
+	require.NoError(t, err)
+	requireComplete(t, d, got)
+	require.Len(t, st.Peers, 4, "every peer was asked")
+	require.Equal(t, 1, st.Sources())
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, peers)
+	for _, n := range peers {
+		require.LessOrEqual(t, n, 1, "progress counts only peers that sent a block: %v", peers)
+	}
+	require.Equal(t, 1, peers[len(peers)-1])
+}
