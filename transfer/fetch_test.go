@@ -528,3 +528,19 @@ func TestSourcesCountOnlyPeersThatDelivered(t *testing.T) {
 	}
 	require.Equal(t, 1, peers[len(peers)-1])
 }
+
+// TestPeerWithNothingTakesNoWork fetches from a slow seeder while a peer that holds nothing is
+// in the fetch: that peer, having answered DontHave and delivered nothing, does not take over
+// the seeder's work at the end, so nothing is received twice.
+func TestPeerWithNothingTakesNoWork(t *testing.T) {
+	d := buildDAG(t, 12<<20, 1<<20, 1024, 2)
+	full := newSeeder(t, d.store, transfer.WithRateLimit(8000000))
+	for range 3 {
+		_, tr, ids := newFetcher(t, []seeder{full, newSeeder(t, newMemStore())})
+		got := newCollector()
+		st, err := tr.Fetch(t.Context(), request(d, ids, got))
+		require.NoError(t, err)
+		requireComplete(t, d, got)
+		require.Zero(t, st.DuplicateBytes, "received %d bytes for %d", st.Received, st.Bytes)
+	}
+}
