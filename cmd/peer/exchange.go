@@ -152,6 +152,9 @@ func newFetchCmd(app *App) *cobra.Command {
 // fetchSummary says what a completed fetch did: the bytes received this time, from how many
 // peers, how fast, and what was already here.
 func fetchSummary(ev api.FetchEvent) string {
+	if ev.Received == 0 && ev.Resumed > 0 {
+		return fmt.Sprintf("all %s were already here; written in %s", sizeText(uint64(ev.Resumed)), durationText(ev.Duration))
+	}
 	rate := float64(ev.Received) / max(ev.Duration.Seconds(), 1e-9)
 	s := fmt.Sprintf("%s from %s in %s, %s", sizeText(uint64(ev.Received)), plural(ev.Peers, "peer"), durationText(ev.Duration), rateText(rate))
 	if ev.Resumed > 0 {
@@ -173,7 +176,7 @@ func fetchProgress(app *App, asJSON bool) func(api.FetchEvent) {
 	return func(ev api.FetchEvent) {
 		if p := ev.Progress; p != nil && !told && p.Bytes > 0 {
 			told = true
-			if p.Resumed > 0 {
+			if p.Resumed > 0 && p.Resumed < p.Bytes { // all of it here is a copy, not a resume
 				msg := fmt.Sprintf("resuming: %s of %s already here", sizeText(uint64(p.Resumed)), sizeText(uint64(p.Bytes)))
 				if bar != nil {
 					bar.note(msg)

@@ -103,8 +103,8 @@ func sizeText(n uint64) string {
 	switch {
 	case i == 0:
 		return fmt.Sprintf("%d B", n)
-	case v < 10 && v != float64(int(v)):
-		return fmt.Sprintf("%.1f %s", v, units[i])
+	case v < 9.95:
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + " " + units[i]
 	default:
 		return fmt.Sprintf("%.0f %s", v, units[i])
 	}
