@@ -169,7 +169,7 @@ func TestRemoveRefusesAFetchInProgress(t *testing.T) {
 	d, err := dst.StartDownload(f.Root, "f", out)
 	require.NoError(t, err)
 	fetchFrom(t, src, d, 2)
-	require.ErrorContains(t, dst.Remove(f.Root), "being fetched")
+	require.ErrorIs(t, dst.Remove(f.Root), store.ErrFetching)
 	require.NoError(t, d.Fail(errors.New("stop")))
 	require.NoError(t, dst.Remove(f.Root))
 }

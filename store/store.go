@@ -28,6 +28,8 @@ var (
 	ErrUnknownFile = errors.New("no such file in this repo")
 	// ErrBusy means GC did not run because an import or a fetch is writing blocks.
 	ErrBusy = errors.New("an import or a fetch is running; run gc again when it has ended")
+	// ErrFetching means a file cannot be removed while it is being fetched.
+	ErrFetching = errors.New("is being fetched: stop the fetch first")
 )
 
 // snapshotEvery is how many events may follow the last snapshot before a new one is written.
@@ -626,7 +628,7 @@ func (s *Store) Remove(root cid.Cid) error {
 	_, active := s.active[root.String()]
 	s.mu.Unlock()
 	if active {
-		return fmt.Errorf("%s is being fetched: stop the fetch first", root)
+		return fmt.Errorf("%s %w", root, ErrFetching)
 	}
 	if err := s.Record(Event{Type: FileRemoved, Root: root.String()}); err != nil {
 		return err
