@@ -10,9 +10,9 @@ import (
 )
 
 // fetchBar draws a fetch's progress as one line on a terminal, redrawn in place (carriage return,
-// then erase to the end of the line), and leaves it on screen when the fetch ends. The line is
-// kept under 80 columns so that it never wraps on a common terminal (a wrapped line cannot be
-// redrawn in place).
+// then erase to the end of the line), and leaves it on screen when the fetch ends. The line
+// fits in 80 columns for any figures short of terabytes and hours, so that it does not wrap on a
+// common terminal (a wrapped line cannot be redrawn in place).
 type fetchBar struct {
 	w     io.Writer
 	last  time.Time // when the line was last drawn
