@@ -74,13 +74,13 @@ func (b *fetchBar) draw(line string) {
 	b.drawn, b.last = true, time.Now()
 }
 
-// barLine is `42% [########------------] 430 MiB / 1 GiB  40.1 MB/s  2 peers  16s left`, or,
+// barLine is `41% [######----------] 430 MiB / 1 GiB  40.1 MB/s  2 peers  16s left`, or,
 // before the file's size is known, `fetching: waiting for the first block…`.
 func barLine(size, done int64, rate float64, peers int, tail string) string {
 	if size <= 0 {
 		return "fetching: waiting for the first block from a peer…"
 	}
-	const width = 20
+	const width = 16
 	done = min(max(done, 0), size)
 	pct := int(done * 100 / size)
 	fill := int(done * width / size)

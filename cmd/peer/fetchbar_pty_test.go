@@ -190,7 +190,7 @@ func TestFetchProgressOnATerminal(t *testing.T) {
 	scr, wait := runOnTerminal(t, "--repo", leech, "fetch", root, "-o", target)
 
 	// Read the screen while the fetch runs: the line shows a part of the file, of its whole size.
-	barRE := regexp.MustCompile(`^\s*(\d+)% \[[#-]{20}\] (.+?) / (.+?)  (.+?/s)  (\d+) peers?(  .*)?$`)
+	barRE := regexp.MustCompile(`^\s*(\d+)% \[[#-]{16}\] (.+?) / (.+?)  (.+?/s)  (\d+) peers?(  .*)?$`)
 	var during []string
 	require.Eventually(t, func() bool {
 		lines := scr.text()

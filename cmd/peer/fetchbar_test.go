@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -29,4 +30,11 @@ func TestHumanFigures(t *testing.T) {
 	require.Equal(t, "1 peer", plural(1, "peer"))
 	require.Equal(t, "2 peers", plural(2, "peer"))
 	require.Equal(t, "3m05s", durationText(3*time.Minute+5*time.Second))
+}
+
+func TestBarLineFitsEightyColumns(t *testing.T) {
+	worst := barLine(1023<<30, 1000<<30, 999.9e6, 99, durationText(59*time.Minute+59*time.Second)+" left")
+	require.LessOrEqual(t, utf8.RuneCountInString(worst), 80, worst)
+	require.Equal(t, " 41% [######----------] 430 MiB / 1 GiB  40.1 MB/s  2 peers  16s left",
+		barLine(1<<30, 430<<20, 40.1e6, 2, "16s left"))
 }
