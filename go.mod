@@ -3,6 +3,7 @@ module peer
 go 1.26.6
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/ipfs/boxo v0.41.0
 	github.com/ipfs/go-cid v0.6.2
 	github.com/ipfs/go-datastore v0.9.2

@@ -357,9 +357,17 @@ type FetchOptions struct {
 	// Force overwrites an existing output file.
 	Force bool
 	// Progress is called about ten times a second and once at the end.
-	Progress func(transfer.Progress)
+	Progress func(FetchProgress)
 	// Timeout bounds the search for providers when none answers (0: the transfer default).
 	Timeout time.Duration
+}
+
+// FetchProgress is how far a fetch is: the transfer's figures, and the file's.
+type FetchProgress struct {
+	transfer.Progress
+	Size  uint64 // the file's size; 0 until the root block is here
+	Have  uint64 // bytes of the file here and verified
+	Found uint64 // of those, bytes that were here before this fetch began (a resumed fetch)
 }
 
 // FetchResult is what a completed fetch got.
@@ -367,10 +375,15 @@ type FetchResult struct {
 	File  store.File
 	Path  string
 	Stats transfer.Stats
+	// Resumed is how many of the file's bytes were already here when the fetch began.
+	Resumed uint64
 }
 
 // ErrExists means the output file exists and Force was not given.
 var ErrExists = errors.New("output file exists")
+
+// ErrIsDir means the output path is a directory, which no fetch may replace.
+var ErrIsDir = errors.New("output path is a directory")
 
 // Fetch downloads root from every provider it finds (connected peers that speak the protocol,
 // announcers in the catalog, the DHT), verifies every block, and writes the file. A fetch that
@@ -399,7 +412,10 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 	if f, ok := ex.st.File(root); ok && f.State == store.Complete && f.Path == out && ex.st.Intact(f) {
 		return FetchResult{File: f, Path: out}, nil // already here
 	}
-	if _, err := os.Stat(out); err == nil && !opts.Force {
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		// Checked before the first byte: renaming the finished file onto a directory fails.
+		return FetchResult{}, fmt.Errorf("%w: %s (use -o to choose a file name)", ErrIsDir, out)
+	} else if err == nil && !opts.Force {
 		return FetchResult{}, fmt.Errorf("%w: %s (use --force to overwrite, or -o to choose another name)", ErrExists, out)
 	}
 	if name == "" {
@@ -416,12 +432,12 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 	}
 	if err != nil {
 		n.metrics.Fetches.WithLabelValues("failed").Inc()
-		return FetchResult{Stats: stats}, errors.Join(err, d.Fail(err))
+		return FetchResult{Stats: stats, Resumed: d.Found()}, errors.Join(err, d.Fail(err))
 	}
 	n.metrics.Fetches.WithLabelValues("completed").Inc()
 	ex.provide(root)
 	f, _ := ex.st.File(root)
-	return FetchResult{File: f, Path: out, Stats: stats}, nil
+	return FetchResult{File: f, Path: out, Stats: stats, Resumed: d.Found()}, nil
 }
 
 // begin registers a download so that two fetches of one root never run at once.
@@ -461,7 +477,11 @@ func (ex *exchange) run(ctx context.Context, d *store.Download, opts FetchOption
 			ex.n.metrics.BlocksReceived.Inc()
 			return d.Deliver(c, block)
 		},
-		Progress: opts.Progress,
+	}
+	if opts.Progress != nil {
+		req.Progress = func(p transfer.Progress) {
+			opts.Progress(FetchProgress{Progress: p, Size: d.Size(), Have: d.Have(), Found: d.Found()})
+		}
 	}
 	return ex.xfer.Fetch(ctx, req)
 }

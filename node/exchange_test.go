@@ -169,13 +169,70 @@ func TestFetchOfUnknownCIDEndsWithClearError(t *testing.T) {
 	sum := sha256.Sum256([]byte("nobody has this"))
 	root := cid.NewCidV1(cid.Raw, append([]byte{0x12, 0x20}, sum[:]...))
 	start := time.Now()
-	_, err := b.Fetch(t.Context(), root, node.FetchOptions{Output: filepath.Join(t.TempDir(), "x")})
+	dir := t.TempDir()
+	_, err := b.Fetch(t.Context(), root, node.FetchOptions{Output: filepath.Join(dir, "x")})
 	require.ErrorIs(t, err, transfer.ErrNoProviders)
 	require.Less(t, time.Since(start), 60*time.Second)
-	f, ok := b.Store().File(root)
-	require.True(t, ok)
-	require.Equal(t, store.Partial, f.State, "a failed fetch stays resumable")
-	require.NotEmpty(t, f.Error)
+	_, ok := b.Store().File(root)
+	require.False(t, ok, "a fetch that got nothing leaves no partial entry")
+	left, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, left, "nor any file")
+}
+
+// A fetch whose output is a directory fails before it asks anyone for a byte, with or without
+// Force, and leaves nothing behind.
+func TestFetchOntoADirectoryFailsBeforeTheFirstByte(t *testing.T) {
+	a := repoNode(t, nil)
+	b := repoNode(t, a)
+	path, _ := writeFile(t, 1<<20+5, 6)
+	f, err := a.Share(t.Context(), path, node.ShareOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(b.Search("data")) == 1 }, 10*time.Second, 10*time.Millisecond)
+
+	dir := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "data.bin"), 0o755)) // where the announced name goes
+	for _, opts := range []node.FetchOptions{
+		{Dir: dir, Force: true},
+		{Dir: dir},
+		{Output: filepath.Join(dir, "data.bin"), Force: true},
+	} {
+		_, err := b.Fetch(t.Context(), f.Root, opts)
+		require.ErrorIs(t, err, node.ErrIsDir, "%+v", opts)
+		require.ErrorContains(t, err, filepath.Join(dir, "data.bin"))
+	}
+	_, ok := b.Store().File(f.Root)
+	require.False(t, ok, "no fetch began")
+	left, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, left, 1, "no .part beside the directory")
+	require.NoError(t, b.Store().Events(0, func(e store.Event) error {
+		require.NotEqual(t, store.FetchStarted, e.Type, "no fetch began")
+		return nil
+	}))
+}
+
+// A fetch reports the peers that delivered, not those asked, and what was already here.
+func TestFetchCountsSourcesAndResumedBytes(t *testing.T) {
+	a := repoNode(t, nil)
+	b := repoNode(t, a)
+	c := repoNode(t, a)
+	path, _ := writeFile(t, 4<<20+5, 8)
+	f, err := a.Share(t.Context(), path, node.ShareOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(c.Search("data")) == 1 }, 10*time.Second, 10*time.Millisecond)
+	_, err = c.Connect(t.Context(), b.Addrs()[0].String())
+	require.NoError(t, err)
+
+	var last node.FetchProgress
+	res, err := c.Fetch(t.Context(), f.Root, node.FetchOptions{Output: filepath.Join(t.TempDir(), "x"),
+		Progress: func(p node.FetchProgress) { last = p }})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Stats.Sources(), "only a sent anything (b may have been asked too)")
+	require.Zero(t, res.Resumed)
+	require.Equal(t, 1, last.Peers)
+	require.Equal(t, f.Size, last.Size)
+	require.Equal(t, f.Size, last.Have)
 }
 
 // BenchmarkFetchOneSource fetches a 256 MiB shared-in-place file between two nodes with repos,

@@ -35,7 +35,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, store.ErrUnknownFile), errors.Is(err, store.ErrNotFound), errors.Is(err, transfer.ErrNoProviders):
 		return http.StatusNotFound
-	case errors.Is(err, ErrExists), errors.Is(err, store.ErrBusy), errors.Is(err, store.ErrPinned):
+	case errors.Is(err, ErrExists), errors.Is(err, ErrIsDir), errors.Is(err, store.ErrBusy), errors.Is(err, store.ErrPinned), errors.Is(err, store.ErrFetching):
 		return http.StatusConflict
 	case errors.Is(err, ErrNotStarted), errors.Is(err, ErrNoExchange):
 		return http.StatusServiceUnavailable
@@ -147,35 +147,44 @@ func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 	}
-	var last time.Time // guarded by mu
+	var last time.Time            // guarded by mu
+	var unsent *api.FetchProgress // the latest progress, when it was not sent; guarded by mu
 	res, err := n.Fetch(r.Context(), root, FetchOptions{
 		Output: req.Output, Dir: req.Dir, Force: req.Force,
-		Progress: func(p transfer.Progress) {
+		Progress: func(p FetchProgress) {
+			fp := progressOf(p)
 			mu.Lock()
 			due := time.Since(last) >= 250*time.Millisecond
 			if due {
-				last = time.Now()
+				last, unsent = time.Now(), nil
+			} else {
+				unsent = &fp
 			}
 			mu.Unlock()
 			if due {
-				fp := progressOf(p)
 				send(api.FetchEvent{Type: "progress", Progress: &fp})
 			}
 		},
 	})
+	mu.Lock()
+	final := unsent
+	mu.Unlock()
+	if final != nil { // the last figures, so that a client shows where the fetch ended
+		send(api.FetchEvent{Type: "progress", Progress: final})
+	}
 	if err != nil {
 		send(api.FetchEvent{Type: "error", Error: err.Error()})
 		return
 	}
 	ev := api.FetchEvent{Type: "done", File: &res.File, Path: res.Path,
-		Received: res.Stats.Received, Duplicates: res.Stats.DuplicateBytes, Peers: len(res.Stats.Peers),
-		BadBlocks: res.Stats.BadBlocks, Duration: res.Stats.Duration}
+		Received: res.Stats.Received, Duplicates: res.Stats.DuplicateBytes, Peers: res.Stats.Sources(),
+		BadBlocks: res.Stats.BadBlocks, Duration: res.Stats.Duration, Resumed: int64(res.Resumed)}
 	send(ev)
 }
 
-func progressOf(p transfer.Progress) api.FetchProgress {
-	return api.FetchProgress{Blocks: p.Blocks, BlocksDone: p.BlocksDone, Bytes: p.Bytes, BytesDone: p.BytesDone,
-		Peers: p.Peers, Rate: p.Rate, Duplicates: p.Duplicates}
+func progressOf(p FetchProgress) api.FetchProgress {
+	return api.FetchProgress{Blocks: p.Blocks, BlocksDone: p.BlocksDone, Bytes: int64(p.Size), BytesDone: int64(p.Have),
+		Resumed: int64(p.Found), Received: p.Progress.Bytes, Peers: p.Peers, Rate: p.Rate, Duplicates: p.Duplicates}
 }
 
 // Cat streams file root: from the store when held, else fetched into the repo while it streams,

@@ -32,6 +32,10 @@ type Download struct {
 	// in it before it is delivered.
 	resumed bool
 	have    atomic.Uint64 // file bytes here and verified
+	found   atomic.Uint64 // of those, bytes that were already here (not delivered by this fetch)
+	// got is set once any block was here or delivered: only a download that got nothing leaves
+	// nothing behind when it fails.
+	got atomic.Bool
 
 	mu      sync.Mutex
 	offsets map[string][]uint64 // block key → offsets in the file (one leaf may repeat)
@@ -97,6 +101,19 @@ func (s *Store) StartDownload(root cid.Cid, name, path string) (_ *Download, err
 // Have is how many bytes of the file are here and verified so far.
 func (d *Download) Have() uint64 { return d.have.Load() }
 
+// Found is how many of the file's bytes were already here (a resumed fetch, or leaves another
+// held file shares) rather than delivered by this fetch.
+func (d *Download) Found() uint64 { return d.found.Load() }
+
+// foundHere counts leaf c, which Has found here.
+func (d *Download) foundHere(c cid.Cid, size int) {
+	d.got.Store(true)
+	if c.Prefix().Codec == cid.Raw {
+		d.found.Add(uint64(size) * uint64(len(d.leafOffsets(c))))
+	}
+	d.counted(c, size)
+}
+
 // counted adds leaf c's bytes, at every offset it occupies, to what the download has.
 func (d *Download) counted(c cid.Cid, size int) {
 	if c.Prefix().Codec == cid.Raw {
@@ -127,11 +144,15 @@ func (d *Download) leafOffsets(c cid.Cid) []uint64 {
 func (d *Download) Has(ctx context.Context, c cid.Cid) (bool, error) {
 	leaf := c.Prefix().Codec == cid.Raw
 	if !leaf {
-		return d.s.blocks.has(c), nil
+		has := d.s.blocks.has(c)
+		if has {
+			d.got.Store(true)
+		}
+		return has, nil
 	}
 	if d.part != nil && d.resumed {
 		if data, err := d.readPart(c); err == nil {
-			d.counted(c, len(data))
+			d.foundHere(c, len(data))
 			return true, nil
 		}
 	}
@@ -147,7 +168,7 @@ func (d *Download) Has(ctx context.Context, c cid.Cid) (bool, error) {
 			return false, err
 		}
 	}
-	d.counted(c, len(data))
+	d.foundHere(c, len(data))
 	return true, nil
 }
 
@@ -263,6 +284,7 @@ func (d *Download) Deliver(c cid.Cid, block []byte) error {
 		return err
 	}
 	d.counted(c, len(block))
+	d.got.Store(true)
 	d.mu.Lock()
 	close(d.arrived)
 	d.arrived = make(chan struct{})
@@ -371,15 +393,26 @@ func (d *Download) Complete() error {
 }
 
 // Fail records why the download stopped; the same download started again resumes from what is
-// here.
+// here. A download that got nothing (no block was here, none arrived, and its output file was
+// empty when it began) leaves nothing behind: its output file is deleted and FetchAbandoned
+// takes its partial entry out of the index.
 func (d *Download) Fail(cause error) error {
 	defer d.release()
 	d.mu.Lock()
 	done := d.done
 	d.mu.Unlock()
+	hadPart := d.part != nil
 	err := d.closePart()
 	if done || cause == nil {
 		return err
+	}
+	if !d.resumed && !d.got.Load() {
+		if hadPart {
+			if rerr := os.Remove(PartPath(d.path)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = errors.Join(err, rerr)
+			}
+		}
+		return errors.Join(err, d.s.Record(Event{Type: FetchAbandoned, Root: d.root.String(), Error: cause.Error()}))
 	}
 	return errors.Join(err, d.s.blocks.sync(), d.s.Record(Event{Type: FetchFailed, Root: d.root.String(), Error: cause.Error(), Size: d.Size(), Have: d.Have()}))
 }

@@ -107,3 +107,69 @@ func TestDownloadWritesInlineData(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ">hello world", string(got))
 }
+
+// A download that failed before it got any block leaves no output file and no partial entry,
+// and a replay of the log agrees; one that got some bytes stays resumable.
+func TestFailedDownloadWithNothingLeavesNothing(t *testing.T) {
+	src := open(t, newRepo(t))
+	f, err := src.Add(t.Context(), bytes.NewReader(randomBytes(9, 5000)), "f", store.AddOptions{ChunkSize: 1024})
+	require.NoError(t, err)
+	dst := open(t, newRepo(t))
+	out := filepath.Join(t.TempDir(), "f")
+
+	d, err := dst.StartDownload(f.Root, "f", out)
+	require.NoError(t, err)
+	fetchFrom(t, src, d, 0) // nobody sends anything
+	require.NoError(t, d.Fail(errors.New("no providers")))
+	_, err = os.Stat(store.PartPath(out))
+	require.ErrorIs(t, err, os.ErrNotExist, "no .part is left")
+	_, ok := dst.File(f.Root)
+	require.False(t, ok, "no partial entry")
+	_, same, err := dst.Replayed()
+	require.NoError(t, err)
+	require.True(t, same)
+
+	d, err = dst.StartDownload(f.Root, "f", out)
+	require.NoError(t, err)
+	fetchFrom(t, src, d, 3) // the root and two leaves
+	require.NoError(t, d.Fail(errors.New("interrupted")))
+	got, ok := dst.File(f.Root)
+	require.True(t, ok)
+	require.Equal(t, store.Partial, got.State)
+	require.Equal(t, uint64(2048), got.Have)
+	_, err = os.Stat(store.PartPath(out))
+	require.NoError(t, err, "a fetch that got bytes keeps them")
+
+	// Resumed, it finds those bytes here and says so; failing again keeps them.
+	d, err = dst.StartDownload(f.Root, "f", out)
+	require.NoError(t, err)
+	fetchFrom(t, src, d, 0)
+	require.Equal(t, uint64(2048), d.Found())
+	require.Equal(t, uint64(2048), d.Have())
+	require.NoError(t, d.Fail(errors.New("interrupted again")))
+	_, ok = dst.File(f.Root)
+	require.True(t, ok)
+
+	// rm deletes the partial file with the entry.
+	require.NoError(t, dst.Remove(f.Root))
+	_, err = os.Stat(store.PartPath(out))
+	require.ErrorIs(t, err, os.ErrNotExist, "rm of a partial fetch deletes its .part")
+	_, same, err = dst.Replayed()
+	require.NoError(t, err)
+	require.True(t, same)
+}
+
+// A file being fetched cannot be removed under the fetch.
+func TestRemoveRefusesAFetchInProgress(t *testing.T) {
+	src := open(t, newRepo(t))
+	f, err := src.Add(t.Context(), bytes.NewReader(randomBytes(10, 5000)), "f", store.AddOptions{ChunkSize: 1024})
+	require.NoError(t, err)
+	dst := open(t, newRepo(t))
+	out := filepath.Join(t.TempDir(), "f")
+	d, err := dst.StartDownload(f.Root, "f", out)
+	require.NoError(t, err)
+	fetchFrom(t, src, d, 2)
+	require.ErrorIs(t, dst.Remove(f.Root), store.ErrFetching)
+	require.NoError(t, d.Fail(errors.New("stop")))
+	require.NoError(t, dst.Remove(f.Root))
+}

@@ -25,6 +25,7 @@ const (
 	Unshared       EventType = "Unshared"       // the node stopped announcing the file
 	AnnounceSeen   EventType = "AnnouncementSeen"
 	AnnounceGone   EventType = "AnnouncementWithdrawn"
+	FetchAbandoned EventType = "FetchAbandoned" // a download stopped before any byte of the file was here: no partial entry is left
 )
 
 // Event is one record of the log. Fields that do not apply to a type are empty.

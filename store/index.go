@@ -99,6 +99,10 @@ func (ix *index) apply(e Event) {
 				f.Size = e.Size
 			}
 		}
+	case FetchAbandoned:
+		if f != nil && f.State == Partial {
+			delete(ix.Files, e.Root)
+		}
 	case FileChanged:
 		if f != nil && f.Path == e.Path {
 			f.State, f.Error = Changed, e.Error

@@ -28,6 +28,8 @@ var (
 	ErrUnknownFile = errors.New("no such file in this repo")
 	// ErrBusy means GC did not run because an import or a fetch is writing blocks.
 	ErrBusy = errors.New("an import or a fetch is running; run gc again when it has ended")
+	// ErrFetching means a file cannot be removed while it is being fetched.
+	ErrFetching = errors.New("is being fetched: stop the fetch first")
 )
 
 // snapshotEvery is how many events may follow the last snapshot before a new one is written.
@@ -666,8 +668,10 @@ func (s *Store) add(ctx context.Context, r io.Reader, name string, opts AddOptio
 	return f, nil, nil
 }
 
-// Remove forgets a file; a pinned one is refused (ErrPinned). From then on none of its blocks is
-// served, and they stay on disk until gc reclaims those no other file needs.
+// Remove forgets a file; a pinned one is refused (ErrPinned), one being fetched too
+// (ErrFetching). From then on none of its blocks is served, and they stay on disk until gc
+// reclaims those no other file needs; the output file of a partial fetch (PartPath) is deleted
+// at once, since nothing else can use it.
 func (s *Store) Remove(root cid.Cid) error {
 	f, ok := s.File(root)
 	if !ok {
@@ -676,7 +680,21 @@ func (s *Store) Remove(root cid.Cid) error {
 	if err := errIfPinned(f); err != nil {
 		return err
 	}
-	return s.Record(Event{Type: FileRemoved, Root: root.String()})
+	s.mu.Lock()
+	_, active := s.active[root.String()]
+	s.mu.Unlock()
+	if active {
+		return fmt.Errorf("%s %w", root, ErrFetching)
+	}
+	if err := s.Record(Event{Type: FileRemoved, Root: root.String()}); err != nil {
+		return err
+	}
+	if f.State == Partial && f.Path != "" {
+		if err := os.Remove(PartPath(f.Path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removed %s, but not its partial file: %w", root, err)
+		}
+	}
+	return nil
 }
 
 // Cat streams a held file's bytes, verifying every block.

@@ -58,7 +58,7 @@ type Progress struct {
 	BlocksDone int     // blocks verified and delivered, or found locally
 	Bytes      int64   // bytes received from peers (duplicates and bad blocks included)
 	BytesDone  int64   // bytes of the blocks verified and delivered
-	Peers      int     // peers serving this fetch now
+	Peers      int     // peers that delivered at least one verified block
 	Rate       float64 // bytes received per second, smoothed
 	Duplicates int64   // bytes received twice
 }
@@ -82,6 +82,18 @@ type Stats struct {
 	BadBlocks      int   // blocks that failed verification
 	Peers          map[peer.ID]PeerStats
 	Duration       time.Duration
+}
+
+// Sources is how many peers delivered at least one verified block: the peers the file came from.
+// Peers holds every peer asked, whether it sent anything or not.
+func (s Stats) Sources() int {
+	n := 0
+	for _, p := range s.Peers {
+		if p.Blocks > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 type blockState uint8
@@ -722,13 +734,24 @@ func (f *fetch) noProvidersErrLocked(waited time.Duration, hopeless bool) error 
 	return err
 }
 
+// sourcesLocked counts the peers that delivered a verified block, dropped since or not.
+func (f *fetch) sourcesLocked() int {
+	n := 0
+	for _, s := range f.sessions {
+		if s.stats.Blocks > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 func (f *fetch) progressLocked() Progress {
 	return Progress{
 		Blocks:     len(f.blocks),
 		BlocksDone: len(f.blocks) - f.remaining,
 		Bytes:      f.stats.Received,
 		BytesDone:  f.stats.Bytes,
-		Peers:      f.liveLocked(),
+		Peers:      f.sourcesLocked(),
 		Rate:       f.rate,
 		Duplicates: f.stats.DuplicateBytes,
 	}

@@ -498,3 +498,49 @@ func TestSlowDeliverDoesNotStopVerification(t *testing.T) {
 	requireComplete(t, d, got)
 	require.EqualValues(t, 1, most.Load(), "Deliver ran concurrently")
 }
+
+// TestSourcesCountOnlyPeersThatDelivered asks four peers of which one holds the file: the
+// fetch's sources, in its progress and its stats, are that one.
+func TestSourcesCountOnlyPeersThatDelivered(t *testing.T) {
+	d := buildDAG(t, 2<<20, 64<<10, 1024, 9)
+	full := newSeeder(t, d.store)
+	seeders := []seeder{newSeeder(t, newMemStore()), newSeeder(t, newMemStore()), full, newSeeder(t, newMemStore())}
+	_, tr, ids := newFetcher(t, seeders)
+	got := newCollector()
+	req := request(d, ids, got)
+	var mu sync.Mutex
+	var peers []int
+	req.Progress = func(p transfer.Progress) {
+		mu.Lock()
+		peers = append(peers, p.Peers)
+		mu.Unlock()
+	}
+	st, err := tr.Fetch(t.Context(), req)
+	require.NoError(t, err)
+	requireComplete(t, d, got)
+	require.Len(t, st.Peers, 4, "every peer was asked")
+	require.Equal(t, 1, st.Sources())
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, peers)
+	for _, n := range peers {
+		require.LessOrEqual(t, n, 1, "progress counts only peers that sent a block: %v", peers)
+	}
+	require.Equal(t, 1, peers[len(peers)-1])
+}
+
+// TestPeerWithNothingTakesNoWork fetches from a slow seeder while a peer that holds nothing is
+// in the fetch: that peer, having answered DontHave and delivered nothing, does not take over
+// the seeder's work at the end, so nothing is received twice.
+func TestPeerWithNothingTakesNoWork(t *testing.T) {
+	d := buildDAG(t, 12<<20, 1<<20, 1024, 2)
+	full := newSeeder(t, d.store, transfer.WithRateLimit(8000000))
+	for range 3 {
+		_, tr, ids := newFetcher(t, []seeder{full, newSeeder(t, newMemStore())})
+		got := newCollector()
+		st, err := tr.Fetch(t.Context(), request(d, ids, got))
+		require.NoError(t, err)
+		requireComplete(t, d, got)
+		require.Zero(t, st.DuplicateBytes, "received %d bytes for %d", st.Received, st.Bytes)
+	}
+}

@@ -52,6 +52,7 @@ type session struct {
 	lastIn        int64   // bytesIn at the last tick
 	minRTT        time.Duration
 	busySince     time.Time
+	lacked        int // DontHave answers it gave
 	stats         PeerStats
 }
 
@@ -321,6 +322,7 @@ func (s *session) onDontHave(c cid.Cid) error {
 	if !b.lacks(s.p) {
 		b.lacking = append(b.lacking, s.p)
 	}
+	s.lacked++
 	f.requeueLocked(b)
 	if c.Equals(f.req.Root) {
 		return errNoRoot
@@ -454,6 +456,11 @@ func (f *fetch) requestLocked(s *session, b *block, now time.Time) {
 // whichever copy comes first wins (the loser is canceled).
 func (f *fetch) endgameLocked(s *session, wants []cid.Cid, now time.Time) []cid.Cid {
 	if s.inflight > s.window/2 {
+		return wants
+	}
+	if s.lacked > 0 && s.stats.Blocks == 0 {
+		// A peer that said it lacks blocks and has delivered none likely holds nothing: taking
+		// work from a peer that is sending it would only have that work sent twice.
 		return wants
 	}
 	for range 256 {

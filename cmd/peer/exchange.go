@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"peer/node/api"
@@ -140,9 +139,7 @@ func newFetchCmd(app *App) *cobra.Command {
 				fmt.Fprintf(app.Out, "already have %s at %s\n", ev.File.CID, ev.Path)
 				return nil
 			}
-			rate := float64(ev.Received) / max(ev.Duration.Seconds(), 1e-9)
-			fmt.Fprintf(app.Out, "fetched %s %s (%d bytes from %d peers in %s, %s/s)\n",
-				ev.File.CID, ev.Path, ev.File.Size, ev.Peers, ev.Duration.Round(time.Millisecond), humanBytes(rate))
+			fmt.Fprintf(app.Out, "fetched %s %s (%s)\n", ev.File.CID, ev.Path, fetchSummary(ev))
 			return nil
 		},
 	}
@@ -152,57 +149,57 @@ func newFetchCmd(app *App) *cobra.Command {
 	return cmd
 }
 
+// fetchSummary says what a completed fetch did: the bytes received this time, from how many
+// peers, how fast, and what was already here.
+func fetchSummary(ev api.FetchEvent) string {
+	if ev.Received == 0 && ev.Resumed > 0 {
+		return fmt.Sprintf("all %s were already here; written in %s", sizeText(uint64(ev.Resumed)), durationText(ev.Duration))
+	}
+	rate := float64(ev.Received) / max(ev.Duration.Seconds(), 1e-9)
+	s := fmt.Sprintf("%s from %s in %s, %s", sizeText(uint64(ev.Received)), plural(ev.Peers, "peer"), durationText(ev.Duration), rateText(rate))
+	if ev.Resumed > 0 {
+		s += fmt.Sprintf("; %s were already here", sizeText(uint64(ev.Resumed)))
+	}
+	return s
+}
+
 // fetchProgress returns the function that shows fetch events: a bar on a terminal, JSON lines
-// once a second with --json, nothing otherwise. An event of type "end" tidies up.
+// once a second with --json, nothing otherwise. Whatever the mode, a fetch that resumes says so
+// on stderr. An event of type "end" tidies up.
 func fetchProgress(app *App, asJSON bool) func(api.FetchEvent) {
+	var bar *fetchBar
+	if !asJSON && isTerminal(app.Err) {
+		bar = &fetchBar{w: app.Err}
+	}
 	var last time.Time
-	if asJSON {
-		return func(ev api.FetchEvent) {
+	told := false
+	return func(ev api.FetchEvent) {
+		if p := ev.Progress; p != nil && !told && p.Bytes > 0 {
+			told = true
+			if p.Resumed > 0 && p.Resumed < p.Bytes { // all of it here is a copy, not a resume
+				msg := fmt.Sprintf("resuming: %s of %s already here", sizeText(uint64(p.Resumed)), sizeText(uint64(p.Bytes)))
+				if bar != nil {
+					bar.note(msg)
+				} else {
+					fmt.Fprintln(app.Err, msg)
+				}
+			}
+		}
+		switch {
+		case asJSON:
 			if ev.Type == "progress" && time.Since(last) >= time.Second {
 				last = time.Now()
 				_ = writeJSONLine(app.Out, ev)
 			}
-		}
-	}
-	if !isTerminal(app.Err) {
-		return func(api.FetchEvent) {}
-	}
-	var bar *progressbar.ProgressBar
-	return func(ev api.FetchEvent) {
-		switch {
+		case bar == nil:
+		case ev.Type == "progress" && ev.Progress != nil:
+			bar.progress(*ev.Progress)
+		case ev.Type == "done":
+			bar.done(ev)
 		case ev.Type == "end":
-			if bar != nil {
-				_ = bar.Close()
-			}
-		case ev.Progress != nil:
-			p := ev.Progress
-			if bar == nil {
-				bar = progressbar.NewOptions64(max(p.Bytes, 1),
-					progressbar.OptionSetWriter(app.Err),
-					progressbar.OptionShowBytes(true),
-					progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true),
-					progressbar.OptionThrottle(200*time.Millisecond),
-					progressbar.OptionClearOnFinish(),
-				)
-			}
-			if p.Bytes > bar.GetMax64() {
-				bar.ChangeMax64(p.Bytes)
-			}
-			bar.Describe(fmt.Sprintf("fetching from %d peers", p.Peers))
-			_ = bar.Set64(p.BytesDone)
+			bar.end()
 		}
 	}
-}
-
-func humanBytes(n float64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	i := 0
-	for n >= 1024 && i < len(units)-1 {
-		n /= 1024
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", n, units[i])
 }
 
 // searchCatalog asks the running daemon, or with none reads the catalog the repo's event log

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"peer/node/api"
+	"peer/store"
 )
 
 // daemonAddr returns the first listen address of the daemon on repo.
@@ -68,6 +70,18 @@ func TestShareOnAFetchOnC(t *testing.T) {
 	require.NotZero(t, code)
 	require.Contains(t, errOut, "--force")
 
+	// Where the announced name is a directory, --force or not, the fetch fails before it begins
+	// and leaves nothing there.
+	other := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(other, "report.pdf", "inside"), 0o755))
+	_, errOut, code = peerCmd(t, repos["c"], "fetch", root, "-o", other, "--force")
+	require.NotZero(t, code)
+	require.Contains(t, errOut, filepath.Join(other, "report.pdf")+" (use -o to choose a file name)")
+	require.Contains(t, errOut, "is a directory")
+	entries, err := os.ReadDir(other)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "no .part beside the directory")
+
 	// Hostile input: a malformed CID and a CID nobody has get one clear line each.
 	_, errOut, code = peerCmd(t, repos["c"], "fetch", "bafy-not-a-cid")
 	require.NotZero(t, code)
@@ -118,14 +132,26 @@ func TestFetchResumesAfterKill(t *testing.T) {
 	_, err = os.Stat(target)
 	require.True(t, os.IsNotExist(err), "no partial file under the final name")
 
+	// With no daemon, ls lists the partial file and where its bytes are.
+	out, errOut, code = peerCmd(t, leech, "ls")
+	require.Zero(t, code, errOut)
+	require.Regexp(t, root+`\s+\d+\s+partial( \d+%)?\s+big.iso\s+`+regexp.QuoteMeta(store.PartPath(target)), out)
+
 	startDaemonProcess(t, leech, "--network", "resume", "--bootstrap", seedAddr)
 	out, errOut, code = peerCmd(t, leech, "fetch", root, "-o", target, "--json")
 	require.Zero(t, code, errOut)
-	var ev api.FetchEvent
-	require.NoError(t, json.Unmarshal([]byte(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]), &ev))
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var ev, first api.FetchEvent
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &first))
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &ev))
 	require.Equal(t, "done", ev.Type)
-	t.Logf("first run had %d bytes when killed; the resumed run received %d of %d", done, ev.Received, size)
+	t.Logf("first run had %d bytes when killed; the resumed run found %d here and received %d of %d", done, ev.Resumed, ev.Received, size)
+	require.GreaterOrEqual(t, ev.Resumed, done, "what the first run verified is found here")
+	require.NotNil(t, first.Progress)
+	require.Equal(t, ev.Resumed, first.Progress.Resumed, "progress says from the start what was here")
+	require.Equal(t, int64(size), first.Progress.Bytes, "bytes is the file's size")
 	require.LessOrEqual(t, ev.Received, int64(size)-done+1<<20, "only what was missing is fetched again")
+	require.Regexp(t, `^resuming: [\d.]+ MiB of 24 MiB already here\n`, errOut, "the rerun says it resumes")
 	got, err := os.ReadFile(target)
 	require.NoError(t, err)
 	require.Equal(t, sha256.Sum256(data), sha256.Sum256(got))

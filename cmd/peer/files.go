@@ -336,7 +336,7 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 		return writeJSON(w, files)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CID\tSIZE\tSTATE\tNAME")
+	fmt.Fprintln(tw, "CID\tSIZE\tSTATE\tNAME\tPATH")
 	for _, f := range files {
 		state := string(f.State)
 		if f.State == store.Partial && f.Size > 0 {
@@ -345,7 +345,11 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 		if f.Pinned {
 			state += ", pinned"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", f.CID, f.Size, state, f.Name)
+		path := f.Path // a referenced file, or where a fetch writes (its .part until complete)
+		if f.State == store.Partial && path != "" {
+			path = store.PartPath(path)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", f.CID, f.Size, state, f.Name, path)
 	}
 	return tw.Flush()
 }

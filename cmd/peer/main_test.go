@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/stretchr/testify/require"
 
 	"peer/store"
@@ -233,4 +236,52 @@ func TestInitWritesAMissingConfig(t *testing.T) {
 	out.Reset()
 	require.Zero(t, run(t.Context(), []string{"--repo", repo, "init"}, nil, &out, &errb), errb.String())
 	require.FileExists(t, cfgPath)
+}
+
+// TestCLIPartialFetchIsListedWithItsPathAndRmDeletesIt makes a partial fetch in one repo, then
+// checks that `peer ls` shows where its bytes are and `peer rm` deletes them.
+func TestCLIPartialFetchIsListedWithItsPathAndRmDeletesIt(t *testing.T) {
+	srcRepo, repo := filepath.Join(t.TempDir(), "src"), filepath.Join(t.TempDir(), "repo")
+	initRepo(t, srcRepo)
+	initRepo(t, repo)
+	file := filepath.Join(t.TempDir(), "data.bin")
+	writeRandom(t, file, 3<<20, 4)
+	out, errOut, code := peerCmd(t, srcRepo, "add", "--quiet", file)
+	require.Zero(t, code, errOut)
+	root, err := cid.Decode(strings.TrimSpace(out))
+	require.NoError(t, err)
+
+	// One leaf of three arrives, then the fetch stops.
+	target := filepath.Join(t.TempDir(), "data.bin")
+	src, err := store.Open(srcRepo)
+	require.NoError(t, err)
+	dst, err := store.Open(repo)
+	require.NoError(t, err)
+	d, err := dst.StartDownload(root, "data.bin", target)
+	require.NoError(t, err)
+	b, err := src.GetBlock(t.Context(), root)
+	require.NoError(t, err)
+	kids, err := d.Expand(root, b)
+	require.NoError(t, err)
+	require.NoError(t, d.Deliver(root, b))
+	leaf, err := src.GetBlock(t.Context(), kids[0])
+	require.NoError(t, err)
+	require.NoError(t, d.Deliver(kids[0], leaf))
+	require.NoError(t, d.Fail(errors.New("interrupted")))
+	require.NoError(t, src.Close())
+	require.NoError(t, dst.Close())
+
+	out, errOut, code = peerCmd(t, repo, "ls")
+	require.Zero(t, code, errOut)
+	require.Regexp(t, root.String()+`\s+3145728\s+partial 33%\s+data.bin\s+`+regexp.QuoteMeta(store.PartPath(target))+`\n`, out)
+	_, err = os.Stat(store.PartPath(target))
+	require.NoError(t, err)
+
+	_, errOut, code = peerCmd(t, repo, "rm", root.String())
+	require.Zero(t, code, errOut)
+	_, err = os.Stat(store.PartPath(target))
+	require.ErrorIs(t, err, os.ErrNotExist, "rm deletes the partial file")
+	out, errOut, code = peerCmd(t, repo, "ls")
+	require.Zero(t, code, errOut)
+	require.NotContains(t, out, root.String())
 }

@@ -39,12 +39,14 @@ type FetchRequest struct {
 
 // FetchProgress is how far a fetch is.
 type FetchProgress struct {
-	Blocks     int     `json:"blocks"`      // blocks known so far
-	BlocksDone int     `json:"blocks_done"` // verified and stored
-	Bytes      int64   `json:"bytes"`       // bytes of the file known so far
-	BytesDone  int64   `json:"bytes_done"`  // bytes received and verified
-	Peers      int     `json:"peers"`       // peers serving now
-	Rate       float64 `json:"rate"`        // bytes/s, recent
+	Blocks     int     `json:"blocks"`      // blocks known so far (the DAG unfolds as it arrives)
+	BlocksDone int     `json:"blocks_done"` // verified and stored, or already here
+	Bytes      int64   `json:"bytes"`       // the file's size (0 until the root block is here)
+	BytesDone  int64   `json:"bytes_done"`  // bytes of the file here and verified, resumed ones included
+	Resumed    int64   `json:"resumed"`     // of those, bytes that were here before this fetch began
+	Received   int64   `json:"received"`    // bytes received from peers by this fetch (duplicates included)
+	Peers      int     `json:"peers"`       // peers that delivered at least one verified block
+	Rate       float64 `json:"rate"`        // bytes/s received, recent
 	Duplicates int64   `json:"duplicates"`  // bytes received twice
 }
 
@@ -57,9 +59,10 @@ type FetchEvent struct {
 	Path     string         `json:"path,omitempty"`
 	Error    string         `json:"error,omitempty"`
 	// Summary of a finished fetch.
-	Received   int64         `json:"received,omitempty"`
+	Received   int64         `json:"received,omitempty"` // bytes received from peers by this fetch
+	Resumed    int64         `json:"resumed,omitempty"`  // bytes of the file that were already here
 	Duplicates int64         `json:"duplicates,omitempty"`
-	Peers      int           `json:"peers,omitempty"`
+	Peers      int           `json:"peers,omitempty"` // peers that delivered at least one verified block
 	BadBlocks  int           `json:"bad_blocks,omitempty"`
 	Duration   time.Duration `json:"duration_ns,omitempty"`
 }
