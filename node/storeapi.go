@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -173,59 +175,70 @@ func (n *Node) handleEvents(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "]\n")
 }
 
+// followEvents streams the events with Seq >= from as server-sent events, then each new one as it
+// is recorded, with none missed or repeated however slowly the client reads (store.Follow refills
+// a gap from the log). If the stream cannot go on (the log cannot be read), it ends with an
+// "error" event whose data is {"error": "..."}, which the client reports.
 func (n *Node) followEvents(w http.ResponseWriter, r *http.Request, st *store.Store, from uint64) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		api.WriteError(w, http.StatusInternalServerError, errors.New("streaming is not supported here"))
 		return
 	}
-	// Subscribe before replaying, so no event falls between the two.
-	ch, stop := st.Subscribe()
-	defer stop()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	send := func(e store.Event) error {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		if _, err := fmt.Fprintf(w, "id: %d\ndata: %s\n\n", e.Seq, b); err != nil {
+	fl.Flush()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	var mu sync.Mutex // the keepalive goroutine and Follow both write
+	write := func(f func() error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := f(); err != nil {
+			cancel() // the client is gone
 			return err
 		}
 		fl.Flush()
 		return nil
 	}
-	next := from
-	if err := st.Events(from, func(e store.Event) error {
-		next = e.Seq + 1
-		return send(e)
-	}); err != nil {
-		return
-	}
-	fl.Flush()
-	keepalive := time.NewTicker(15 * time.Second)
-	defer keepalive.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-keepalive.C:
-			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		keepalive := time.NewTicker(15 * time.Second)
+		defer keepalive.Stop()
+		for {
+			select {
+			case <-ctx.Done():
 				return
-			}
-			fl.Flush()
-		case e, ok := <-ch:
-			if !ok {
-				return
-			}
-			if e.Seq < next {
-				continue
-			}
-			next = e.Seq + 1
-			if send(e) != nil {
-				return
+			case <-keepalive.C:
+				_ = write(func() error {
+					_, err := io.WriteString(w, ": keepalive\n\n")
+					return err
+				})
 			}
 		}
+	}()
+	defer wg.Wait() // no write after the handler returns
+	defer cancel()
+	err := st.Follow(ctx, from, func(e store.Event) error {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return write(func() error {
+			_, err := fmt.Fprintf(w, "id: %d\ndata: %s\n\n", e.Seq, b)
+			return err
+		})
+	})
+	if err == nil || ctx.Err() != nil {
+		return // the client went away, or the daemon is stopping
 	}
+	logger().Warn("event stream stopped", "err", err)
+	b, _ := json.Marshal(api.Error{Error: "event stream stopped: " + err.Error()})
+	_ = write(func() error {
+		_, err := fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
+		return err
+	})
 }

@@ -227,23 +227,39 @@ func (c *Client) Events(ctx context.Context, from uint64) ([]store.Event, error)
 }
 
 // FollowEvents calls fn for every event with Seq >= from, then for each new one as it is
-// recorded, until ctx ends (it then returns ctx's error), fn fails, or the daemon stops. fn is
-// called from the calling goroutine.
+// recorded, until ctx ends (it then returns ctx's error), fn fails, or the daemon stops (an
+// error: the stream ended). The daemon never skips an event; if it cannot go on it ends the
+// stream with an error, which FollowEvents returns. fn is called from the calling goroutine.
 func (c *Client) FollowEvents(ctx context.Context, from uint64, fn func(store.Event) error) error {
 	resp, err := c.Request(ctx, http.MethodGet, PathEvents+"?follow=1&from="+strconv.FormatUint(from, 10), nil, "")
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	err = ReadSSE(resp.Body, func(data []byte) error {
+	var next uint64 // the Seq the next event must have; 0 before the first
+	err = readSSE(resp.Body, func(event string, data []byte) error {
+		if event == "error" {
+			var e Error
+			if json.Unmarshal(data, &e) != nil || e.Error == "" {
+				e.Error = string(data)
+			}
+			return errors.New(e.Error)
+		}
 		var e store.Event
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fmt.Errorf("decoding event: %w", err)
 		}
+		if next > 0 && e.Seq != next {
+			return fmt.Errorf("the event stream skipped from event %d to %d", next, e.Seq)
+		}
+		next = e.Seq + 1
 		return fn(e)
 	})
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if err == nil {
+		err = errors.New("the daemon ended the event stream (it stopped?)")
 	}
 	return err
 }
@@ -251,19 +267,27 @@ func (c *Client) FollowEvents(ctx context.Context, from uint64, fn func(store.Ev
 // ReadSSE reads server-sent events from r and calls fn with the data of each (lines of one
 // event joined by "\n"). Lines are capped at 1 MiB.
 func ReadSSE(r io.Reader, fn func(data []byte) error) error {
+	return readSSE(r, func(_ string, data []byte) error { return fn(data) })
+}
+
+// readSSE is ReadSSE that also passes each event's type ("" when it has no "event:" line).
+func readSSE(r io.Reader, fn func(event string, data []byte) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var data []byte
+	event := ""
 	for sc.Scan() {
 		line := sc.Bytes()
 		switch {
 		case len(line) == 0:
 			if data != nil {
-				if err := fn(data); err != nil {
+				if err := fn(event, data); err != nil {
 					return err
 				}
-				data = nil
 			}
+			data, event = nil, ""
+		case bytes.HasPrefix(line, []byte("event:")):
+			event = string(bytes.TrimSpace(bytes.TrimPrefix(line, []byte("event:"))))
 		case bytes.HasPrefix(line, []byte("data:")):
 			v := bytes.TrimPrefix(bytes.TrimPrefix(line, []byte("data:")), []byte(" "))
 			if data != nil {
