@@ -50,12 +50,12 @@ type Store struct {
 	recMu   sync.Mutex
 	mu      sync.Mutex // guards ix, snapSeq, marks, subs, refs, refsGen, closed
 	ix      *index
-	snapSeq uint64                       // Seq of the last snapshot
-	marks   []mark                       // ascending by seq, the first at the log's start
-	subs    map[chan Event]chan struct{} // subscriber → its lag signal (see subscribe)
-	active  map[string]*Download         // downloads in progress, by root
-	refs    map[string][]refLoc          // leaf key → where referenced copies live; nil until first needed
-	refsGen uint64                       // counts events that invalidate refs, so a stale build is redone
+	snapSeq uint64 // Seq of the last snapshot
+	marks   []mark // ascending by seq, the first at the log's start
+	subs    map[chan Event]chan struct{}
+	active  map[string]*Download // downloads in progress, by root
+	refs    map[string][]refLoc  // leaf key → where referenced copies live; nil until first needed
+	refsGen uint64               // counts events that invalidate refs, so a stale build is redone
 	// refsBuild serializes building refs (taken before mu, never while holding it).
 	refsBuild sync.Mutex
 	// gcMu is held shared by imports and downloads while they write blocks that no event names
