@@ -150,7 +150,7 @@ func TestAPIAddLsCatEvents(t *testing.T) {
 	}
 	require.True(t, names["blob.bin"] && names["hello.txt"], "%v", names)
 
-	rc, err := c.Cat(ctx, f.Root)
+	rc, err := c.Cat(ctx, f.Root, 0)
 	require.NoError(t, err)
 	got, err := io.ReadAll(rc)
 	rc.Close()

@@ -102,6 +102,11 @@ func (n *Node) handleLs(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, fs)
 }
 
+// handleCat answers a file's bytes. It waits for the file's root before it answers, so a file
+// nobody has is a 404 (or a 504 when the root does not come within ?timeout=, default
+// DefaultCatTimeout) rather than an empty 200. The answer always has a Content-Length; a fetch
+// that fails after the headers aborts the response, so the client sees a broken connection and a
+// short body, never a clean end.
 func (n *Node) handleCat(w http.ResponseWriter, r *http.Request) {
 	st := n.needStore(w)
 	if st == nil {
@@ -109,23 +114,35 @@ func (n *Node) handleCat(w http.ResponseWriter, r *http.Request) {
 	}
 	root, err := cid.Decode(r.PathValue("cid"))
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("bad CID %q: %w", r.PathValue("cid"), err))
+		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("%q is not a valid CID: %w", r.PathValue("cid"), err))
 		return
 	}
-	rc, size, err := n.Cat(r.Context(), root)
+	var timeout time.Duration
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		if timeout, err = time.ParseDuration(v); err != nil || timeout <= 0 {
+			api.WriteError(w, http.StatusBadRequest, fmt.Errorf("timeout %q: want a positive duration such as 30s", v))
+			return
+		}
+	}
+	rc, size, err := n.Cat(r.Context(), root, timeout)
 	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
 		api.WriteError(w, statusOf(err), fmt.Errorf("reading %s: %w", root, err))
 		return
 	}
 	defer rc.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if size > 0 {
-		w.Header().Set("Content-Length", strconv.FormatUint(size, 10))
-	}
+	w.Header().Set("Content-Length", strconv.FormatUint(size, 10))
 	if _, err := io.Copy(w, rc); err != nil {
-		// The status line is sent: the client sees a short body (Content-Length) and fails.
-		logger().Warn("cat stopped", "cid", root.String(), "err", err)
+		if r.Context().Err() == nil {
+			logger().Warn("cat stopped", "cid", root.String(), "err", err)
+		}
+		// The status line is sent: break the connection so that no client takes the short
+		// body for the whole file.
+		panic(http.ErrAbortHandler)
 	}
 }
 

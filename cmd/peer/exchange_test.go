@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,4 +131,52 @@ func TestFetchResumesAfterKill(t *testing.T) {
 	got, err := os.ReadFile(target)
 	require.NoError(t, err)
 	require.Equal(t, sha256.Sum256(data), sha256.Sum256(got))
+}
+
+// TestCatFailsClearly: `peer cat` of a CID nobody has, and of a file whose only seeder dies
+// midway, exits non-zero with one line on stderr; what it wrote is a prefix of the file.
+func TestCatFailsClearly(t *testing.T) {
+	dir := t.TempDir()
+	seed, leech := filepath.Join(dir, "seed"), filepath.Join(dir, "leech")
+	initRepo(t, seed)
+	initRepo(t, leech)
+	_, errOut, code := peerCmd(t, seed, "config", "set", "upload_limit", "4000000") // 4 MB/s
+	require.Zero(t, code, errOut)
+	seedCmd, _, _ := startDaemonProcess(t, seed, "--network", "cat")
+	startDaemonProcess(t, leech, "--network", "cat", "--bootstrap", daemonAddr(t, seed))
+
+	out, errOut, code := peerCmd(t, leech, "cat", "bafkreiemqpndzewx4bioklzfvhtiegsfny5fxuc3nkjk2vmcpjxiammsti")
+	require.NotZero(t, code)
+	require.Empty(t, out)
+	require.Contains(t, errOut, "no providers")
+	require.Equal(t, 1, strings.Count(strings.TrimSpace(errOut), "\n")+1, "one line: %q", errOut)
+
+	src := filepath.Join(t.TempDir(), "big.bin")
+	data := writeRandom(t, src, 32<<20, 6)
+	out, errOut, code = peerCmd(t, seed, "share", src)
+	require.Zero(t, code, errOut)
+	root := strings.TrimSpace(out)
+
+	cat := exec.Command(peerBin, "--repo", leech, "cat", root)
+	stdout, err := cat.StdoutPipe()
+	require.NoError(t, err)
+	var stderr syncBuffer
+	cat.Stderr = &stderr
+	require.NoError(t, cat.Start())
+	head := make([]byte, 4<<20)
+	_, err = io.ReadFull(stdout, head)
+	require.NoError(t, err)
+	require.NoError(t, seedCmd.Process.Signal(syscall.SIGKILL)) // the only seeder dies
+	_ = seedCmd.Wait()
+	rest, err := io.ReadAll(stdout)
+	require.NoError(t, err)
+	err = cat.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, "a truncated cat exits non-zero; stderr: %s", stderr.String())
+	got := append(head, rest...)
+	t.Logf("cat wrote %d of %d bytes; stderr: %s", len(got), len(data), stderr.String())
+	require.Less(t, len(got), len(data))
+	require.True(t, bytes.Equal(data[:len(got)], got), "what was written is a prefix of the file")
+	require.Contains(t, stderr.String(), "broke off")
+	require.Equal(t, 1, strings.Count(strings.TrimSpace(stderr.String()), "\n")+1, "one line: %q", stderr.String())
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -210,14 +211,46 @@ func (c *Client) Ls(ctx context.Context) ([]store.File, error) {
 	return fs, nil
 }
 
-// Cat streams the bytes of file root. The caller closes the reader.
-func (c *Client) Cat(ctx context.Context, root cid.Cid) (io.ReadCloser, error) {
-	resp, err := c.Request(ctx, http.MethodGet, PathCat+root.String(), nil, "")
+// Cat streams the bytes of file root. The daemon fetches a file it does not hold; timeout bounds
+// its wait for the file's root block (0: the daemon's default). The reader's Read fails, after
+// the bytes that came, when the stream ends short of the file's size (the fetch failed midway),
+// so a short read is never taken for the whole file. The caller closes the reader.
+func (c *Client) Cat(ctx context.Context, root cid.Cid, timeout time.Duration) (io.ReadCloser, error) {
+	path := PathCat + root.String()
+	if timeout > 0 {
+		path += "?timeout=" + url.QueryEscape(timeout.String())
+	}
+	resp, err := c.Request(ctx, http.MethodGet, path, nil, "")
 	if err != nil {
 		return nil, err
 	}
-	return resp.Body, nil
+	return &catReader{body: resp.Body, root: root, want: resp.ContentLength}, nil
 }
+
+// catReader checks that a cat's body is as long as its Content-Length.
+type catReader struct {
+	body io.ReadCloser
+	root cid.Cid
+	want int64 // -1 when the daemon sent no length
+	got  int64
+}
+
+func (r *catReader) Read(p []byte) (int, error) {
+	n, err := r.body.Read(p)
+	r.got += int64(n)
+	switch {
+	case err == nil:
+	case err == io.EOF && (r.want < 0 || r.got == r.want):
+	case errors.Is(err, context.Canceled):
+	case r.want >= 0:
+		err = fmt.Errorf("the daemon broke off %s after %d of %d bytes: its fetch failed (`peer events` says why)", r.root, r.got, r.want)
+	default:
+		err = fmt.Errorf("the daemon broke off %s after %d bytes: %w", r.root, r.got, err)
+	}
+	return n, err
+}
+
+func (r *catReader) Close() error { return r.body.Close() }
 
 // Events returns the events with Seq >= from.
 func (c *Client) Events(ctx context.Context, from uint64) ([]store.Event, error) {
