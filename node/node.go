@@ -146,9 +146,11 @@ func New(opts Options) (*Node, error) {
 	return n, nil
 }
 
-// Start listens on every configured address, starts discovery (bootstrapping off the configured
-// peers, bounded by the config's bootstrap_timeout), then the other subsystems, then the API.
-// On error it stops what it started. ctx bounds the start only; stop the node with Close.
+// Start starts the API first, answering 503 "starting" (api.Server.SetStarting) so that clients
+// can tell a starting daemon from none, then listens on every configured address, starts
+// discovery (bootstrapping off the configured peers, bounded by the config's bootstrap_timeout)
+// and the other subsystems, and then lets the API answer. On error it stops what it started. ctx
+// bounds the start only; stop the node with Close.
 func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -160,6 +162,15 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			err = errors.Join(err, n.stopLocked())
 		}
 	}()
+
+	// 0. The API, first: its address file tells the CLI a daemon runs on the repo, and until
+	// the node is up every endpoint says that it is starting.
+	if n.api != nil {
+		n.api.SetStarting(fmt.Sprintf("the daemon is starting (bootstrapping takes up to %s): try again in a moment", time.Duration(n.cfg.BootstrapTimeout)))
+		if err := n.api.Start(ctx); err != nil {
+			return err
+		}
+	}
 
 	// 1. The host, listening on each address in turn so a failure names it.
 	h := n.opts.Host
@@ -209,15 +220,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	// 4. The API, last, so that once its address file exists every endpoint works.
-	if n.api != nil {
-		if err := n.api.Start(ctx); err != nil {
-			return err
-		}
-		n.closers = append(n.closers, n.api.Close)
-	}
 	n.started = time.Now()
 	n.running = true
+	// 4. The API answers.
+	if n.api != nil {
+		n.api.SetStarting("")
+	}
 	logger().Info("node started", "id", n.id.String(), "addrs", h.Addrs(), "network", n.cfg.Network, "private", n.psk != nil)
 	return nil
 }
@@ -261,11 +269,22 @@ func (n *Node) Close() error {
 	n.closed = true
 	closers := n.takeClosersLocked()
 	n.mu.Unlock()
-	// Run without the lock: API handlers still finishing may need it.
-	return runClosers(closers)
+	// Run without the lock: API handlers still finishing may need it. The API stops first, as
+	// it started first: no request reaches a subsystem that is stopping.
+	return errors.Join(n.closeAPI(), runClosers(closers))
 }
 
-func (n *Node) stopLocked() error { return runClosers(n.takeClosersLocked()) }
+// stopLocked stops what a failed Start started. API handlers do not take n.mu while the API
+// says it is starting, so closing it here cannot deadlock.
+func (n *Node) stopLocked() error { return errors.Join(n.closeAPI(), runClosers(n.takeClosersLocked())) }
+
+// closeAPI stops the API server (a no-op when there is none or it is stopped).
+func (n *Node) closeAPI() error {
+	if n.api == nil {
+		return nil
+	}
+	return n.api.Close()
+}
 
 func (n *Node) takeClosersLocked() []func() error {
 	c := n.closers

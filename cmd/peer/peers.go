@@ -17,7 +17,7 @@ func newPeersCmd(app *App) *cobra.Command {
 		Short: "list the connected peers (needs a running daemon)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := app.Client()
+			c, err := app.needDaemon(cmd.Context(), "peers")
 			if err != nil {
 				return err
 			}

@@ -26,6 +26,10 @@ import (
 // `peer daemon`, or use a command that works offline.
 var ErrNoDaemon = errors.New("no daemon is running")
 
+// ErrStarting means the daemon's API answers but the daemon is still starting (bootstrapping):
+// try again in a moment. A *StatusError of such an answer matches it with errors.Is.
+var ErrStarting = errors.New("the daemon is starting")
+
 // maxAnswer caps a JSON answer read by the client (streams such as cat are not capped).
 const maxAnswer = 64 << 20
 
@@ -93,7 +97,12 @@ func (c *Client) Request(ctx context.Context, method, path string, body io.Reade
 type StatusError struct {
 	Code    int
 	Message string
+	// Starting is set when the daemon answered that it is still starting.
+	Starting bool
 }
+
+// Is makes a "still starting" answer match ErrStarting.
+func (e *StatusError) Is(target error) bool { return target == ErrStarting && e.Starting }
 
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("daemon: %s (HTTP %d)", e.Message, e.Code)
@@ -103,7 +112,7 @@ func decodeError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var e Error
 	if json.Unmarshal(b, &e) == nil && e.Error != "" {
-		return &StatusError{Code: resp.StatusCode, Message: e.Error}
+		return &StatusError{Code: resp.StatusCode, Message: e.Error, Starting: resp.StatusCode == http.StatusServiceUnavailable && e.Status == StatusStarting}
 	}
 	msg := strings.TrimSpace(string(b))
 	if msg == "" {
