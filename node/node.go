@@ -276,7 +276,9 @@ func (n *Node) Close() error {
 
 // stopLocked stops what a failed Start started. API handlers do not take n.mu while the API
 // says it is starting, so closing it here cannot deadlock.
-func (n *Node) stopLocked() error { return errors.Join(n.closeAPI(), runClosers(n.takeClosersLocked())) }
+func (n *Node) stopLocked() error {
+	return errors.Join(n.closeAPI(), runClosers(n.takeClosersLocked()))
+}
 
 // closeAPI stops the API server (a no-op when there is none or it is stopped).
 func (n *Node) closeAPI() error {
