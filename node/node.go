@@ -5,7 +5,10 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +20,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/sec"
+	"github.com/libp2p/go-libp2p/core/transport"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -355,8 +360,14 @@ func (n *Node) Addrs() []ma.Multiaddr {
 	return addrs
 }
 
-// Connect dials addr (a multiaddr ending in /p2p/ID). The error says why it failed, including
-// when the peer is likely on another private network.
+// connectTimeout bounds a Connect.
+const connectTimeout = 30 * time.Second
+
+// Connect dials addr (a multiaddr ending in /p2p/ID) itself, on a connection of its own, even
+// when the peer is already connected through another address, so that success means that
+// address reaches that peer. The error is one line that says why it failed: nothing listens
+// there, no answer in time, another peer answers there (naming it), or the two could not agree
+// on a protocol (a private network, say).
 func (n *Node) Connect(ctx context.Context, addr string) (peer.AddrInfo, error) {
 	h := n.Host()
 	if h == nil {
@@ -364,23 +375,82 @@ func (n *Node) Connect(ctx context.Context, addr string) (peer.AddrInfo, error) 
 	}
 	ai, err := peer.AddrInfoFromString(addr)
 	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("address %q: %w (want a multiaddr ending in /p2p/ID, as `peer id` prints)", addr, err)
+		return peer.AddrInfo{}, fmt.Errorf("%q is not a peer address: %v (want a multiaddr ending in /p2p/ID, as `peer id` prints)", addr, err)
 	}
 	if ai.ID == h.ID() {
 		return *ai, errors.New("that address is this node's own")
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
+	for _, a := range ai.Addrs {
+		if err := n.dialAddr(ctx, h, ai.ID, a); err != nil {
+			return *ai, n.explainDial(ai.ID, a, err)
+		}
+	}
 	if err := h.Connect(network.WithForceDirectDial(ctx, "user asked"), *ai); err != nil {
-		if n.psk != nil {
-			return *ai, fmt.Errorf("connecting to %s: %w (this node is on a private network, swarm key %s: the peer must use the same swarm key)", ai.ID, err, n.pskFP)
-		}
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			return *ai, fmt.Errorf("connecting to %s: %w (nothing listens there: is its daemon running?)", ai.ID, err)
-		}
-		return *ai, fmt.Errorf("connecting to %s: %w (if the peer runs a private network, start this daemon with its --swarm-key)", ai.ID, err)
+		return *ai, n.explainDial(ai.ID, nil, err)
 	}
 	return *ai, nil
+}
+
+// dialAddr dials a, expecting peer p there, on a connection of its own that it then closes:
+// the swarm would answer with a connection it already has, or dial other known addresses.
+func (n *Node) dialAddr(ctx context.Context, h host.Host, p peer.ID, a ma.Multiaddr) error {
+	sw, ok := h.Network().(interface {
+		TransportForDialing(ma.Multiaddr) transport.Transport
+	})
+	if !ok { // a host of the caller's (mocknet): only the swarm's own dial
+		return nil
+	}
+	t := sw.TransportForDialing(a)
+	if t == nil {
+		return fmt.Errorf("%w: this node has no transport for %s", errNoTransport, a)
+	}
+	c, err := t.Dial(ctx, a, p)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+var errNoTransport = errors.New("no transport")
+
+// explainDial turns a failed dial of peer p at a (nil: at any address known) into one line.
+func (n *Node) explainDial(p peer.ID, a ma.Multiaddr, err error) error {
+	where := "peer " + p.String()
+	if a != nil {
+		where = a.String()
+	}
+	var mismatch sec.ErrPeerIDMismatch
+	var nerr net.Error
+	switch {
+	case errors.As(err, &mismatch):
+		return fmt.Errorf("%w: %s is peer %s, not %s: check the /p2p/ part of the address (`peer id` there prints it)", ErrWrongPeer, where, mismatch.Actual, p)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("nothing listens at %s (connection refused): is its daemon running? is the port right?", where)
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()):
+		return fmt.Errorf("no answer from %s in time: the machine may be down or a firewall drops the packets", where)
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, errNoTransport):
+		return fmt.Errorf("cannot dial %s: this node has no transport for it (it dials TCP and QUIC)", where)
+	}
+	msg := oneLine(err)
+	if n.psk != nil {
+		return fmt.Errorf("connecting to %s failed: %s (this node is on a private network, swarm key %s: the peer must use the same swarm key)", where, msg, n.pskFP)
+	}
+	if strings.Contains(msg, "negotiate") || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		return fmt.Errorf("%s answered but the handshake failed: %s (is it a peer node? if it runs a private network, start this daemon with its --swarm-key)", where, msg)
+	}
+	return fmt.Errorf("connecting to %s failed: %s", where, msg)
+}
+
+// ErrWrongPeer means another peer than the one named answered at an address.
+var ErrWrongPeer = errors.New("wrong peer at that address")
+
+// oneLine is err's text on one line (libp2p's dial errors list each address on a line).
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
 }
 
 // Peers lists the connected peers.
