@@ -46,12 +46,9 @@ func statusOf(err error) int {
 }
 
 func parseRoot(w http.ResponseWriter, s string) (cid.Cid, bool) {
-	c, err := cid.Decode(s)
-	if err == nil {
-		err = unixfs.CheckCID(c)
-	}
+	c, err := unixfs.ParseCID(s)
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("%q is not a CID this node can fetch: %w", s, err))
+		api.WriteError(w, http.StatusBadRequest, err)
 		return cid.Undef, false
 	}
 	return c, true

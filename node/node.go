@@ -428,21 +428,24 @@ func (n *Node) explainDial(p peer.ID, a ma.Multiaddr, err error) error {
 		return fmt.Errorf("%w: %s is peer %s, not %s: check the /p2p/ part of the address (`peer id` there prints it)", ErrWrongPeer, where, mismatch.Actual, p)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("nothing listens at %s (connection refused): is its daemon running? is the port right?", where)
-	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()):
-		return fmt.Errorf("no answer from %s in time: the machine may be down or a firewall drops the packets", where)
 	case errors.Is(err, context.Canceled):
 		return err
 	case errors.Is(err, errNoTransport):
 		return fmt.Errorf("cannot dial %s: this node has no transport for it (it dials TCP and QUIC)", where)
 	}
-	msg := oneLine(err)
+	// A handshake under another swarm key fails at once or hangs: the hint fits both.
+	hint := "if the peer runs a private network, start this daemon with its --swarm-key"
 	if n.psk != nil {
-		return fmt.Errorf("connecting to %s failed: %s (this node is on a private network, swarm key %s: the peer must use the same swarm key)", where, msg, n.pskFP)
+		hint = fmt.Sprintf("this node is on a private network, swarm key %s: the peer must use the same swarm key", n.pskFP)
 	}
-	if strings.Contains(msg, "negotiate") || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
-		return fmt.Errorf("%s answered but the handshake failed: %s (is it a peer node? if it runs a private network, start this daemon with its --swarm-key)", where, msg)
+	msg := oneLine(err)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()):
+		return fmt.Errorf("no answer from %s in time: the machine may be down or a firewall drops the packets (%s)", where, hint)
+	case strings.Contains(msg, "negotiate") || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("%s answered but the handshake failed: %s (is it a peer node? %s)", where, msg, hint)
 	}
-	return fmt.Errorf("connecting to %s failed: %s", where, msg)
+	return fmt.Errorf("connecting to %s failed: %s (%s)", where, msg, hint)
 }
 
 // ErrWrongPeer means another peer than the one named answered at an address.

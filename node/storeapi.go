@@ -14,10 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ipfs/go-cid"
-
 	"peer/node/api"
 	"peer/store"
+	"peer/store/unixfs"
 )
 
 // Every call into the store from the API is in this file.
@@ -80,7 +79,7 @@ func (n *Node) handleAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := st.Add(r.Context(), body, name, opts)
 	if err != nil {
-		api.WriteError(w, http.StatusInternalServerError, fmt.Errorf("adding: %w", err))
+		api.WriteError(w, http.StatusInternalServerError, err) // the client names the file
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, f)
@@ -112,9 +111,9 @@ func (n *Node) handleCat(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	root, err := cid.Decode(r.PathValue("cid"))
+	root, err := unixfs.ParseCID(r.PathValue("cid"))
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("%q is not a valid CID: %w", r.PathValue("cid"), err))
+		api.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	var timeout time.Duration
@@ -129,7 +128,7 @@ func (n *Node) handleCat(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() != nil {
 			return // the client went away
 		}
-		api.WriteError(w, statusOf(err), fmt.Errorf("reading %s: %w", root, err))
+		api.WriteError(w, statusOf(err), err) // it names the file
 		return
 	}
 	defer rc.Close()

@@ -180,7 +180,7 @@ func newFetchCmd(app *App) *cobra.Command {
 				if cmd.Context().Err() != nil {
 					return &exitError{code: 130, err: errors.New("fetch interrupted; run the same command again to resume")}
 				}
-				return fmt.Errorf("fetching %s: %w", args[0], err)
+				return err // the daemon's error names the file ("fetching CID: …")
 			}
 			if asJSON {
 				return writeJSONLine(app.Out, ev)

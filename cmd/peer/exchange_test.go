@@ -3,17 +3,22 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
 	"peer/node/api"
@@ -179,4 +184,76 @@ func TestCatFailsClearly(t *testing.T) {
 	require.True(t, bytes.Equal(data[:len(got)], got), "what was written is a prefix of the file")
 	require.Contains(t, stderr.String(), "broke off")
 	require.Equal(t, 1, strings.Count(strings.TrimSpace(stderr.String()), "\n")+1, "one line: %q", stderr.String())
+}
+
+// requireCleanError checks what a failed command wrote to stderr: one line, no prefix repeated
+// ("fetching X: fetching X:"), no HTTP status, peer IDs in full.
+func requireCleanError(t *testing.T, stderr string, args ...string) {
+	t.Helper()
+	line := strings.TrimSpace(stderr)
+	require.NotEmpty(t, line, "%v: a message", args)
+	require.NotContains(t, line, "\n", "%v: one line", args)
+	require.NotContains(t, line, "(HTTP", "%v", args)
+	require.NotContains(t, line, "<peer.ID", "%v", args)
+	parts := strings.Split(line, ": ")
+	for i := 1; i < len(parts); i++ {
+		require.NotEqual(t, parts[i-1], parts[i], "%v: repeated prefix in %q", args, line)
+	}
+}
+
+// TestCLIErrorsThroughTheDaemonAreOneCleanLine runs failing commands against daemons and checks
+// each error is one clean line that names what failed, with hints that repeat --repo.
+func TestCLIErrorsThroughTheDaemonAreOneCleanLine(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	initRepo(t, a)
+	initRepo(t, b)
+	startDaemonProcess(t, a, "--network", "errs")
+	addrA := daemonAddr(t, a)
+	startDaemonProcess(t, b, "--network", "errs", "--bootstrap", addrA)
+	idA, idB := peerIDOf(t, a), peerIDOf(t, b)
+	unknown := "bafkreiemqpndzewx4bioklzfvhtiegsfny5fxuc3nkjk2vmcpjxiammsti"
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := "/ip4/127.0.0.1/tcp/" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port) + "/p2p/" + idB
+	require.NoError(t, ln.Close())
+	_, stranger, err := crypto.GenerateEd25519Key(rand.Reader)
+	require.NoError(t, err)
+	strangerID, err := peer.IDFromPublicKey(stranger)
+	require.NoError(t, err)
+	wrongID := strings.TrimSuffix(addrA, "/p2p/"+idA) + "/p2p/" + strangerID.String()
+
+	cases := []struct {
+		repo string
+		args []string
+		want string
+	}{
+		{b, []string{"cat", "bafyabc"}, "not a valid CID"},
+		{b, []string{"cat", "--timeout", "5s", unknown}, "no providers"},
+		{b, []string{"fetch", unknown, "-o", filepath.Join(t.TempDir(), "x")}, "fetching " + unknown},
+		{b, []string{"fetch", "zzz"}, "not a valid CID"},
+		{a, []string{"connect", dead}, "nothing listens at"},
+		{a, []string{"connect", "/ip4/127.0.0.1/tcp/1/p2p/" + idA}, "this node's own"},
+		{b, []string{"connect", wrongID}, "is peer " + idA},
+		{a, []string{"connect", "/ip4/127.0.0.1/tcp/1"}, "/p2p/"},
+		{filepath.Join(dir, "none"), []string{"ls"}, "`peer --repo " + filepath.Join(dir, "none") + " init`"},
+		{filepath.Join(dir, "none"), []string{"peers"}, "`peer --repo " + filepath.Join(dir, "none") + " daemon`"},
+	}
+	for _, tc := range cases {
+		out, stderr, code := peerCmd(t, tc.repo, tc.args...)
+		require.NotZero(t, code, "%v", tc.args)
+		require.Empty(t, out, "%v", tc.args)
+		t.Logf("%v: %s", tc.args, strings.TrimSpace(stderr))
+		require.Contains(t, stderr, tc.want, "%v", tc.args)
+		requireCleanError(t, stderr, tc.args...)
+	}
+}
+
+// peerIDOf is the peer ID of the node on repo.
+func peerIDOf(t *testing.T, repo string) string {
+	t.Helper()
+	out, errOut, code := peerCmd(t, repo, "id")
+	require.Zero(t, code, errOut)
+	return strings.Fields(out)[0]
 }

@@ -36,6 +36,9 @@ func init() {
 // openStore opens the repo for an offline command.
 func (a *App) openStore() (*store.Store, error) {
 	s, err := store.Open(a.Repo())
+	if errors.Is(err, store.ErrNotInitialized) {
+		return nil, fmt.Errorf("no repo at %s: create it with `%s`", a.Repo(), a.command("init"))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -55,16 +58,7 @@ func (a *App) withStore(fn func(*store.Store) error) error {
 	return errors.Join(fn(s), s.Close())
 }
 
-func parseCID(s string) (cid.Cid, error) {
-	c, err := cid.Decode(s)
-	if err != nil {
-		return cid.Undef, fmt.Errorf("%q is not a valid CID: %w", s, err)
-	}
-	if err := unixfs.CheckCID(c); err != nil {
-		return cid.Undef, err
-	}
-	return c, nil
-}
+func parseCID(s string) (cid.Cid, error) { return unixfs.ParseCID(s) }
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -430,7 +424,7 @@ func newEventsCmd(app *App) *cobra.Command {
 				return err
 			}
 			if follow {
-				return fmt.Errorf("--follow needs a running daemon (start one with `peer daemon`)")
+				return fmt.Errorf("--follow needs a running daemon: start one with `%s`", app.command("daemon"))
 			}
 			if d != nil {
 				evs, err := d.Events(cmd.Context(), 0)

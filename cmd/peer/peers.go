@@ -29,7 +29,7 @@ func newPeersCmd(app *App) *cobra.Command {
 				return writeJSON(app.Out, ps)
 			}
 			if len(ps) == 0 {
-				fmt.Fprintln(app.Err, "no connected peers (connect with `peer connect MADDR` or start the daemon with --bootstrap)")
+				fmt.Fprintf(app.Err, "no connected peers (connect with `%s` or start the daemon with --bootstrap)\n", app.command("connect MADDR"))
 				return nil
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)

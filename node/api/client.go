@@ -104,9 +104,9 @@ type StatusError struct {
 // Is makes a "still starting" answer match ErrStarting.
 func (e *StatusError) Is(target error) bool { return target == ErrStarting && e.Starting }
 
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("daemon: %s (HTTP %d)", e.Message, e.Code)
-}
+// Error is the daemon's message alone: it is written for the user, and the status code is in
+// Code for programs.
+func (e *StatusError) Error() string { return e.Message }
 
 func decodeError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
