@@ -394,7 +394,8 @@ func (n *Node) Connect(ctx context.Context, addr string) (peer.AddrInfo, error) 
 }
 
 // dialAddr dials a, expecting peer p there, on a connection of its own that it then closes:
-// the swarm would answer with a connection it already has, or dial other known addresses.
+// the swarm would answer with a connection it already has, or dial other known addresses. An
+// address no transport dials as it is (a DNS name) is left to the swarm's dial.
 func (n *Node) dialAddr(ctx context.Context, h host.Host, p peer.ID, a ma.Multiaddr) error {
 	sw, ok := h.Network().(interface {
 		TransportForDialing(ma.Multiaddr) transport.Transport
@@ -403,8 +404,8 @@ func (n *Node) dialAddr(ctx context.Context, h host.Host, p peer.ID, a ma.Multia
 		return nil
 	}
 	t := sw.TransportForDialing(a)
-	if t == nil {
-		return fmt.Errorf("%w: this node has no transport for %s", errNoTransport, a)
+	if t == nil { // not dialable as it is (a DNS name): the swarm resolves it in Connect
+		return nil
 	}
 	c, err := t.Dial(ctx, a, p)
 	if err != nil {
@@ -412,8 +413,6 @@ func (n *Node) dialAddr(ctx context.Context, h host.Host, p peer.ID, a ma.Multia
 	}
 	return c.Close()
 }
-
-var errNoTransport = errors.New("no transport")
 
 // explainDial turns a failed dial of peer p at a (nil: at any address known) into one line.
 func (n *Node) explainDial(p peer.ID, a ma.Multiaddr, err error) error {
@@ -430,8 +429,6 @@ func (n *Node) explainDial(p peer.ID, a ma.Multiaddr, err error) error {
 		return fmt.Errorf("nothing listens at %s (connection refused): is its daemon running? is the port right?", where)
 	case errors.Is(err, context.Canceled):
 		return err
-	case errors.Is(err, errNoTransport):
-		return fmt.Errorf("cannot dial %s: this node has no transport for it (it dials TCP and QUIC)", where)
 	}
 	// A handshake under another swarm key fails at once or hangs: the hint fits both.
 	hint := "if the peer runs a private network, start this daemon with its --swarm-key"
