@@ -359,7 +359,7 @@ func (d *Discovery) bootstrap(ctx context.Context, peers []peer.AddrInfo) error 
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", ai.ID.ShortString(), err))
+				errs = append(errs, fmt.Errorf("%s: %w", ai.ID, err))
 				return
 			}
 			ok++

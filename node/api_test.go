@@ -150,7 +150,7 @@ func TestAPIAddLsCatEvents(t *testing.T) {
 	}
 	require.True(t, names["blob.bin"] && names["hello.txt"], "%v", names)
 
-	rc, err := c.Cat(ctx, f.Root)
+	rc, err := c.Cat(ctx, f.Root, 0)
 	require.NoError(t, err)
 	got, err := io.ReadAll(rc)
 	rc.Close()
@@ -173,4 +173,52 @@ func TestAPIAddLsCatEvents(t *testing.T) {
 	}
 	cancel()
 	require.ErrorIs(t, <-followDone, context.Canceled)
+}
+
+// A client that stops reading while thousands of events are recorded (far more than the live
+// stream buffers) still gets every event once, in order: the daemon refills the gap from the log.
+func TestAPIEventStreamMissesNothingForASlowClient(t *testing.T) {
+	n, c := startDaemon(t)
+	st := n.Store()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	const burst = 5000
+	first := make(chan struct{})
+	resume := make(chan struct{})
+	var got []uint64
+	done := make(chan error, 1)
+	go func() {
+		done <- c.FollowEvents(ctx, 0, func(e store.Event) error {
+			if len(got) == 0 {
+				close(first)
+				<-resume // stop reading while the burst is recorded
+			}
+			got = append(got, e.Seq)
+			if len(got) == burst+1 {
+				cancel()
+			}
+			return nil
+		})
+	}()
+	empty := "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+	require.NoError(t, st.Record(store.Event{Type: store.Unshared, Root: empty}))
+	<-first
+	evs := make([]store.Event, burst)
+	for i := range evs {
+		evs[i] = store.Event{Type: store.Unshared, Root: empty}
+	}
+	for i := 0; i < burst; i += 500 { // in groups, as gossip records announcements
+		require.NoError(t, st.Record(evs[i:i+500]...))
+	}
+	close(resume)
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the stream stalled after %d events", len(got))
+	}
+	require.Len(t, got, burst+1)
+	for i, seq := range got {
+		require.EqualValues(t, i+1, seq, "event %d", i)
+	}
 }

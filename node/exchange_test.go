@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,11 +16,13 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
 	"peer/internal/config"
 	"peer/node"
+	"peer/node/api"
 	"peer/store"
 	"peer/transfer"
 )
@@ -96,7 +99,7 @@ func TestShareSearchFetchAcrossThreeNodes(t *testing.T) {
 	require.True(t, os.IsNotExist(err), "no temporary file left")
 
 	// c now serves it: b streams it with cat (fetching as it goes), from a and c.
-	rc, _, err := b.Cat(t.Context(), f.Root)
+	rc, _, err := b.Cat(t.Context(), f.Root, 0)
 	require.NoError(t, err)
 	streamed, err := io.ReadAll(rc)
 	require.NoError(t, err)
@@ -396,4 +399,99 @@ func TestRepeatedMisbehaviourWarnsOnce(t *testing.T) {
 	}
 	require.NoError(t, n.Close()) // waits for the stream handlers
 	require.EqualValues(t, 1, w.n.Load())
+}
+
+// withAPI gives a repoNode its API on a free loopback port.
+func withAPI(o *node.Options) { o.Config.API = "127.0.0.1:0" }
+
+// catGet asks n's API for path and returns the status and body.
+func catGet(t *testing.T, n *node.Node, path string) (int, string) {
+	t.Helper()
+	c, err := api.ForRepo(n.Store().Dir())
+	require.NoError(t, err)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, c.URL()+path, nil)
+	require.NoError(t, err)
+	tok, err := api.LoadOrCreateToken(n.Store().Dir())
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// GET /api/v1/cat answers only once it has the file's root: 404 when no provider has the file,
+// 504 when the root does not come in time, 400 for a bad CID; never an empty 200.
+func TestAPICatStatusCodes(t *testing.T) {
+	a := repoNode(t, nil)
+	quick := repoNode(t, a, withAPI, func(o *node.Options) {
+		o.Transfer = []transfer.Option{transfer.WithNoProvidersTimeout(time.Second)}
+	})
+	patient := repoNode(t, a, withAPI) // the default no-providers wait, 30 s
+	// A peer that speaks the transfer protocol but never answers: a provider that is there but
+	// too slow, the case for 504.
+	mute, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	require.NoError(t, err)
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold); _ = mute.Close() })
+	mute.SetStreamHandler(transfer.ID, func(s network.Stream) { <-hold; _ = s.Reset() })
+	require.NoError(t, patient.Host().Connect(t.Context(), peer.AddrInfo{ID: mute.ID(), Addrs: mute.Addrs()}))
+	require.Eventually(t, func() bool {
+		ok, _ := patient.Host().Peerstore().SupportsProtocols(mute.ID(), transfer.ID)
+		return len(ok) > 0
+	}, 10*time.Second, 10*time.Millisecond, "identify tells the node the mute peer speaks the protocol")
+	sum := sha256.Sum256([]byte("nobody has this"))
+	unknown := cid.NewCidV1(cid.Raw, append([]byte{0x12, 0x20}, sum[:]...)).String()
+
+	code, body := catGet(t, quick, api.PathCat+unknown)
+	require.Equal(t, http.StatusNotFound, code, body)
+	require.Contains(t, body, "no providers")
+
+	start := time.Now()
+	code, body = catGet(t, patient, api.PathCat+unknown+"?timeout=300ms")
+	require.Equal(t, http.StatusGatewayTimeout, code, body)
+	require.Contains(t, body, "within 300ms")
+	require.Less(t, time.Since(start), 10*time.Second)
+
+	code, body = catGet(t, quick, api.PathCat+"not-a-cid")
+	require.Equal(t, http.StatusBadRequest, code, body)
+	code, body = catGet(t, quick, api.PathCat+unknown+"?timeout=soon")
+	require.Equal(t, http.StatusBadRequest, code, body)
+
+	// A file held answers 200 with its length.
+	path, data := writeFile(t, 70000, 9)
+	f, err := a.Share(t.Context(), path, node.ShareOptions{})
+	require.NoError(t, err)
+	code, body = catGet(t, quick, api.PathCat+f.CID)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, string(data), body)
+}
+
+// A cat whose only provider dies midway ends in an error after a prefix of the file, never in a
+// clean end of a short file.
+func TestAPICatFailsWhenTheSeederDiesMidway(t *testing.T) {
+	a := repoNode(t, nil, func(o *node.Options) { o.Config.UploadLimit = 4 << 20 })
+	b := repoNode(t, a, withAPI, func(o *node.Options) {
+		o.Transfer = []transfer.Option{transfer.WithNoProvidersTimeout(time.Second)}
+	})
+	path, data := writeFile(t, 24<<20, 10)
+	f, err := a.Share(t.Context(), path, node.ShareOptions{})
+	require.NoError(t, err)
+	c, err := api.ForRepo(b.Store().Dir())
+	require.NoError(t, err)
+	rc, err := c.Cat(t.Context(), f.Root, 0)
+	require.NoError(t, err)
+	defer rc.Close()
+	head := make([]byte, 2<<20)
+	_, err = io.ReadFull(rc, head)
+	require.NoError(t, err)
+	require.NoError(t, a.Close()) // the only seeder goes away
+	rest, err := io.ReadAll(rc)
+	require.Error(t, err, "a truncated cat is an error")
+	require.Contains(t, err.Error(), "broke off")
+	got := append(head, rest...)
+	require.Less(t, len(got), len(data))
+	require.Equal(t, data[:len(got)], got, "what came is a prefix of the file")
 }

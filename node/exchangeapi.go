@@ -39,17 +39,16 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrNotStarted), errors.Is(err, ErrNoExchange):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrRootTimeout):
+		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError
 }
 
 func parseRoot(w http.ResponseWriter, s string) (cid.Cid, bool) {
-	c, err := cid.Decode(s)
-	if err == nil {
-		err = unixfs.CheckCID(c)
-	}
+	c, err := unixfs.ParseCID(s)
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("%q is not a CID this node can fetch: %w", s, err))
+		api.WriteError(w, http.StatusBadRequest, err)
 		return cid.Undef, false
 	}
 	return c, true
@@ -187,9 +186,21 @@ func progressOf(p FetchProgress) api.FetchProgress {
 		Resumed: int64(p.Found), Received: p.Progress.Bytes, Peers: p.Peers, Rate: p.Rate, Duplicates: p.Duplicates}
 }
 
-// Cat streams file root: from the store when held, else fetched into the repo while it streams,
-// in order, as blocks arrive.
-func (n *Node) Cat(ctx context.Context, root cid.Cid) (io.ReadCloser, uint64, error) {
+// ErrRootTimeout means a file's root block did not arrive in the time Cat was given: providers
+// may exist but none sent it.
+var ErrRootTimeout = errors.New("timed out waiting for the file's root block")
+
+// DefaultCatTimeout is how long Cat waits for the root block of a file it does not hold when it
+// is given no timeout.
+const DefaultCatTimeout = 60 * time.Second
+
+// Cat streams file root and returns its size: from the store when held, else fetched into the
+// repo while it streams, in order, as blocks arrive. For a fetched file it returns only once the
+// root block is here (so the size is known and a caller can answer before the first byte), or
+// with the error that stopped it: one wrapping transfer.ErrNoProviders when no provider has the
+// file, ErrRootTimeout when rootTimeout (0: DefaultCatTimeout) passed first. A fetch that fails
+// later makes the reader's Read fail after the bytes that came before.
+func (n *Node) Cat(ctx context.Context, root cid.Cid, rootTimeout time.Duration) (io.ReadCloser, uint64, error) {
 	st := n.opts.Store
 	if st == nil {
 		return nil, 0, ErrNoExchange
@@ -224,6 +235,32 @@ func (n *Node) Cat(ctx context.Context, root cid.Cid) (io.ReadCloser, uint64, er
 		n.metrics.Fetches.WithLabelValues("completed").Inc()
 		ex.provide(root)
 	}()
+	stop := func(err error) (io.ReadCloser, uint64, error) {
+		cancel(err)
+		<-done
+		cancel(nil)
+		return nil, 0, err
+	}
+	if rootTimeout <= 0 {
+		rootTimeout = DefaultCatTimeout
+	}
+	wctx, wcancel := context.WithTimeout(fctx, rootTimeout)
+	block, err := d.Wait(wctx, root)
+	wcancel()
+	if err != nil {
+		switch cause := context.Cause(fctx); {
+		case cause != nil: // the fetch ended (no providers, say) or the caller went away
+			return stop(cause)
+		case errors.Is(err, context.DeadlineExceeded):
+			return stop(fmt.Errorf("%w: no provider sent %s within %s", ErrRootTimeout, root, rootTimeout))
+		default:
+			return stop(err)
+		}
+	}
+	nd, err := unixfs.ParseNode(root, block)
+	if err != nil {
+		return stop(err)
+	}
 	get := func(ctx context.Context, c cid.Cid) ([]byte, error) {
 		b, err := d.Wait(ctx, c)
 		if err != nil && context.Cause(fctx) != nil {
@@ -231,7 +268,7 @@ func (n *Node) Cat(ctx context.Context, root cid.Cid) (io.ReadCloser, uint64, er
 		}
 		return b, err
 	}
-	return &fetchReader{ReadCloser: unixfs.NewReader(fctx, root, get), cancel: cancel, done: done}, 0, nil
+	return &fetchReader{ReadCloser: unixfs.NewReader(fctx, root, get), cancel: cancel, done: done}, nd.Size, nil
 }
 
 // fetchReader lets a fetch finish when its bytes were read to the end, and stops it otherwise.

@@ -5,7 +5,10 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +20,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/sec"
+	"github.com/libp2p/go-libp2p/core/transport"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -149,9 +154,11 @@ func New(opts Options) (*Node, error) {
 	return n, nil
 }
 
-// Start listens on every configured address, starts discovery (bootstrapping off the configured
-// peers, bounded by the config's bootstrap_timeout), then the other subsystems, then the API.
-// On error it stops what it started. ctx bounds the start only; stop the node with Close.
+// Start starts the API first, answering 503 "starting" (api.Server.SetStarting) so that clients
+// can tell a starting daemon from none, then listens on every configured address, starts
+// discovery (bootstrapping off the configured peers, bounded by the config's bootstrap_timeout)
+// and the other subsystems, and then lets the API answer. On error it stops what it started. ctx
+// bounds the start only; stop the node with Close.
 func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -163,6 +170,15 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			err = errors.Join(err, n.stopLocked())
 		}
 	}()
+
+	// 0. The API, first: its address file tells the CLI a daemon runs on the repo, and until
+	// the node is up every endpoint says that it is starting.
+	if n.api != nil {
+		n.api.SetStarting(fmt.Sprintf("the daemon is starting (bootstrapping takes up to %s): try again in a moment", time.Duration(n.cfg.BootstrapTimeout)))
+		if err := n.api.Start(ctx); err != nil {
+			return err
+		}
+	}
 
 	// 1. The host, listening on each address in turn so a failure names it.
 	h := n.opts.Host
@@ -212,15 +228,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	// 4. The API, last, so that once its address file exists every endpoint works.
-	if n.api != nil {
-		if err := n.api.Start(ctx); err != nil {
-			return err
-		}
-		n.closers = append(n.closers, n.api.Close)
-	}
 	n.started = time.Now()
 	n.running = true
+	// 4. The API answers.
+	if n.api != nil {
+		n.api.SetStarting("")
+	}
 	logger().Info("node started", "id", n.id.String(), "addrs", h.Addrs(), "network", n.cfg.Network, "private", n.psk != nil)
 	return nil
 }
@@ -264,11 +277,24 @@ func (n *Node) Close() error {
 	n.closed = true
 	closers := n.takeClosersLocked()
 	n.mu.Unlock()
-	// Run without the lock: API handlers still finishing may need it.
-	return runClosers(closers)
+	// Run without the lock: API handlers still finishing may need it. The API stops first, as
+	// it started first: no request reaches a subsystem that is stopping.
+	return errors.Join(n.closeAPI(), runClosers(closers))
 }
 
-func (n *Node) stopLocked() error { return runClosers(n.takeClosersLocked()) }
+// stopLocked stops what a failed Start started. API handlers do not take n.mu while the API
+// says it is starting, so closing it here cannot deadlock.
+func (n *Node) stopLocked() error {
+	return errors.Join(n.closeAPI(), runClosers(n.takeClosersLocked()))
+}
+
+// closeAPI stops the API server (a no-op when there is none or it is stopped).
+func (n *Node) closeAPI() error {
+	if n.api == nil {
+		return nil
+	}
+	return n.api.Close()
+}
 
 func (n *Node) takeClosersLocked() []func() error {
 	c := n.closers
@@ -337,8 +363,14 @@ func (n *Node) Addrs() []ma.Multiaddr {
 	return addrs
 }
 
-// Connect dials addr (a multiaddr ending in /p2p/ID). The error says why it failed, including
-// when the peer is likely on another private network.
+// connectTimeout bounds a Connect.
+const connectTimeout = 30 * time.Second
+
+// Connect dials addr (a multiaddr ending in /p2p/ID) itself, on a connection of its own, even
+// when the peer is already connected through another address, so that success means that
+// address reaches that peer. The error is one line that says why it failed: nothing listens
+// there, no answer in time, another peer answers there (naming it), or the two could not agree
+// on a protocol (a private network, say).
 func (n *Node) Connect(ctx context.Context, addr string) (peer.AddrInfo, error) {
 	h := n.Host()
 	if h == nil {
@@ -346,23 +378,82 @@ func (n *Node) Connect(ctx context.Context, addr string) (peer.AddrInfo, error) 
 	}
 	ai, err := peer.AddrInfoFromString(addr)
 	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("address %q: %w (want a multiaddr ending in /p2p/ID, as `peer id` prints)", addr, err)
+		return peer.AddrInfo{}, fmt.Errorf("%q is not a peer address: %v (want a multiaddr ending in /p2p/ID, as `peer id` prints)", addr, err)
 	}
 	if ai.ID == h.ID() {
 		return *ai, errors.New("that address is this node's own")
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
+	for _, a := range ai.Addrs {
+		if err := n.dialAddr(ctx, h, ai.ID, a); err != nil {
+			return *ai, n.explainDial(ai.ID, a, err)
+		}
+	}
 	if err := h.Connect(network.WithForceDirectDial(ctx, "user asked"), *ai); err != nil {
-		if n.psk != nil {
-			return *ai, fmt.Errorf("connecting to %s: %w (this node is on a private network, swarm key %s: the peer must use the same swarm key)", ai.ID, err, n.pskFP)
-		}
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			return *ai, fmt.Errorf("connecting to %s: %w (nothing listens there: is its daemon running?)", ai.ID, err)
-		}
-		return *ai, fmt.Errorf("connecting to %s: %w (if the peer runs a private network, start this daemon with its --swarm-key)", ai.ID, err)
+		return *ai, n.explainDial(ai.ID, nil, err)
 	}
 	return *ai, nil
+}
+
+// dialAddr dials a, expecting peer p there, on a connection of its own that it then closes:
+// the swarm would answer with a connection it already has, or dial other known addresses. An
+// address no transport dials as it is (a DNS name) is left to the swarm's dial.
+func (n *Node) dialAddr(ctx context.Context, h host.Host, p peer.ID, a ma.Multiaddr) error {
+	sw, ok := h.Network().(interface {
+		TransportForDialing(ma.Multiaddr) transport.Transport
+	})
+	if !ok { // a host of the caller's (mocknet): only the swarm's own dial
+		return nil
+	}
+	t := sw.TransportForDialing(a)
+	if t == nil { // not dialable as it is (a DNS name): the swarm resolves it in Connect
+		return nil
+	}
+	c, err := t.Dial(ctx, a, p)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// explainDial turns a failed dial of peer p at a (nil: at any address known) into one line.
+func (n *Node) explainDial(p peer.ID, a ma.Multiaddr, err error) error {
+	where := "peer " + p.String()
+	if a != nil {
+		where = a.String()
+	}
+	var mismatch sec.ErrPeerIDMismatch
+	var nerr net.Error
+	switch {
+	case errors.As(err, &mismatch):
+		return fmt.Errorf("%w: %s is peer %s, not %s: check the /p2p/ part of the address (`peer id` there prints it)", ErrWrongPeer, where, mismatch.Actual, p)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("nothing listens at %s (connection refused): is its daemon running? is the port right?", where)
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	// A handshake under another swarm key fails at once or hangs: the hint fits both.
+	hint := "if the peer runs a private network, start this daemon with its --swarm-key"
+	if n.psk != nil {
+		hint = fmt.Sprintf("this node is on a private network, swarm key %s: the peer must use the same swarm key", n.pskFP)
+	}
+	msg := oneLine(err)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()):
+		return fmt.Errorf("no answer from %s in time: the machine may be down or a firewall drops the packets (%s)", where, hint)
+	case strings.Contains(msg, "negotiate") || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("%s answered but the handshake failed: %s (is it a peer node? %s)", where, msg, hint)
+	}
+	return fmt.Errorf("connecting to %s failed: %s (%s)", where, msg, hint)
+}
+
+// ErrWrongPeer means another peer than the one named answered at an address.
+var ErrWrongPeer = errors.New("wrong peer at that address")
+
+// oneLine is err's text on one line (libp2p's dial errors list each address on a line).
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
 }
 
 // Peers lists the connected peers.

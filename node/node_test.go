@@ -21,6 +21,7 @@ import (
 
 	"peer/discovery"
 	"peer/internal/config"
+	"peer/internal/nettest"
 	"peer/node"
 )
 
@@ -217,4 +218,46 @@ func TestNewChecksConfig(t *testing.T) {
 	_, err := node.New(node.Options{Config: c, Key: newKey(t), RepoDir: t.TempDir(), APIAllowRemote: true})
 	require.NoError(t, err, "a remote API needs the explicit flag")
 	_ = discovery.ModeAuto
+}
+
+// Connect dials the address it is given, even to a peer already connected through another, and
+// says in one line why a dial failed: nothing listening, the wrong peer there (naming the one
+// found), or no answer.
+func TestConnectDialsTheAddressGiven(t *testing.T) {
+	a := startNode(t, node.Options{Config: testConfig()})
+	b := startNode(t, node.Options{Config: testConfig()})
+	other := startNode(t, node.Options{Config: testConfig()})
+	tcpA := a.Addrs()[0].String()
+	_, err := b.Connect(t.Context(), tcpA)
+	require.NoError(t, err)
+
+	// A dead address of a peer b is connected to: not "connected".
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := "/ip4/127.0.0.1/tcp/" + portOf(t, ln.Addr()) + "/p2p/" + a.ID().String()
+	require.NoError(t, ln.Close())
+	_, err = b.Connect(t.Context(), dead)
+	require.Error(t, err, "a dead address is an error though the peer is connected")
+	require.Contains(t, err.Error(), "nothing listens at /ip4/127.0.0.1/tcp/")
+	require.NotContains(t, err.Error(), "\n")
+
+	// Another peer's address with a's ID: the error names who is there.
+	wrong := other.Addrs()[0].Decapsulate(ma.StringCast("/p2p/"+other.ID().String())).String() + "/p2p/" + a.ID().String()
+	_, err = b.Connect(t.Context(), wrong)
+	require.ErrorIs(t, err, node.ErrWrongPeer)
+	require.Contains(t, err.Error(), "is peer "+other.ID().String()+", not "+a.ID().String())
+	require.NotContains(t, err.Error(), "nothing listens")
+	require.NotContains(t, err.Error(), "<peer.ID")
+	require.NotContains(t, err.Error(), "\n")
+
+	// An address that accepts and never answers: no answer in time.
+	hang, _ := nettest.HangingListener(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	_, err = b.Connect(ctx, hang.String()+"/p2p/"+a.ID().String())
+	require.ErrorContains(t, err, "no answer from "+hang.String())
+
+	// The right address still works, and says connected.
+	_, err = b.Connect(t.Context(), tcpA)
+	require.NoError(t, err)
 }

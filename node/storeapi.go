@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +11,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
 
 	"peer/node/api"
 	"peer/store"
+	"peer/store/unixfs"
 )
 
 // Every call into the store from the API is in this file.
@@ -80,7 +83,7 @@ func (n *Node) handleAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := st.Add(r.Context(), body, name, opts)
 	if err != nil {
-		api.WriteError(w, http.StatusInternalServerError, fmt.Errorf("adding: %w", err))
+		api.WriteError(w, http.StatusInternalServerError, err) // the client names the file
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, f)
@@ -102,30 +105,47 @@ func (n *Node) handleLs(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, fs)
 }
 
+// handleCat answers a file's bytes. It waits for the file's root before it answers, so a file
+// nobody has is a 404 (or a 504 when the root does not come within ?timeout=, default
+// DefaultCatTimeout) rather than an empty 200. The answer always has a Content-Length; a fetch
+// that fails after the headers aborts the response, so the client sees a broken connection and a
+// short body, never a clean end.
 func (n *Node) handleCat(w http.ResponseWriter, r *http.Request) {
 	st := n.needStore(w)
 	if st == nil {
 		return
 	}
-	root, err := cid.Decode(r.PathValue("cid"))
+	root, err := unixfs.ParseCID(r.PathValue("cid"))
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("bad CID %q: %w", r.PathValue("cid"), err))
+		api.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
-	rc, size, err := n.Cat(r.Context(), root)
+	var timeout time.Duration
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		if timeout, err = time.ParseDuration(v); err != nil || timeout <= 0 {
+			api.WriteError(w, http.StatusBadRequest, fmt.Errorf("timeout %q: want a positive duration such as 30s", v))
+			return
+		}
+	}
+	rc, size, err := n.Cat(r.Context(), root, timeout)
 	if err != nil {
-		api.WriteError(w, statusOf(err), fmt.Errorf("reading %s: %w", root, err))
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
+		api.WriteError(w, statusOf(err), err) // it names the file
 		return
 	}
 	defer rc.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if size > 0 {
-		w.Header().Set("Content-Length", strconv.FormatUint(size, 10))
-	}
+	w.Header().Set("Content-Length", strconv.FormatUint(size, 10))
 	if _, err := io.Copy(w, rc); err != nil {
-		// The status line is sent: the client sees a short body (Content-Length) and fails.
-		logger().Warn("cat stopped", "cid", root.String(), "err", err)
+		if r.Context().Err() == nil {
+			logger().Warn("cat stopped", "cid", root.String(), "err", err)
+		}
+		// The status line is sent: break the connection so that no client takes the short
+		// body for the whole file.
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -175,61 +195,72 @@ func (n *Node) handleEvents(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "]\n")
 }
 
+// followEvents streams the events with Seq >= from as server-sent events, then each new one as it
+// is recorded, with none missed or repeated however slowly the client reads (store.Follow refills
+// a gap from the log). If the stream cannot go on (the log cannot be read), it ends with an
+// "error" event whose data is {"error": "..."}, which the client reports.
 func (n *Node) followEvents(w http.ResponseWriter, r *http.Request, st *store.Store, from uint64) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		api.WriteError(w, http.StatusInternalServerError, errors.New("streaming is not supported here"))
 		return
 	}
-	// Subscribe before replaying, so no event falls between the two.
-	ch, stop := st.Subscribe()
-	defer stop()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	send := func(e store.Event) error {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		if _, err := fmt.Fprintf(w, "id: %d\ndata: %s\n\n", e.Seq, b); err != nil {
+	fl.Flush()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	var mu sync.Mutex // the keepalive goroutine and Follow both write
+	write := func(f func() error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := f(); err != nil {
+			cancel() // the client is gone
 			return err
 		}
 		fl.Flush()
 		return nil
 	}
-	next := from
-	if err := st.Events(from, func(e store.Event) error {
-		next = e.Seq + 1
-		return send(e)
-	}); err != nil {
-		return
-	}
-	fl.Flush()
-	keepalive := time.NewTicker(15 * time.Second)
-	defer keepalive.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-keepalive.C:
-			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		keepalive := time.NewTicker(15 * time.Second)
+		defer keepalive.Stop()
+		for {
+			select {
+			case <-ctx.Done():
 				return
-			}
-			fl.Flush()
-		case e, ok := <-ch:
-			if !ok {
-				return
-			}
-			if e.Seq < next {
-				continue
-			}
-			next = e.Seq + 1
-			if send(e) != nil {
-				return
+			case <-keepalive.C:
+				_ = write(func() error {
+					_, err := io.WriteString(w, ": keepalive\n\n")
+					return err
+				})
 			}
 		}
+	}()
+	defer wg.Wait() // no write after the handler returns
+	defer cancel()
+	err := st.Follow(ctx, from, func(e store.Event) error {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return write(func() error {
+			_, err := fmt.Fprintf(w, "id: %d\ndata: %s\n\n", e.Seq, b)
+			return err
+		})
+	})
+	if err == nil || ctx.Err() != nil {
+		return // the client went away, or the daemon is stopping
 	}
+	logger().Warn("event stream stopped", "err", err)
+	b, _ := json.Marshal(api.Error{Error: "event stream stopped: " + err.Error()})
+	_ = write(func() error {
+		_, err := fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
+		return err
+	})
 }
 
 // Pin pins a held file: Remove refuses it until Unpin.

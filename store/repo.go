@@ -163,6 +163,26 @@ func lockRepo(dir string) (*repoLock, error) {
 	return &repoLock{f: f}, nil
 }
 
+// LockHolder reports the process that holds the repo at dir: its pid, and true while that process
+// lives. It only reads the pid the holder wrote into the lock file and asks the system whether
+// that process exists, so it never takes the lock, even for a moment, from a process starting
+// up. A repo with no lock file, or whose holder is gone, is not held.
+func LockHolder(dir string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, lockFile))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	// Signal 0 checks that the process exists; EPERM means it does, under another user.
+	if err := unix.Kill(pid, 0); err != nil && !errors.Is(err, unix.EPERM) {
+		return 0, false
+	}
+	return pid, true
+}
+
 func (l *repoLock) release() error {
 	if l == nil || l.f == nil {
 		return nil

@@ -54,7 +54,7 @@ type Store struct {
 	ix      *index
 	snapSeq uint64 // Seq of the last snapshot
 	marks   []mark // ascending by seq, the first at the log's start
-	subs    map[chan Event]struct{}
+	subs    map[chan Event]chan struct{}
 	active  map[string]*Download // downloads in progress, by root
 	refs    map[string][]refLoc  // leaf key → where referenced copies live; nil until first needed
 	refsGen uint64               // counts events that invalidate refs, so a stale build is redone
@@ -87,7 +87,7 @@ func Open(dir string) (*Store, error) {
 		dir:     dir,
 		lock:    lk,
 		blocks:  &blockFiles{dir: filepath.Join(dir, blocksDir), dirs: map[string]bool{}},
-		subs:    map[chan Event]struct{}{},
+		subs:    map[chan Event]chan struct{}{},
 		active:  map[string]*Download{},
 		nowFunc: time.Now,
 	}
@@ -394,10 +394,16 @@ func (s *Store) Record(evs ...Event) error {
 		s.ix.apply(e)
 		s.applyRefs(e)
 		s.applyServed(e)
-		for ch := range s.subs {
+		for ch, lag := range s.subs {
 			select {
 			case ch <- e:
-			default: // a subscriber that does not keep up misses events rather than stalling the node
+			default:
+				// A subscriber that does not keep up misses events rather than stalling the
+				// node; it is told, and reads what it missed from the log (Follow does).
+				select {
+				case lag <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}
@@ -412,19 +418,28 @@ func (s *Store) Record(evs ...Event) error {
 }
 
 // Subscribe returns a channel of events recorded from now on, and a function that ends the
-// subscription. A subscriber that falls more than 1024 events behind misses events.
+// subscription. A subscriber that falls more than 1024 events behind misses events; use Follow
+// for a stream that never misses one.
 func (s *Store) Subscribe() (<-chan Event, func()) {
-	ch := make(chan Event, 1024)
+	ch, _, stop := s.subscribe()
+	return ch, stop
+}
+
+// subscribe is Subscribe that also returns the subscription's lag signal: it receives (once
+// per burst, capacity 1) whenever an event was dropped because ch was full. Every dropped event
+// is in the log before the signal is sent.
+func (s *Store) subscribe() (<-chan Event, <-chan struct{}, func()) {
+	ch, lag := make(chan Event, 1024), make(chan struct{}, 1)
 	s.mu.Lock()
 	if s.closed {
 		close(ch)
 		s.mu.Unlock()
-		return ch, func() {}
+		return ch, lag, func() {}
 	}
-	s.subs[ch] = struct{}{}
+	s.subs[ch] = lag
 	s.mu.Unlock()
 	var once sync.Once
-	return ch, func() {
+	return ch, lag, func() {
 		once.Do(func() {
 			s.mu.Lock()
 			if _, ok := s.subs[ch]; ok {
@@ -433,6 +448,59 @@ func (s *Store) Subscribe() (<-chan Event, func()) {
 			}
 			s.mu.Unlock()
 		})
+	}
+}
+
+// ErrStoreClosed ends a Follow when the store is closed.
+var ErrStoreClosed = errors.New("the repo was closed")
+
+// Follow calls fn for every event with Seq >= from, in order, then for each new one as it is
+// recorded, until ctx ends (it returns ctx's error), fn fails (its error), or the store closes
+// (ErrStoreClosed). No event is missed or repeated, however slow fn is: Follow knows the number
+// of the last event it passed on, and when the live stream falls behind and drops events it
+// reads the missing ones from the log. fn is called from the calling goroutine.
+func (s *Store) Follow(ctx context.Context, from uint64, fn func(Event) error) error {
+	// Subscribe before reading the log, so no event falls between the two.
+	ch, lag, stop := s.subscribe()
+	defer stop()
+	next := from
+	catchUp := func() error {
+		err := s.Events(next, func(e Event) error {
+			next = e.Seq + 1
+			return fn(e)
+		})
+		if errors.Is(err, eventlog.ErrClosed) {
+			return ErrStoreClosed
+		}
+		return err
+	}
+	if err := catchUp(); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-lag:
+			if err := catchUp(); err != nil {
+				return err
+			}
+		case e, ok := <-ch:
+			switch {
+			case !ok:
+				return ErrStoreClosed
+			case e.Seq < next: // already passed on from the log
+			case e.Seq > next: // a gap: events were dropped; the log has them, and e
+				if err := catchUp(); err != nil {
+					return err
+				}
+			default:
+				next = e.Seq + 1
+				if err := fn(e); err != nil {
+					return err
+				}
+			}
+		}
 	}
 }
 

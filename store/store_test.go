@@ -523,3 +523,50 @@ func TestEventsWithADamagedMark(t *testing.T) {
 	}))
 	require.EqualValues(t, 3001, want)
 }
+
+// A follower that does not read while many more events are recorded than the live stream
+// buffers gets every one of them, once and in order, and Follow ends with the store.
+func TestFollowRefillsWhatASlowFollowerMissed(t *testing.T) {
+	s := open(t, newRepo(t))
+	empty := "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+	require.NoError(t, s.Record(store.Event{Type: store.Unshared, Root: empty}))
+	const burst = 5000
+	first, resume := make(chan struct{}), make(chan struct{})
+	var got []uint64
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Follow(t.Context(), 1, func(e store.Event) error {
+			if len(got) == 0 {
+				close(first)
+				<-resume
+			}
+			got = append(got, e.Seq)
+			if len(got) == burst+1 {
+				return io.EOF
+			}
+			return nil
+		})
+	}()
+	<-first
+	evs := make([]store.Event, burst)
+	for i := range evs {
+		evs[i] = store.Event{Type: store.Unshared, Root: empty}
+	}
+	require.NoError(t, s.Record(evs...)) // one group: the live stream drops most of it
+	close(resume)
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, io.EOF)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Follow stalled after %d events", len(got))
+	}
+	require.Len(t, got, burst+1)
+	for i, seq := range got {
+		require.EqualValues(t, i+1, seq)
+	}
+
+	ended := make(chan error, 1)
+	go func() { ended <- s.Follow(context.Background(), 0, func(store.Event) error { return nil }) }()
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, <-ended, store.ErrStoreClosed)
+}

@@ -767,7 +767,7 @@ func (f *fetch) dropSession(s *session, reason error, misbehaved bool) {
 	s.dead = true
 	s.stats.Dropped = reason
 	if f.ctx.Err() == nil {
-		f.lastProblem = fmt.Errorf("%s: %w", s.p.ShortString(), reason)
+		f.lastProblem = fmt.Errorf("peer %s: %w", s.p, reason)
 	}
 	for c := range s.out {
 		b := f.blocks[c]

@@ -74,7 +74,7 @@ A running daemon reads the settings at start: restart it to apply a change.`,
 func loadConfig(app *App) (config.Config, error) {
 	dir := app.Repo()
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return config.Config{}, fmt.Errorf("no repo at %s (create it with `peer init`)", dir)
+		return config.Config{}, fmt.Errorf("no repo at %s (create it with `%s`)", dir, app.command("init"))
 	}
 	return config.Load(dir)
 }

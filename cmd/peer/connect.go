@@ -15,7 +15,7 @@ func newConnectCmd(app *App) *cobra.Command {
 		Short: "connect the daemon to a peer, e.g. /ip4/192.0.2.7/tcp/4040/p2p/12D3Koo…",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := app.Client()
+			c, err := app.needDaemon(cmd.Context(), "connect")
 			if err != nil {
 				return err
 			}

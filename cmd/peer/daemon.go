@@ -84,7 +84,7 @@ func runDaemon(cmd *cobra.Command, app *App, f daemonFlags) error {
 	st, err := store.Open(dir)
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
-			return fmt.Errorf("%w (is a daemon already running? `peer id` asks it)", err)
+			return fmt.Errorf("%w (is a daemon already running? `%s` asks it)", err, app.command("id"))
 		}
 		return err
 	}

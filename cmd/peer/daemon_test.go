@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
+	"peer/internal/nettest"
 	"peer/node/api"
 	"peer/store"
 )
@@ -221,7 +226,7 @@ func stopDaemon(tb testing.TB, cmd *exec.Cmd) {
 }
 
 // BenchmarkDaemonStartToReady measures a daemon process from exec to ready: API answering and
-// the DHT bootstrapped off a local peer (Start returns only then, and the API starts last).
+// the DHT bootstrapped off a local peer (Start returns only then; the API says "starting" before).
 // Target: under 1 s. It also reports the RSS at ready.
 //
 //	go test -run '^$' -bench DaemonStartToReady -benchtime 10x ./cmd/peer
@@ -303,4 +308,66 @@ func TestDaemonProcs(t *testing.T) {
 	require.Equal(t, 9, daemonProcs("", 8))
 	require.Equal(t, 2, daemonProcs("2", 2), "an explicit GOMAXPROCS is the user's choice")
 	require.Equal(t, 1, daemonProcs("1", 1))
+}
+
+// TestDaemonAPIAnswersWhileBootstrapHangs: a bootstrap peer that never answers holds the daemon's
+// start for its bootstrap timeout; meanwhile the API is up and says the daemon is starting, and
+// commands wait for it or say so, never "no daemon is running". A repo held by another process
+// whose API does not answer is not "no daemon" either.
+func TestDaemonAPIAnswersWhileBootstrapHangs(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	initRepo(t, repo)
+
+	s, err := store.Open(repo) // held, as by a daemon whose API is not up
+	require.NoError(t, err)
+	_, errOut, code := peerCmd(t, repo, "peers")
+	require.NotZero(t, code)
+	require.NotContains(t, errOut, "no daemon is running")
+	require.Contains(t, errOut, "in use")
+	require.Contains(t, errOut, "pid")
+	require.NoError(t, s.Close())
+
+	hang, _ := nettest.HangingListener(t)
+	_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
+	require.NoError(t, err)
+	pid, err := peer.IDFromPublicKey(pub)
+	require.NoError(t, err)
+	boot := hang.String() + "/p2p/" + pid.String()
+
+	cmd := exec.Command(peerBin, "--repo", repo, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--network", "hang", "--bootstrap", boot)
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { stopDaemon(t, cmd) })
+
+	started := time.Now()
+	var health error
+	require.Eventually(t, func() bool {
+		c, err := api.ForRepo(repo)
+		if err != nil {
+			return false
+		}
+		health = c.Health(t.Context())
+		return health != nil && !errors.Is(health, api.ErrNoDaemon)
+	}, 3*time.Second, 10*time.Millisecond, "the API is up before the bootstrap ends; stderr:\n%s", stderr)
+	require.ErrorIs(t, health, api.ErrStarting)
+	require.NotContains(t, stdout.String(), "daemon ready", "seen while the daemon starts")
+	t.Logf("API answered 'starting' %s after the start", time.Since(started).Round(time.Millisecond))
+
+	// A command that cannot wait long enough says the daemon is starting.
+	saved := daemonStartWait
+	daemonStartWait = 100 * time.Millisecond
+	var out, errb bytes.Buffer
+	code = run(t.Context(), []string{"--repo", repo, "peers"}, nil, &out, &errb)
+	daemonStartWait = saved
+	require.NotZero(t, code)
+	require.Contains(t, errb.String(), "starting")
+	require.NotContains(t, errb.String(), "no daemon is running")
+	require.NotContains(t, stdout.String(), "daemon ready", "still starting")
+
+	// One that waits gets its answer once the daemon is up.
+	outS, errOut, code := peerCmd(t, repo, "peers", "--json")
+	require.Zero(t, code, errOut)
+	require.JSONEq(t, "[]", outS)
+	t.Logf("the daemon was ready %s after the start", time.Since(started).Round(time.Millisecond))
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -21,8 +23,15 @@ func init() {
 	register(newSearchCmd)
 }
 
+// daemonStartWait is how long a command waits for a daemon that says it is still starting.
+var daemonStartWait = 30 * time.Second
+
+// healthTimeout bounds the question "does the daemon answer?".
+const healthTimeout = 5 * time.Second
+
 // daemon returns a client for the running daemon, or nil when none runs (offline commands then
-// open the repo themselves).
+// open the repo themselves, whose lock tells them if another process holds it). A daemon that
+// is still starting is waited for, up to daemonStartWait.
 func (a *App) daemon(ctx context.Context) (*api.Client, error) {
 	c, err := a.Client()
 	if errors.Is(err, api.ErrNoDaemon) {
@@ -31,21 +40,61 @@ func (a *App) daemon(ctx context.Context) (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Health(ctx); errors.Is(err, api.ErrNoDaemon) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
+	deadline := time.Now().Add(daemonStartWait)
+	told := false
+	for {
+		hctx, cancel := context.WithTimeout(ctx, healthTimeout)
+		err := c.Health(hctx)
+		cancel()
+		switch {
+		case err == nil:
+			return c, nil
+		case errors.Is(err, api.ErrNoDaemon):
+			return nil, nil
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			return nil, fmt.Errorf("the daemon at %s does not answer within %s (it may be overloaded or stuck; its log may say why)", c.URL(), healthTimeout)
+		case !errors.Is(err, api.ErrStarting):
+			return nil, err
+		case time.Now().After(deadline):
+			return nil, fmt.Errorf("the daemon on repo %s is still starting after %s: try again in a moment (its log says what it waits for)", a.Repo(), daemonStartWait)
+		}
+		if !told && isTerminal(a.Err) {
+			fmt.Fprintln(a.Err, "peer: the daemon is starting; waiting for it…")
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return c, nil
 }
 
-// needDaemon is daemon for commands that need the network.
+// needDaemon is daemon for commands that need the network (what names the command).
 func (a *App) needDaemon(ctx context.Context, what string) (*api.Client, error) {
 	c, err := a.daemon(ctx)
-	if err == nil && c == nil {
-		err = fmt.Errorf("%s needs the network: start the node with `peer --repo %s daemon` first", what, a.Repo())
+	if err != nil || c != nil {
+		return c, err
 	}
-	return c, err
+	if pid, held := store.LockHolder(a.Repo()); held {
+		return nil, fmt.Errorf("%w: %s is held by pid %d, but no daemon API answers there (a daemon still starting, or another command such as a long add): try again in a moment", store.ErrLocked, a.Repo(), pid)
+	}
+	return nil, fmt.Errorf("%w on repo %s: `peer %s` needs one; start it with `%s`", api.ErrNoDaemon, a.Repo(), what, a.command("daemon"))
+}
+
+// command is the command line a hint tells the user to run: `peer --repo DIR ARGS` when the
+// user gave --repo, else `peer ARGS`.
+func (a *App) command(args string) string {
+	if a.repo == "" {
+		return "peer " + args
+	}
+	dir := a.repo
+	if strings.ContainsAny(dir, " \t'\"$\\`") {
+		dir = strconv.Quote(dir)
+	}
+	return "peer --repo " + dir + " " + args
 }
 
 func newShareCmd(app *App) *cobra.Command {
@@ -130,7 +179,7 @@ func newFetchCmd(app *App) *cobra.Command {
 				if cmd.Context().Err() != nil {
 					return &exitError{code: 130, err: errors.New("fetch interrupted; run the same command again to resume")}
 				}
-				return fmt.Errorf("fetching %s: %w", args[0], err)
+				return err // the daemon's error names the file ("fetching CID: …")
 			}
 			if asJSON {
 				return writeJSONLine(app.Out, ev)

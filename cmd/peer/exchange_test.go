@@ -2,17 +2,24 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
 	"peer/node/api"
@@ -155,4 +162,124 @@ func TestFetchResumesAfterKill(t *testing.T) {
 	got, err := os.ReadFile(target)
 	require.NoError(t, err)
 	require.Equal(t, sha256.Sum256(data), sha256.Sum256(got))
+}
+
+// TestCatFailsClearly: `peer cat` of a CID nobody has, and of a file whose only seeder dies
+// midway, exits non-zero with one line on stderr; what it wrote is a prefix of the file.
+func TestCatFailsClearly(t *testing.T) {
+	dir := t.TempDir()
+	seed, leech := filepath.Join(dir, "seed"), filepath.Join(dir, "leech")
+	initRepo(t, seed)
+	initRepo(t, leech)
+	_, errOut, code := peerCmd(t, seed, "config", "set", "upload_limit", "4000000") // 4 MB/s
+	require.Zero(t, code, errOut)
+	seedCmd, _, _ := startDaemonProcess(t, seed, "--network", "cat")
+	startDaemonProcess(t, leech, "--network", "cat", "--bootstrap", daemonAddr(t, seed))
+
+	out, errOut, code := peerCmd(t, leech, "cat", "bafkreiemqpndzewx4bioklzfvhtiegsfny5fxuc3nkjk2vmcpjxiammsti")
+	require.NotZero(t, code)
+	require.Empty(t, out)
+	require.Contains(t, errOut, "no providers")
+	require.Equal(t, 1, strings.Count(strings.TrimSpace(errOut), "\n")+1, "one line: %q", errOut)
+
+	src := filepath.Join(t.TempDir(), "big.bin")
+	data := writeRandom(t, src, 32<<20, 6)
+	out, errOut, code = peerCmd(t, seed, "share", src)
+	require.Zero(t, code, errOut)
+	root := strings.TrimSpace(out)
+
+	cat := exec.Command(peerBin, "--repo", leech, "cat", root)
+	stdout, err := cat.StdoutPipe()
+	require.NoError(t, err)
+	var stderr syncBuffer
+	cat.Stderr = &stderr
+	require.NoError(t, cat.Start())
+	head := make([]byte, 4<<20)
+	_, err = io.ReadFull(stdout, head)
+	require.NoError(t, err)
+	require.NoError(t, seedCmd.Process.Signal(syscall.SIGKILL)) // the only seeder dies
+	_ = seedCmd.Wait()
+	rest, err := io.ReadAll(stdout)
+	require.NoError(t, err)
+	err = cat.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, "a truncated cat exits non-zero; stderr: %s", stderr.String())
+	got := append(head, rest...)
+	t.Logf("cat wrote %d of %d bytes; stderr: %s", len(got), len(data), stderr.String())
+	require.Less(t, len(got), len(data))
+	require.True(t, bytes.Equal(data[:len(got)], got), "what was written is a prefix of the file")
+	require.Contains(t, stderr.String(), "broke off")
+	require.Equal(t, 1, strings.Count(strings.TrimSpace(stderr.String()), "\n")+1, "one line: %q", stderr.String())
+}
+
+// requireCleanError checks what a failed command wrote to stderr: one line, no prefix repeated
+// ("fetching X: fetching X:"), no HTTP status, peer IDs in full.
+func requireCleanError(t *testing.T, stderr string, args ...string) {
+	t.Helper()
+	line := strings.TrimSpace(stderr)
+	require.NotEmpty(t, line, "%v: a message", args)
+	require.NotContains(t, line, "\n", "%v: one line", args)
+	require.NotContains(t, line, "(HTTP", "%v", args)
+	require.NotContains(t, line, "<peer.ID", "%v", args)
+	parts := strings.Split(line, ": ")
+	for i := 1; i < len(parts); i++ {
+		require.NotEqual(t, parts[i-1], parts[i], "%v: repeated prefix in %q", args, line)
+	}
+}
+
+// TestCLIErrorsThroughTheDaemonAreOneCleanLine runs failing commands against daemons and checks
+// each error is one clean line that names what failed, with hints that repeat --repo.
+func TestCLIErrorsThroughTheDaemonAreOneCleanLine(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	initRepo(t, a)
+	initRepo(t, b)
+	startDaemonProcess(t, a, "--network", "errs")
+	addrA := daemonAddr(t, a)
+	startDaemonProcess(t, b, "--network", "errs", "--bootstrap", addrA)
+	idA, idB := peerIDOf(t, a), peerIDOf(t, b)
+	unknown := "bafkreiemqpndzewx4bioklzfvhtiegsfny5fxuc3nkjk2vmcpjxiammsti"
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := "/ip4/127.0.0.1/tcp/" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port) + "/p2p/" + idB
+	require.NoError(t, ln.Close())
+	_, stranger, err := crypto.GenerateEd25519Key(rand.Reader)
+	require.NoError(t, err)
+	strangerID, err := peer.IDFromPublicKey(stranger)
+	require.NoError(t, err)
+	wrongID := strings.TrimSuffix(addrA, "/p2p/"+idA) + "/p2p/" + strangerID.String()
+
+	cases := []struct {
+		repo string
+		args []string
+		want string
+	}{
+		{b, []string{"cat", "bafyabc"}, "not a valid CID"},
+		{b, []string{"cat", "--timeout", "5s", unknown}, "no providers"},
+		{b, []string{"fetch", unknown, "-o", filepath.Join(t.TempDir(), "x")}, "fetching " + unknown},
+		{b, []string{"fetch", "zzz"}, "not a valid CID"},
+		{a, []string{"connect", dead}, "nothing listens at"},
+		{a, []string{"connect", "/ip4/127.0.0.1/tcp/1/p2p/" + idA}, "this node's own"},
+		{b, []string{"connect", wrongID}, "is peer " + idA},
+		{a, []string{"connect", "/ip4/127.0.0.1/tcp/1"}, "/p2p/"},
+		{filepath.Join(dir, "none"), []string{"ls"}, "`peer --repo " + filepath.Join(dir, "none") + " init`"},
+		{filepath.Join(dir, "none"), []string{"peers"}, "`peer --repo " + filepath.Join(dir, "none") + " daemon`"},
+	}
+	for _, tc := range cases {
+		out, stderr, code := peerCmd(t, tc.repo, tc.args...)
+		require.NotZero(t, code, "%v", tc.args)
+		require.Empty(t, out, "%v", tc.args)
+		t.Logf("%v: %s", tc.args, strings.TrimSpace(stderr))
+		require.Contains(t, stderr, tc.want, "%v", tc.args)
+		requireCleanError(t, stderr, tc.args...)
+	}
+}
+
+// peerIDOf is the peer ID of the node on repo.
+func peerIDOf(t *testing.T, repo string) string {
+	t.Helper()
+	out, errOut, code := peerCmd(t, repo, "id")
+	require.Zero(t, code, errOut)
+	return strings.Fields(out)[0]
 }

@@ -36,6 +36,9 @@ func init() {
 // openStore opens the repo for an offline command.
 func (a *App) openStore() (*store.Store, error) {
 	s, err := store.Open(a.Repo())
+	if errors.Is(err, store.ErrNotInitialized) {
+		return nil, fmt.Errorf("no repo at %s: create it with `%s`", a.Repo(), a.command("init"))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -55,16 +58,7 @@ func (a *App) withStore(fn func(*store.Store) error) error {
 	return errors.Join(fn(s), s.Close())
 }
 
-func parseCID(s string) (cid.Cid, error) {
-	c, err := cid.Decode(s)
-	if err != nil {
-		return cid.Undef, fmt.Errorf("%q is not a valid CID: %w", s, err)
-	}
-	if err := unixfs.CheckCID(c); err != nil {
-		return cid.Undef, err
-	}
-	return c, nil
-}
+func parseCID(s string) (cid.Cid, error) { return unixfs.ParseCID(s) }
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -241,10 +235,15 @@ func newBar(app *App, total int64, desc string) *progressbar.ProgressBar {
 }
 
 func newCatCmd(app *App) *cobra.Command {
-	return &cobra.Command{
-		Use:   "cat CID",
-		Short: "write a file's bytes to stdout, verifying every block",
-		Args:  cobra.ExactArgs(1),
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "cat [--timeout D] CID",
+		Short: "write a file's bytes to stdout, verifying every block (the daemon fetches what it does not hold)",
+		Long: `Write a file's bytes to stdout. With a daemon running, a file the repo does not hold is fetched
+while it streams. It fails, with nothing written, when no provider has the file or its first
+block does not come within --timeout; a fetch that fails midway stops the output after the bytes
+that came (always a prefix of the file) and exits non-zero.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := parseCID(args[0])
 			if err != nil {
@@ -262,11 +261,13 @@ func newCatCmd(app *App) *cobra.Command {
 				return errors.Join(err, r.Close())
 			}
 			if d != nil {
-				return copyOut(d.Cat(cmd.Context(), c)) // the daemon fetches what it does not hold
+				return copyOut(d.Cat(cmd.Context(), c, timeout)) // the daemon fetches what it does not hold
 			}
 			return app.withStore(func(s *store.Store) error { return copyOut(s.Cat(cmd.Context(), c)) })
 		},
 	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long the daemon waits for the first block of a file it does not hold (default 1m)")
+	return cmd
 }
 
 func newLsCmd(app *App) *cobra.Command {
@@ -443,7 +444,7 @@ func newEventsCmd(app *App) *cobra.Command {
 				return err
 			}
 			if follow {
-				return fmt.Errorf("--follow needs a running daemon (start one with `peer daemon`)")
+				return fmt.Errorf("--follow needs a running daemon: start one with `%s`", app.command("daemon"))
 			}
 			if d != nil {
 				evs, err := d.Events(cmd.Context(), 0)

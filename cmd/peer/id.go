@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -41,19 +40,16 @@ ID comes from the repo's key and there are no addresses.`,
 
 // nodeID asks the daemon, else reads the repo's key.
 func nodeID(cmd *cobra.Command, app *App) (api.ID, error) {
-	c, err := app.Client()
-	if err == nil {
-		var id api.ID
-		if id, err = c.ID(cmd.Context()); err == nil {
-			return id, nil
-		}
-	}
-	if !errors.Is(err, api.ErrNoDaemon) {
+	c, err := app.daemon(cmd.Context())
+	if err != nil {
 		return api.ID{}, err
+	}
+	if c != nil {
+		return c.ID(cmd.Context())
 	}
 	pid, err := peerID(app.Repo())
 	if err != nil {
-		return api.ID{}, fmt.Errorf("%w (create the repo with `peer init`)", err)
+		return api.ID{}, fmt.Errorf("%w (create the repo with `%s`)", err, app.command("init"))
 	}
 	return api.ID{ID: pid.String(), Addrs: []string{}}, nil
 }

@@ -139,7 +139,7 @@ func TestCLIErrorsAreOneClearLine(t *testing.T) {
 
 	_, stderr, code := peerCmd(t, filepath.Join(t.TempDir(), "none"), "ls")
 	require.NotZero(t, code)
-	require.Contains(t, stderr, "peer init")
+	require.Contains(t, stderr, " init`", "the hint repeats --repo")
 
 	require.NoError(t, os.WriteFile(filepath.Join(repo, "version"), []byte("7\n"), 0o600))
 	_, stderr, code = peerCmd(t, repo, "ls")

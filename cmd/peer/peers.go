@@ -17,7 +17,7 @@ func newPeersCmd(app *App) *cobra.Command {
 		Short: "list the connected peers (needs a running daemon)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := app.Client()
+			c, err := app.needDaemon(cmd.Context(), "peers")
 			if err != nil {
 				return err
 			}
@@ -29,7 +29,7 @@ func newPeersCmd(app *App) *cobra.Command {
 				return writeJSON(app.Out, ps)
 			}
 			if len(ps) == 0 {
-				fmt.Fprintln(app.Err, "no connected peers (connect with `peer connect MADDR` or start the daemon with --bootstrap)")
+				fmt.Fprintf(app.Err, "no connected peers (connect with `%s` or start the daemon with --bootstrap)\n", app.command("connect MADDR"))
 				return nil
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -69,7 +70,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(stderr, "peer:", err)
+	fmt.Fprintln(stderr, "peer:", oneLine(err))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -78,6 +79,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 130
 	}
 	return 1
+}
+
+// oneLine is err's message on one line: joined errors and libp2p's per-address dial errors come
+// on several.
+func oneLine(err error) string {
+	lines := strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ; "))
+	return strings.ReplaceAll(strings.Join(lines, " "), " ; ", "; ")
 }
 
 // isTerminal reports whether w is a terminal (progress bars only go to terminals).

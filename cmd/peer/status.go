@@ -16,7 +16,7 @@ func newStatusCmd(app *App) *cobra.Command {
 		Short: "one screen about the running daemon: peers, DHT, files, traffic",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := app.Client()
+			c, err := app.needDaemon(cmd.Context(), "status")
 			if err != nil {
 				return err
 			}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -24,6 +25,10 @@ import (
 // ErrNoDaemon means no daemon runs on the repo (or its address file is stale): start one with
 // `peer daemon`, or use a command that works offline.
 var ErrNoDaemon = errors.New("no daemon is running")
+
+// ErrStarting means the daemon's API answers but the daemon is still starting (bootstrapping):
+// try again in a moment. A *StatusError of such an answer matches it with errors.Is.
+var ErrStarting = errors.New("the daemon is starting")
 
 // maxAnswer caps a JSON answer read by the client (streams such as cat are not capped).
 const maxAnswer = 64 << 20
@@ -92,17 +97,22 @@ func (c *Client) Request(ctx context.Context, method, path string, body io.Reade
 type StatusError struct {
 	Code    int
 	Message string
+	// Starting is set when the daemon answered that it is still starting.
+	Starting bool
 }
 
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("daemon: %s (HTTP %d)", e.Message, e.Code)
-}
+// Is makes a "still starting" answer match ErrStarting.
+func (e *StatusError) Is(target error) bool { return target == ErrStarting && e.Starting }
+
+// Error is the daemon's message alone: it is written for the user, and the status code is in
+// Code for programs.
+func (e *StatusError) Error() string { return e.Message }
 
 func decodeError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var e Error
 	if json.Unmarshal(b, &e) == nil && e.Error != "" {
-		return &StatusError{Code: resp.StatusCode, Message: e.Error}
+		return &StatusError{Code: resp.StatusCode, Message: e.Error, Starting: resp.StatusCode == http.StatusServiceUnavailable && e.Status == StatusStarting}
 	}
 	msg := strings.TrimSpace(string(b))
 	if msg == "" {
@@ -210,14 +220,46 @@ func (c *Client) Ls(ctx context.Context) ([]store.File, error) {
 	return fs, nil
 }
 
-// Cat streams the bytes of file root. The caller closes the reader.
-func (c *Client) Cat(ctx context.Context, root cid.Cid) (io.ReadCloser, error) {
-	resp, err := c.Request(ctx, http.MethodGet, PathCat+root.String(), nil, "")
+// Cat streams the bytes of file root. The daemon fetches a file it does not hold; timeout bounds
+// its wait for the file's root block (0: the daemon's default). The reader's Read fails, after
+// the bytes that came, when the stream ends short of the file's size (the fetch failed midway),
+// so a short read is never taken for the whole file. The caller closes the reader.
+func (c *Client) Cat(ctx context.Context, root cid.Cid, timeout time.Duration) (io.ReadCloser, error) {
+	path := PathCat + root.String()
+	if timeout > 0 {
+		path += "?timeout=" + url.QueryEscape(timeout.String())
+	}
+	resp, err := c.Request(ctx, http.MethodGet, path, nil, "")
 	if err != nil {
 		return nil, err
 	}
-	return resp.Body, nil
+	return &catReader{body: resp.Body, root: root, want: resp.ContentLength}, nil
 }
+
+// catReader checks that a cat's body is as long as its Content-Length.
+type catReader struct {
+	body io.ReadCloser
+	root cid.Cid
+	want int64 // -1 when the daemon sent no length
+	got  int64
+}
+
+func (r *catReader) Read(p []byte) (int, error) {
+	n, err := r.body.Read(p)
+	r.got += int64(n)
+	switch {
+	case err == nil:
+	case err == io.EOF && (r.want < 0 || r.got == r.want):
+	case errors.Is(err, context.Canceled):
+	case r.want >= 0:
+		err = fmt.Errorf("the daemon broke off %s after %d of %d bytes: its fetch failed (`peer events` says why)", r.root, r.got, r.want)
+	default:
+		err = fmt.Errorf("the daemon broke off %s after %d bytes: %w", r.root, r.got, err)
+	}
+	return n, err
+}
+
+func (r *catReader) Close() error { return r.body.Close() }
 
 // Events returns the events with Seq >= from.
 func (c *Client) Events(ctx context.Context, from uint64) ([]store.Event, error) {
@@ -227,23 +269,39 @@ func (c *Client) Events(ctx context.Context, from uint64) ([]store.Event, error)
 }
 
 // FollowEvents calls fn for every event with Seq >= from, then for each new one as it is
-// recorded, until ctx ends (it then returns ctx's error), fn fails, or the daemon stops. fn is
-// called from the calling goroutine.
+// recorded, until ctx ends (it then returns ctx's error), fn fails, or the daemon stops (an
+// error: the stream ended). The daemon never skips an event; if it cannot go on it ends the
+// stream with an error, which FollowEvents returns. fn is called from the calling goroutine.
 func (c *Client) FollowEvents(ctx context.Context, from uint64, fn func(store.Event) error) error {
 	resp, err := c.Request(ctx, http.MethodGet, PathEvents+"?follow=1&from="+strconv.FormatUint(from, 10), nil, "")
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	err = ReadSSE(resp.Body, func(data []byte) error {
+	var next uint64 // the Seq the next event must have; 0 before the first
+	err = readSSE(resp.Body, func(event string, data []byte) error {
+		if event == "error" {
+			var e Error
+			if json.Unmarshal(data, &e) != nil || e.Error == "" {
+				e.Error = string(data)
+			}
+			return errors.New(e.Error)
+		}
 		var e store.Event
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fmt.Errorf("decoding event: %w", err)
 		}
+		if next > 0 && e.Seq != next {
+			return fmt.Errorf("the event stream skipped from event %d to %d", next, e.Seq)
+		}
+		next = e.Seq + 1
 		return fn(e)
 	})
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if err == nil {
+		err = errors.New("the daemon ended the event stream (it stopped?)")
 	}
 	return err
 }
@@ -251,19 +309,27 @@ func (c *Client) FollowEvents(ctx context.Context, from uint64, fn func(store.Ev
 // ReadSSE reads server-sent events from r and calls fn with the data of each (lines of one
 // event joined by "\n"). Lines are capped at 1 MiB.
 func ReadSSE(r io.Reader, fn func(data []byte) error) error {
+	return readSSE(r, func(_ string, data []byte) error { return fn(data) })
+}
+
+// readSSE is ReadSSE that also passes each event's type ("" when it has no "event:" line).
+func readSSE(r io.Reader, fn func(event string, data []byte) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var data []byte
+	event := ""
 	for sc.Scan() {
 		line := sc.Bytes()
 		switch {
 		case len(line) == 0:
 			if data != nil {
-				if err := fn(data); err != nil {
+				if err := fn(event, data); err != nil {
 					return err
 				}
-				data = nil
 			}
+			data, event = nil, ""
+		case bytes.HasPrefix(line, []byte("event:")):
+			event = string(bytes.TrimSpace(bytes.TrimPrefix(line, []byte("event:"))))
 		case bytes.HasPrefix(line, []byte("data:")):
 			v := bytes.TrimPrefix(bytes.TrimPrefix(line, []byte("data:")), []byte(" "))
 			if data != nil {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,6 +55,8 @@ type Server struct {
 
 	pathMu sync.Mutex
 	paths  map[string]bool // paths that have a JSON 405 fallback
+
+	starting atomic.Pointer[string] // while set, every route answers 503 with this message
 
 	mu      sync.Mutex
 	srv     *http.Server
@@ -146,12 +149,30 @@ func (s *Server) register(pattern string, h http.Handler) {
 	})
 }
 
+// SetStarting makes every route answer 503 {"error": msg, "status": "starting"} (the health
+// check too, without a token) until it is called with "": the daemon starts its API before the
+// slow parts of its start (bootstrapping), so that clients can tell a daemon that is starting
+// from none. Safe to call at any time.
+func (s *Server) SetStarting(msg string) {
+	if msg == "" {
+		s.starting.Store(nil)
+		return
+	}
+	s.starting.Store(&msg)
+}
+
 // ServeHTTP authenticates and dispatches one request. Every route but GET /api/v1/health needs
 // the bearer token.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !(r.Method == http.MethodGet && r.URL.Path == PathHealth) && !s.authorized(r) {
+	health := r.Method == http.MethodGet && r.URL.Path == PathHealth
+	if !health && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="peer"`)
 		WriteError(w, http.StatusUnauthorized, fmt.Errorf("missing or wrong bearer token: send Authorization: Bearer $(cat %s)", filepath.Join(s.cfg.RepoDir, TokenFile)))
+		return
+	}
+	if msg := s.starting.Load(); msg != nil {
+		w.Header().Set("Retry-After", "1")
+		WriteJSON(w, http.StatusServiceUnavailable, Error{Error: *msg, Status: StatusStarting})
 		return
 	}
 	s.mux.ServeHTTP(w, r)

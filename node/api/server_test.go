@@ -155,3 +155,18 @@ func TestReadSSE(t *testing.T) {
 	}))
 	require.Equal(t, []string{`{"a":1}`, "x\ny"}, got)
 }
+
+// While the daemon starts, every route (the health check too) answers 503 "starting", which the
+// client reports as ErrStarting; a wrong token is still refused.
+func TestStartingAnswers503(t *testing.T) {
+	s, _ := startServer(t)
+	s.SetStarting("the daemon is starting")
+	c := api.NewClient(s.URL(), s.Token())
+	require.ErrorIs(t, c.Health(t.Context()), api.ErrStarting)
+	err := c.Call(t.Context(), http.MethodGet, "/secret", nil, nil)
+	require.ErrorIs(t, err, api.ErrStarting)
+	require.Equal(t, http.StatusUnauthorized, do(t, http.MethodGet, s.URL()+"/secret", "", nil).StatusCode)
+	s.SetStarting("")
+	require.NoError(t, c.Health(t.Context()))
+	require.NoError(t, c.Call(t.Context(), http.MethodGet, "/secret", nil, nil))
+}

@@ -67,4 +67,9 @@ type Status struct {
 // Error is the body of every error answer.
 type Error struct {
 	Error string `json:"error"`
+	// Status is StatusStarting in the 503 answers of a daemon that is still starting.
+	Status string `json:"status,omitempty"`
 }
+
+// StatusStarting is Error.Status while the daemon starts.
+const StatusStarting = "starting"

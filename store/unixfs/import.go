@@ -433,7 +433,7 @@ func (b *builder) emitSum(data []byte, leaf bool, off uint64, codec uint64, sum 
 	}
 	if b.put != nil {
 		if err := b.put(Block{Cid: c, Data: data, Leaf: leaf, Offset: off}); err != nil {
-			return link{}, fmt.Errorf("storing block %s: %w", c, err)
+			return link{}, err // the store's put names the block
 		}
 	}
 	b.blocks++

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
@@ -156,4 +157,13 @@ func TestImportMemoryBounded(t *testing.T) {
 	require.Equal(t, uint64(size), res.Size)
 	allocated := after.TotalAlloc - before.TotalAlloc
 	require.Less(t, allocated, uint64(12<<20), "allocated %d bytes for a %d-byte import", allocated, size)
+}
+
+// The importer does not wrap its put function's error with the block: the store's put already
+// names it, and a second "storing block X:" would repeat it.
+func TestImportReturnsPutErrorAsItIs(t *testing.T) {
+	putErr := errors.New("storing block bafk…: no space left on device")
+	_, err := unixfs.Import(context.Background(), strings.NewReader("hello"), unixfs.ImportOptions{}, func(unixfs.Block) error { return putErr })
+	require.ErrorIs(t, err, putErr)
+	require.Equal(t, 1, strings.Count(err.Error(), "storing block"), err.Error())
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
@@ -140,6 +141,30 @@ func Verify(c cid.Cid, block []byte) error {
 		return fmt.Errorf("%w: %s", ErrHashMismatch, c)
 	}
 	return nil
+}
+
+// ErrBadCID is wrapped by ParseCID's errors.
+var ErrBadCID = errors.New("not a valid CID")
+
+// ParseCID decodes s and checks it with CheckCID. Its error is one line that quotes s and says
+// what is wrong once (go-cid nests its "invalid cid: " prefix).
+func ParseCID(s string) (cid.Cid, error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		msg := err.Error()
+		for {
+			rest, ok := strings.CutPrefix(msg, "invalid cid: ")
+			if !ok {
+				break
+			}
+			msg = rest
+		}
+		return cid.Undef, fmt.Errorf("%q is %w: %s", s, ErrBadCID, msg)
+	}
+	if err := CheckCID(c); err != nil {
+		return cid.Undef, err
+	}
+	return c, nil
 }
 
 // CheckCID tells whether c is a CID this package can fetch and read: version
