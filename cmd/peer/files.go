@@ -18,6 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"peer/internal/config"
 	"peer/node/api"
 	"peer/store"
 	"peer/store/unixfs"
@@ -311,13 +312,13 @@ func newLsCmd(app *App) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.Flags().StringVar(&at, "at", "", "show the index as it was at TIME (RFC 3339, or a duration ago such as 2h)")
+	cmd.Flags().StringVar(&at, "at", "", "show the index as it was at TIME (RFC 3339, a date, or a duration ago such as 2h or 7d)")
 	return cmd
 }
 
-// parseTime reads an RFC 3339 time, a date, or a duration meaning that long ago.
+// parseTime reads an RFC 3339 time, a date, or a duration meaning that long ago (90m, 2h, 7d).
 func parseTime(s string) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
+	if d, err := config.ParseDuration(s); err == nil {
 		return time.Now().Add(-d), nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
@@ -325,7 +326,7 @@ func parseTime(s string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2026-01-02T15:04:05Z), a date, or a duration ago (90m)", s)
+	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2026-01-02T15:04:05Z), a date, or a duration ago (90m, 7d)", s)
 }
 
 func printFiles(w io.Writer, files []store.File, asJSON bool) error {
