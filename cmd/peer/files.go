@@ -78,15 +78,21 @@ func writeJSONLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(
 
 func newInitCmd(app *App) *cobra.Command {
 	var profile string
+	var force, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "init",
+		Use:   "init [--profile default|lan|public [--force]] [--json]",
 		Short: "create the repo (identity, config, blocks, event log); harmless when it exists",
-		Args:  cobra.NoArgs,
+		Long: `Create the repo: identity key, config.json, blocks and event log, and print the peer ID. On a
+repo that exists it changes nothing; a --profile that would change its settings lists the changes
+and needs --force to apply them.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runInit(app, profile)
+			return runInit(app, profile, force, asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&profile, "profile", "", "settings profile: default, lan (mDNS) or public (IPFS bootstrap, NAT traversal, mDNS)")
+	cmd.Flags().BoolVar(&force, "force", false, "apply --profile to an existing repo's settings")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id":…,"repo":…,"created":…}`)
 	return cmd
 }
 
