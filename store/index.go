@@ -28,12 +28,12 @@ type File struct {
 	Name    string    `json:"name"`
 	Size    uint64    `json:"size"`
 	State   FileState `json:"state"`
-	Path    string    `json:"path"`       // referenced file; empty when blocks are owned
-	ModTime int64     `json:"mtime"`      // referenced file's modification time when hashed (ns)
+	Path    string    `json:"path"`  // referenced file; empty when blocks are owned
+	ModTime int64     `json:"mtime"` // referenced file's modification time when hashed (ns)
 	Added   time.Time `json:"added"`
 	Pinned  bool      `json:"pinned"`
 	Shared  bool      `json:"shared"`
-	Error   string    `json:"error"`      // why the last fetch stopped
+	Error   string    `json:"error"` // why the last fetch stopped
 	// Have is how many bytes of a partial file are here and verified (for a fetch in progress, as
 	// of now; for a stopped one, when it stopped).
 	Have uint64 `json:"have"`
