@@ -152,23 +152,23 @@ type Event struct {
 	// Node is the index of the node that measured it (-1: not one node).
 	Node int `json:"node"`
 	// Target is the CID looked up or fetched.
-	Target string `json:"target,omitempty"`
+	Target string `json:"target"`
 	// Seeders is how many nodes shared the file (transfer), and Peers how many of them sent
 	// blocks that verified.
-	Seeders int `json:"seeders,omitempty"`
-	Peers   int `json:"peers,omitempty"`
+	Seeders int `json:"seeders"`
+	Peers   int `json:"peers"`
 	// Killed is the fraction of nodes killed when it was measured (churn).
-	Killed float64 `json:"killed,omitempty"`
+	Killed float64 `json:"killed"`
 	// Millis is how long it took.
 	Millis float64 `json:"ms"`
 	// Bytes moved and the rate in MB/s (10^6 bytes per second).
-	Bytes int64   `json:"bytes,omitempty"`
-	MBps  float64 `json:"mbps,omitempty"`
+	Bytes int64   `json:"bytes"`
+	MBps  float64 `json:"mbps"`
 	// OK says whether it succeeded (the provider was found, the file fetched and verified).
 	OK  bool   `json:"ok"`
-	Err string `json:"error,omitempty"`
+	Err string `json:"error"`
 	// Available says whether a node holding the file was alive (churn).
-	Available bool `json:"available,omitempty"`
+	Available bool `json:"available"`
 }
 
 // Stat is one line of a run's summary.
@@ -199,7 +199,7 @@ type Result struct {
 	Setup     Setup         `json:"setup"`
 	Events    []Event       `json:"events"`
 	Summary   []Stat        `json:"summary"`
-	Files     []string      `json:"files,omitempty"`
+	Files     []string      `json:"files"`
 	GoVersion string        `json:"go_version"`
 	CPUs      int           `json:"cpus"`
 }

@@ -1,6 +1,8 @@
 package testnet
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -36,4 +38,23 @@ func TestPlotTitlesCarryTheConditions(t *testing.T) {
 	r.Events = []Event{{Kind: "receipt", Millis: 20, OK: true}, {Kind: "receipt", Millis: 25, OK: true}}
 	require.NoError(t, r.write(dir), "a title of two lines plots")
 	require.FileExists(t, filepath.Join(dir, "gossip-propagation-cdf.png"))
+}
+
+// results.json keeps zero values: the first churn step killed 0 nodes, and says so.
+func TestResultsKeepZeroValues(t *testing.T) {
+	r := &Result{Scenario: "churn", Nodes: 4, Options: BenchOptions{Replicas: 2},
+		Events: []Event{{Kind: "probe", Node: 4, Killed: 0, OK: true, Available: true}}}
+	dir := t.TempDir()
+	require.NoError(t, r.write(dir))
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	require.NoError(t, err)
+	var back struct {
+		Events []map[string]any `json:"events"`
+	}
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Len(t, back.Events, 1)
+	for _, k := range []string{"killed", "seeders", "peers", "bytes", "mbps", "error", "target", "available"} {
+		require.Contains(t, back.Events[0], k)
+	}
+	require.Equal(t, 0.0, back.Events[0]["killed"])
 }
