@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,6 +76,9 @@ func newConfigSetCmd(app *App) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(app.Out, "%s = %s\n", args[0], shown)
+			if args[0] == "api" && !isLoopbackHostPort(c.API) {
+				fmt.Fprintln(app.Err, "note: the daemon serves a non-loopback API only with `peer daemon --api-allow-remote`")
+			}
 			if _, err := os.Stat(filepath.Join(app.Repo(), api.AddrFile)); err == nil {
 				fmt.Fprintln(app.Err, "a daemon is running: restart it to apply the change")
 			}
@@ -85,6 +89,18 @@ func newConfigSetCmd(app *App) *cobra.Command {
 	// unknown flag. Flags such as --repo go before KEY.
 	cmd.Flags().SetInterspersed(false)
 	return cmd
+}
+
+func isLoopbackHostPort(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func loadConfig(app *App) (config.Config, error) {

@@ -61,6 +61,13 @@ func TestConfigSetChecksAndSaysWhatItSet(t *testing.T) {
 	require.Equal(t, "127.0.0.1:5041", c.API)
 	require.Empty(t, c.Bootstrap)
 
+	_, errOut, code = runPeer(t, "", "--repo", repo, "config", "set", "api", "0.0.0.0:5040")
+	require.Zero(t, code, errOut)
+	require.Contains(t, errOut, "--api-allow-remote")
+	_, errOut, code = runPeer(t, "", "--repo", repo, "config", "set", "api", "127.0.0.1:5041")
+	require.Zero(t, code, errOut)
+	require.Empty(t, errOut)
+
 	// "--" works too, and flags still go before KEY.
 	out, errOut, code := runPeer(t, "", "--repo", repo, "config", "set", "--", "upload_limit", "0")
 	require.Zero(t, code, errOut)
