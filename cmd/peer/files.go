@@ -225,6 +225,9 @@ func (in addInput) Close() { in.close() }
 
 func openAddInput(app *App, path, stdinName string) (addInput, error) {
 	if path == stdinArg {
+		if f, ok := app.In.(*os.File); ok && isTerminal(f) {
+			fmt.Fprintln(app.Err, "reading standard input; end it with Ctrl-D")
+		}
 		return addInput{r: app.In, name: stdinName, label: "standard input", size: -1, close: func() {}}, nil
 	}
 	f, err := os.Open(path)
