@@ -28,33 +28,100 @@ const (
 	FetchAbandoned EventType = "FetchAbandoned" // a download stopped before any byte of the file was here: no partial entry is left
 )
 
-// Event is one record of the log. Fields that do not apply to a type are empty.
+// Event is one record of the log. Fields that do not apply to a type are empty. Its JSON for
+// people and scripts (the API, `peer events --json`) keeps every field, gives the root CID also
+// under "cid", and writes mtime and atime as RFC 3339 times (null when unset); the log itself
+// keeps them as integers (see encodeEvent). Decoding reads both forms.
 type Event struct {
 	Seq  uint64    `json:"seq"`
 	Time time.Time `json:"time"`
 	Type EventType `json:"type"`
-	Root string    `json:"root,omitempty"` // the file's root CID
-	Name string    `json:"name,omitempty"` // file name (announced or imported)
-	Size uint64    `json:"size,omitempty"` // file bytes
+	Root string    `json:"root"` // the file's root CID
+	Name string    `json:"name"` // file name (announced or imported)
+	Size uint64    `json:"size"` // file bytes
 	// Path is where a referenced file lives: the user's file for a share in place, the output of
 	// a fetch. Empty when the node owns every block.
-	Path string `json:"path,omitempty"`
+	Path string `json:"path"`
 	// Source is the file a copy was imported from, when the importer named it (a share with
 	// --copy), so that sharing the same path again can replace it.
-	Source string `json:"src,omitempty"`
+	Source string `json:"src"`
 	// ModTime and FileSize identify the referenced file's version we hashed (nanoseconds).
-	ModTime int64  `json:"mtime,omitempty"`
-	Peer    string `json:"peer,omitempty"`  // who announced, for announcement events
-	AnnTime int64  `json:"atime,omitempty"` // the announcer's clock, unix ms
-	Error   string `json:"error,omitempty"`
+	ModTime int64  `json:"mtime"`
+	Peer    string `json:"peer"`  // who announced, for announcement events
+	AnnTime int64  `json:"atime"` // the announcer's clock, unix ms
+	Error   string `json:"error"`
 	// Have is how many bytes a stopped fetch had verified (FetchFailed).
-	Have uint64 `json:"have,omitempty"`
+	Have uint64 `json:"have"`
 }
 
 // RootCID parses the event's root.
 func (e Event) RootCID() (cid.Cid, error) { return cid.Decode(e.Root) }
 
-func encodeEvent(e Event) ([]byte, error) { return json.Marshal(e) }
+// logEvent is Event without its JSON methods: the log's own encoding, with times as integers.
+type logEvent Event
+
+func encodeEvent(e Event) ([]byte, error) { return json.Marshal(logEvent(e)) }
+
+// MarshalJSON writes the event for people and scripts: see Event.
+func (e Event) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		CID string `json:"cid"`
+		logEvent
+		ModTime *string `json:"mtime"`
+		AnnTime *string `json:"atime"`
+	}{e.Root, logEvent(e), nanosText(e.ModTime), nanosText(e.AnnTime * int64(time.Millisecond))})
+}
+
+// UnmarshalJSON reads an event in either form: the log's (integer times) or MarshalJSON's.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	aux := struct {
+		*logEvent
+		ModTime json.RawMessage `json:"mtime"`
+		AnnTime json.RawMessage `json:"atime"`
+	}{logEvent: (*logEvent)(e)}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	var err error
+	if e.ModTime, err = parseNanos(aux.ModTime, 1); err != nil {
+		return fmt.Errorf("mtime: %w", err)
+	}
+	if e.AnnTime, err = parseNanos(aux.AnnTime, int64(time.Millisecond)); err != nil {
+		return fmt.Errorf("atime: %w", err)
+	}
+	return nil
+}
+
+// nanosText writes a time given in nanoseconds since 1970 as RFC 3339 in UTC; nil for 0.
+func nanosText(ns int64) *string {
+	if ns == 0 {
+		return nil
+	}
+	s := time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
+	return &s
+}
+
+// parseNanos reads a time as an integer in units of unit nanoseconds, an RFC 3339 string, or null
+// (0), and returns it in units of unit.
+func parseNanos(raw json.RawMessage, unit int64) (int64, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, err
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return 0, err
+		}
+		return t.UnixNano() / unit, nil
+	}
+	var n int64
+	err := json.Unmarshal(raw, &n)
+	return n, err
+}
 
 // DecodeEvent parses one log record. It never panics on hostile input.
 func DecodeEvent(b []byte) (Event, error) {

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -17,24 +19,26 @@ const (
 	Changed  FileState = "changed"  // a referenced file was modified: no longer served
 )
 
-// File is one entry of the index of held files.
+// File is one entry of the index of held files. Its JSON (the API's, the CLI's and the
+// snapshot's) keeps every field, zero or not; mtime is written as an RFC 3339 time (null for
+// owned files).
 type File struct {
 	Root    cid.Cid   `json:"-"`
 	CID     string    `json:"cid"`
 	Name    string    `json:"name"`
 	Size    uint64    `json:"size"`
 	State   FileState `json:"state"`
-	Path    string    `json:"path,omitempty"`  // referenced file; empty when blocks are owned
-	ModTime int64     `json:"mtime,omitempty"` // referenced file's modification time when hashed (ns)
+	Path    string    `json:"path"`  // referenced file; empty when blocks are owned
+	ModTime int64     `json:"mtime"` // referenced file's modification time when hashed (ns)
 	Added   time.Time `json:"added"`
-	Pinned  bool      `json:"pinned,omitempty"`
-	Shared  bool      `json:"shared,omitempty"`
-	Error   string    `json:"error,omitempty"` // why the last fetch stopped
+	Pinned  bool      `json:"pinned"`
+	Shared  bool      `json:"shared"`
+	Error   string    `json:"error"` // why the last fetch stopped
 	// Have is how many bytes of a partial file are here and verified (for a fetch in progress, as
 	// of now; for a stopped one, when it stopped).
-	Have uint64 `json:"have,omitempty"`
+	Have uint64 `json:"have"`
 	// Source is the file a copy was imported from (a share with --copy).
-	Source string `json:"source,omitempty"`
+	Source string `json:"source"`
 }
 
 // Offer is one file the network announces, as the catalog knows it.
@@ -192,4 +196,31 @@ func (ix *index) search(term string, cutoff time.Time) []Offer {
 		return out[i].CID < out[j].CID
 	})
 	return out
+}
+
+// fileJSON is File without its JSON methods.
+type fileJSON File
+
+// MarshalJSON writes every field, mtime as an RFC 3339 time (null for owned files).
+func (f File) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		fileJSON
+		ModTime *string `json:"mtime"`
+	}{fileJSON(f), nanosText(f.ModTime)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, and mtime as integer nanoseconds (older snapshots).
+func (f *File) UnmarshalJSON(b []byte) error {
+	aux := struct {
+		*fileJSON
+		ModTime json.RawMessage `json:"mtime"`
+	}{fileJSON: (*fileJSON)(f)}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	var err error
+	if f.ModTime, err = parseNanos(aux.ModTime, 1); err != nil {
+		return fmt.Errorf("mtime: %w", err)
+	}
+	return nil
 }

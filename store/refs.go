@@ -80,7 +80,7 @@ func (s *Store) fileRefs(f File) map[string][]refLoc {
 		return nil
 	})
 	if err != nil {
-		log.Warn("cannot index referenced file", "cid", f.CID, "path", f.Path, "err", err)
+		logger().Warn("cannot index referenced file", "cid", f.CID, "path", f.Path, "err", err)
 	}
 	return locs
 }
@@ -171,9 +171,9 @@ func (s *Store) fileByCID(root string) (File, bool) {
 }
 
 func (s *Store) markChanged(root, path, reason string) {
-	log.Warn("referenced file changed; no longer served", "cid", root, "path", path, "reason", reason)
+	logger().Warn("referenced file changed; no longer served", "cid", root, "path", path, "reason", reason)
 	if err := s.Record(Event{Type: FileChanged, Root: root, Path: path, Error: reason}); err != nil {
-		log.Warn("recording change", "err", err)
+		logger().Warn("recording change", "err", err)
 	}
 }
 

@@ -35,7 +35,9 @@ var (
 // snapshotEvery is how many events may follow the last snapshot before a new one is written.
 const snapshotEvery = 4096
 
-var log = slog.Default().With("pkg", "store")
+// logger is the package's logger, taken from the default when it logs: a daemon sets its handler
+// and level after every package is initialized.
+func logger() *slog.Logger { return slog.Default().With("pkg", "store") }
 
 // Store is an open repo: its blocks, its event log and the index projected from it. One process
 // holds a repo at a time (an exclusive lock taken by Open). Methods are safe for concurrent use.
@@ -105,7 +107,7 @@ func (s *Store) open() error {
 	}
 	s.log, s.rec = l, rec
 	if rec.Cut() {
-		log.Warn("event log tail cut", "at", rec.TruncatedAt, "dropped", rec.Dropped, "reason", rec.Reason)
+		logger().Warn("event log tail cut", "at", rec.TruncatedAt, "dropped", rec.Dropped, "reason", rec.Reason)
 	}
 	ix, from, marks := s.loadSnapshot()
 	// snapSeq counts from the snapshot actually used, so the events replayed after it count
@@ -113,7 +115,7 @@ func (s *Store) open() error {
 	s.snapSeq = ix.Seq
 	if err := replay(l, from, ix, &marks, func(Event) bool { return true }); err != nil {
 		// A snapshot that does not line up with the log is only a cache: rebuild from scratch.
-		log.Warn("snapshot does not match the event log; replaying it all", "err", err)
+		logger().Warn("snapshot does not match the event log; replaying it all", "err", err)
 		ix = newIndex()
 		s.snapSeq = 0
 		marks = []mark{{Seq: 1, Off: eventlog.HeaderSize}}
@@ -188,7 +190,7 @@ func (s *Store) loadSnapshot() (*index, int64, []mark) {
 		err = fmt.Errorf("offset %d outside the log [%d, %d]", sn.Offset, eventlog.HeaderSize, s.log.End())
 	}
 	if err != nil {
-		log.Warn("ignoring unusable snapshot; replaying the whole log", "err", err)
+		logger().Warn("ignoring unusable snapshot; replaying the whole log", "err", err)
 		return newIndex(), eventlog.HeaderSize, start
 	}
 	if sn.Index.Files == nil {
@@ -411,7 +413,7 @@ func (s *Store) Record(evs ...Event) error {
 	s.mu.Unlock()
 	if due {
 		if err := s.writeSnapshot(); err != nil {
-			log.Warn("snapshot failed", "err", err)
+			logger().Warn("snapshot failed", "err", err)
 		}
 	}
 	return nil
@@ -528,7 +530,7 @@ func (s *Store) Events(from uint64, fn func(Event) error) error {
 		return fn(e)
 	})
 	if m.Off != eventlog.HeaderSize && first && err != nil {
-		log.Warn("event log mark does not match the log; reading it from the start", "seq", m.Seq, "offset", m.Off, "err", err)
+		logger().Warn("event log mark does not match the log; reading it from the start", "seq", m.Seq, "offset", m.Off, "err", err)
 		s.mu.Lock()
 		if i < len(s.marks) && s.marks[i] == m { // not already dropped by a concurrent call
 			s.marks = slices.Delete(s.marks, i, len(s.marks))

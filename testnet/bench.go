@@ -26,7 +26,7 @@ type BenchOptions struct {
 	Nodes int
 	// Latency and Bandwidth (bytes per second) of every link. Either one non-zero runs the
 	// nodes on a mocknet with those links; both zero run them on loopback TCP. The gossip
-	// scenario always runs on a mocknet, with Latency (default 20 ms).
+	// scenario always runs on a mocknet, with Latency (default 20 ms, recorded as such).
 	Latency   time.Duration
 	Bandwidth float64
 	// Mocknet runs the nodes on a mocknet even with no latency or bandwidth set. Bench also
@@ -63,6 +63,10 @@ type BenchOptions struct {
 	Log io.Writer `json:"-"`
 }
 
+// defaultGossipLatency is the link latency of the gossip scenario when none is given: it always
+// runs on a mocknet, and links without latency would measure only the scheduler.
+const defaultGossipLatency = 20 * time.Millisecond
+
 func (o *BenchOptions) defaults() error {
 	if !slices.Contains(Scenarios, o.Scenario) {
 		return fmt.Errorf("unknown scenario %q (known: %s)", o.Scenario, strings.Join(Scenarios, ", "))
@@ -78,6 +82,9 @@ func (o *BenchOptions) defaults() error {
 	}
 	if o.Seed == 0 {
 		o.Seed = 1
+	}
+	if o.Scenario == "gossip" && o.Latency == 0 {
+		o.Latency = defaultGossipLatency // recorded as used, not as "0s"
 	}
 	if o.Lookups == 0 {
 		o.Lookups = 100
@@ -145,23 +152,23 @@ type Event struct {
 	// Node is the index of the node that measured it (-1: not one node).
 	Node int `json:"node"`
 	// Target is the CID looked up or fetched.
-	Target string `json:"target,omitempty"`
+	Target string `json:"target"`
 	// Seeders is how many nodes shared the file (transfer), and Peers how many of them sent
 	// blocks that verified.
-	Seeders int `json:"seeders,omitempty"`
-	Peers   int `json:"peers,omitempty"`
+	Seeders int `json:"seeders"`
+	Peers   int `json:"peers"`
 	// Killed is the fraction of nodes killed when it was measured (churn).
-	Killed float64 `json:"killed,omitempty"`
+	Killed float64 `json:"killed"`
 	// Millis is how long it took.
 	Millis float64 `json:"ms"`
 	// Bytes moved and the rate in MB/s (10^6 bytes per second).
-	Bytes int64   `json:"bytes,omitempty"`
-	MBps  float64 `json:"mbps,omitempty"`
+	Bytes int64   `json:"bytes"`
+	MBps  float64 `json:"mbps"`
 	// OK says whether it succeeded (the provider was found, the file fetched and verified).
 	OK  bool   `json:"ok"`
-	Err string `json:"error,omitempty"`
+	Err string `json:"error"`
 	// Available says whether a node holding the file was alive (churn).
-	Available bool `json:"available,omitempty"`
+	Available bool `json:"available"`
 }
 
 // Stat is one line of a run's summary.
@@ -192,7 +199,7 @@ type Result struct {
 	Setup     Setup         `json:"setup"`
 	Events    []Event       `json:"events"`
 	Summary   []Stat        `json:"summary"`
-	Files     []string      `json:"files,omitempty"`
+	Files     []string      `json:"files"`
 	GoVersion string        `json:"go_version"`
 	CPUs      int           `json:"cpus"`
 }
@@ -203,11 +210,7 @@ func Bench(ctx context.Context, opts BenchOptions) (*Result, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	res := &Result{
-		Scenario: opts.Scenario, Nodes: opts.Nodes, Latency: opts.Latency.String(), Bandwidth: opts.Bandwidth,
-		Options: opts, Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
-	}
-	res.Options.Log = nil
+	res := newResult(opts)
 	var err error
 	switch opts.Scenario {
 	case "dht":
@@ -229,6 +232,16 @@ func Bench(ctx context.Context, opts BenchOptions) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// newResult is the result of a run with opts (defaults applied): what it will use, before it runs.
+func newResult(opts BenchOptions) *Result {
+	res := &Result{
+		Scenario: opts.Scenario, Nodes: opts.Nodes, Latency: opts.Latency.String(), Bandwidth: opts.Bandwidth,
+		Options: opts, Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+	}
+	res.Options.Log = nil
+	return res
 }
 
 // startMeasured starts an in-process network of opts.Nodes and records its setup cost.

@@ -35,10 +35,10 @@ type Manifest struct {
 	Dir     string     `json:"dir"`
 	Network string     `json:"network"`
 	Netns   bool       `json:"netns"`
-	MDNS    bool       `json:"mdns,omitempty"`
+	MDNS    bool       `json:"mdns"`
 	Binary  string     `json:"binary"`
 	Created time.Time  `json:"created"`
-	Stopped *time.Time `json:"stopped,omitempty"`
+	Stopped *time.Time `json:"stopped"`
 	Nodes   []ProcNode `json:"nodes"`
 }
 
@@ -51,8 +51,8 @@ type ProcNode struct {
 	API   string   `json:"api"`   // the daemon's API URL (inside Netns when set)
 	Addrs []string `json:"addrs"` // listen addresses with /p2p/ID
 	Log   string   `json:"log"`
-	Netns string   `json:"netns,omitempty"` // its network namespace (--netns)
-	IP    string   `json:"ip,omitempty"`    // its address in the namespace
+	Netns string   `json:"netns"` // its network namespace (--netns)
+	IP    string   `json:"ip"`    // its address in the namespace
 }
 
 // UpOptions shape a process testnet.
@@ -360,7 +360,7 @@ type NodeStatus struct {
 	Peers        int    `json:"peers"`
 	RoutingTable int    `json:"routing_table"`
 	Files        int    `json:"files"`
-	Err          string `json:"error,omitempty"`
+	Err          string `json:"error"`
 }
 
 // Status reports, for each node of the testnet in dir, whether its daemon runs and, if so, its

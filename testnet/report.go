@@ -10,12 +10,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"peer/internal/config"
 )
 
 // write puts results.json, events.csv, summary.csv and the scenario's plot in dir.
@@ -102,7 +105,7 @@ func bandwidthText(b float64) string {
 	if b == 0 {
 		return "unlimited bandwidth"
 	}
-	return fmt.Sprintf("%.1f MB/s", b/1e6)
+	return config.FormatBytes(b) + "/s"
 }
 
 // plot draws the scenario's figure into dir and returns the file names.
@@ -124,8 +127,24 @@ func (r *Result) plot(dir string) ([]string, error) {
 	return nil, nil
 }
 
+// title is a plot's title: what it shows, then the conditions it was measured under (nodes,
+// transport, link latency and bandwidth, and for transfers the file size and seeder rate).
 func (r *Result) title(what string) string {
-	return fmt.Sprintf("%s, %d nodes (%s)", what, r.Nodes, r.Setup.Transport)
+	cond := []string{fmt.Sprintf("%d nodes", r.Nodes)}
+	if r.Setup.Transport == "mocknet" {
+		cond = append(cond, "mocknet", r.Latency+" latency", bandwidthText(r.Bandwidth))
+	} else {
+		cond = append(cond, "loopback "+r.Setup.Transport)
+	}
+	if r.Scenario == "transfer" || r.Scenario == "churn" {
+		cond = append(cond, config.FormatBytes(float64(r.Options.FileSize))+" files")
+		if r.Options.SeederRate > 0 {
+			cond = append(cond, "seeders capped at "+config.FormatBytes(float64(r.Options.SeederRate))+"/s")
+		} else {
+			cond = append(cond, "seeders uncapped")
+		}
+	}
+	return what + "\n" + strings.Join(cond, ", ")
 }
 
 // cdf plots the empirical CDF of the Millis of successful events of kind.

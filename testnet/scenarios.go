@@ -91,8 +91,15 @@ func meanRoutingTable(nw *Network) float64 {
 	return float64(sum) / float64(max(1, len(live)))
 }
 
+// killTarget is how many of n nodes churn has killed after step of steps: maxKill*step/steps of
+// them, rounded down so that no step kills more than announced, and never the last node.
+func killTarget(maxKill float64, step, steps, n int) int {
+	k := int(maxKill*float64(step)/float64(steps)*float64(n) + 1e-9)
+	return max(0, min(k, n-1))
+}
+
 // benchGossip measures announcement propagation with gossiptest.MeasurePropagation: a mocknet
-// of gossip nodes (degree 6) with opts.Latency links (default 20 ms).
+// of gossip nodes (degree 6) with opts.Latency links (defaultGossipLatency unless given).
 func benchGossip(ctx context.Context, opts *BenchOptions, res *Result) error {
 	opts.logf("gossip: %d nodes, %d announcements", opts.Nodes, opts.Messages)
 	pr, err := gossiptest.MeasurePropagation(ctx, gossiptest.PropagationOptions{
@@ -280,17 +287,17 @@ func benchChurn(ctx context.Context, opts *BenchOptions, res *Result) error {
 	if err != nil {
 		return fmt.Errorf("waiting for provides: %w", err)
 	}
-	opts.logf("%d files on %d nodes each; killing up to %.0f%% of %d nodes", opts.Files, opts.Replicas, opts.MaxKill*100, n)
+	most := killTarget(opts.MaxKill, opts.KillSteps, opts.KillSteps, n)
+	opts.logf("%d files on %d nodes each; killing up to %d of %d nodes (%.0f%%, at most %.0f%%)", opts.Files, opts.Replicas, most, n, 100*float64(most)/float64(n), opts.MaxKill*100)
 	order := rng.Perm(n)
 	killed := 0
 	for step := 0; step <= opts.KillSteps; step++ {
-		frac := opts.MaxKill * float64(step) / float64(opts.KillSteps)
-		for target := int(frac*float64(n) + 0.5); killed < target && killed < n-1; killed++ {
+		for target := killTarget(opts.MaxKill, step, opts.KillSteps, n); killed < target; killed++ {
 			if err := nw.Kill(order[killed]); err != nil {
 				return err
 			}
 		}
-		frac = float64(killed) / float64(n)
+		frac := float64(killed) / float64(n)
 		live := nw.Live()
 		boot := live[rng.IntN(len(live))]
 		probe, err := nw.startNode(ctx, &peer.AddrInfo{ID: boot.ID(), Addrs: boot.Host().Addrs()})

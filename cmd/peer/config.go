@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,8 +22,10 @@ func newConfigCmd(app *App) *cobra.Command {
 		Short: "show or change the repo's settings (config.json)",
 		Long: `Show or change the repo's settings. Keys are the names in config.json:
   ` + strings.Join(config.Keys(), ", ") + `
-Lists take comma-separated values or a JSON array; durations take Go syntax (22h, 90s).
-A running daemon reads the settings at start: restart it to apply a change.`,
+Each value is checked as the daemon reads it at start. Lists take comma-separated values or a
+JSON array ("" for none); durations take Go syntax or days (90s, 22h, 7d); upload_limit takes
+bytes per second with an optional unit (10MB, 1.5GiB; 0 is no cap); switches take yes/no,
+true/false or on/off. A running daemon reads the settings at start: restart it to apply a change.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return configShow(app) },
 	}
@@ -47,14 +50,20 @@ A running daemon reads the settings at start: restart it to apply a change.`,
 			fmt.Fprintln(app.Out, v)
 			return nil
 		},
-	}, &cobra.Command{
+	}, newConfigSetCmd(app))
+	return cmd
+}
+
+func newConfigSetCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
 		Use:   "set KEY VALUE",
-		Short: "change one setting",
+		Short: "change one setting, checked as the daemon would read it",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := loadConfig(app)
-			if err != nil {
-				return err
+			var invalid *config.InvalidError
+			if err != nil && !errors.As(err, &invalid) {
+				return err // a file that holds a bad value can still be fixed by setting it
 			}
 			if err := c.Set(args[0], args[1]); err != nil {
 				return err
@@ -62,13 +71,36 @@ A running daemon reads the settings at start: restart it to apply a change.`,
 			if err := config.Save(app.Repo(), c); err != nil {
 				return err
 			}
+			shown, err := c.Show(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "%s = %s\n", args[0], shown)
+			if args[0] == "api" && !isLoopbackHostPort(c.API) {
+				fmt.Fprintln(app.Err, "note: the daemon serves a non-loopback API only with `peer daemon --api-allow-remote`")
+			}
 			if _, err := os.Stat(filepath.Join(app.Repo(), api.AddrFile)); err == nil {
 				fmt.Fprintln(app.Err, "a daemon is running: restart it to apply the change")
 			}
 			return nil
 		},
-	})
+	}
+	// Flags end at KEY, so a VALUE such as -5 is a value (and refused as a negative limit), not an
+	// unknown flag. Flags such as --repo go before KEY.
+	cmd.Flags().SetInterspersed(false)
 	return cmd
+}
+
+func isLoopbackHostPort(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func loadConfig(app *App) (config.Config, error) {

@@ -4,15 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"peer/internal/config"
 	"peer/node/api"
 	"peer/store"
 )
@@ -302,14 +303,19 @@ the repo: what the node heard while it last ran.`,
 				fmt.Fprintf(app.Err, "nothing announced matches %q\n", term)
 				return nil
 			}
-			tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSIZE\tCID\tPEERS\tLAST SEEN")
-			for _, o := range offers {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s ago\n", o.Name, o.Size, o.CID, len(o.Providers), time.Since(o.LastSeen).Round(time.Second))
-			}
-			return tw.Flush()
+			return printOffers(app.Out, offers, time.Now())
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printOffers writes the search table: sizes in units, columns aligned whatever the names'
+// characters.
+func printOffers(w io.Writer, offers []store.Offer, now time.Time) error {
+	t := newTable(w, "NAME", "SIZE", "CID", "PEERS", "LAST SEEN")
+	for _, o := range offers {
+		t.row(o.Name, config.FormatBytes(float64(o.Size)), o.CID, strconv.Itoa(len(o.Providers)), now.Sub(o.LastSeen).Round(time.Second).String()+" ago")
+	}
+	return t.flush()
 }

@@ -11,13 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"peer/internal/config"
 	"peer/node/api"
 	"peer/store"
 	"peer/store/unixfs"
@@ -71,53 +71,98 @@ func writeJSONLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(
 
 func newInitCmd(app *App) *cobra.Command {
 	var profile string
+	var force, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "init",
+		Use:   "init [--profile default|lan|public [--force]] [--json]",
 		Short: "create the repo (identity, config, blocks, event log); harmless when it exists",
-		Args:  cobra.NoArgs,
+		Long: `Create the repo: identity key, config.json, blocks and event log, and print the peer ID. On a
+repo that exists it changes nothing; a --profile that would change its settings lists the changes
+and needs --force to apply them.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runInit(app, profile)
+			return runInit(app, profile, force, asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&profile, "profile", "", "settings profile: default, lan (mDNS) or public (IPFS bootstrap, NAT traversal, mDNS)")
+	cmd.Flags().BoolVar(&force, "force", false, "apply --profile to an existing repo's settings")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id":…,"repo":…,"created":…}`)
 	return cmd
 }
 
+// addResult is what `peer add --json` prints for each file, one JSON object a line.
+type addResult struct {
+	CID  string `json:"cid"`
+	Name string `json:"name"`
+	Size uint64 `json:"size"`
+}
+
+// stdinArg is the argument of add that means standard input.
+const stdinArg = "-"
+
 func newAddCmd(app *App) *cobra.Command {
-	var quiet, onlyHash bool
+	var quiet, onlyHash, asJSON bool
 	var chunk int
+	var name string
 	cmd := &cobra.Command{
-		Use:   "add [--quiet] [--only-hash] [--chunk-size N] FILE...",
-		Short: "import files into the repo and print their CIDs",
-		Args:  cobra.MinimumNArgs(1),
+		Use:   "add [--quiet] [--only-hash] [--chunk-size N] [--json] FILE... | - [--name NAME]",
+		Short: "import files (or standard input, -) into the repo and print their CIDs",
+		Long: `Import files into the repo (a copy of their bytes) and print "added CID NAME" for each.
+"-" reads standard input instead of a file; --name names it (by default it has no name, and
+the line shows the CID in its place, as ipfs add does).`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if chunk != 0 && (chunk < unixfs.MinChunkSize || chunk > unixfs.MaxChunkSize) {
 				return fmt.Errorf("--chunk-size must be between %d and %d bytes", unixfs.MinChunkSize, unixfs.MaxChunkSize)
 			}
+			stdins := 0
 			for _, p := range args {
+				if p == stdinArg {
+					stdins++
+					continue
+				}
 				if err := checkRegularFile(p); err != nil {
 					return err
 				}
 			}
-			// addAll imports every file with add (through the daemon, into the repo, or only
-			// hashing) and prints its CID.
-			addAll := func(add func(path string) (cid.Cid, error)) error {
+			if stdins > 1 {
+				return errors.New("standard input (-) can be added once per command")
+			}
+			if cmd.Flags().Changed("name") && stdins == 0 {
+				return errors.New("--name names standard input: use it with - (files keep their own names)")
+			}
+			// addAll imports every input with add (through the daemon, into the repo, or only
+			// hashing) and prints what it added.
+			addAll := func(add func(in addInput) (addResult, error)) error {
 				for _, p := range args {
-					c, err := add(p)
+					in, err := openAddInput(app, p, name)
 					if err != nil {
 						return err
 					}
-					if quiet {
-						fmt.Fprintln(app.Out, c)
-					} else {
-						fmt.Fprintf(app.Out, "added %s %s\n", c, filepath.Base(p))
+					r, err := add(in)
+					in.Close()
+					if err != nil {
+						return err
+					}
+					switch {
+					case asJSON:
+						if err := writeJSONLine(app.Out, r); err != nil {
+							return err
+						}
+					case quiet:
+						fmt.Fprintln(app.Out, r.CID)
+					default:
+						shown := r.Name
+						if shown == "" {
+							shown = r.CID
+						}
+						fmt.Fprintf(app.Out, "added %s %s\n", r.CID, shown)
 					}
 				}
 				return nil
 			}
 			local := func(s *store.Store) error { // s nil: only hash
-				return addAll(func(p string) (cid.Cid, error) {
-					return addOne(cmd.Context(), app, s, p, store.AddOptions{ChunkSize: chunk})
+				return addAll(func(in addInput) (addResult, error) {
+					return addOne(cmd.Context(), app, s, in, store.AddOptions{ChunkSize: chunk})
 				})
 			}
 			if onlyHash {
@@ -130,14 +175,16 @@ func newAddCmd(app *App) *cobra.Command {
 			if d == nil {
 				return app.withStore(local)
 			}
-			return addAll(func(p string) (cid.Cid, error) {
-				return addThroughDaemon(cmd.Context(), app, d, p, chunk)
+			return addAll(func(in addInput) (addResult, error) {
+				return addThroughDaemon(cmd.Context(), app, d, in, chunk)
 			})
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the CIDs, one per line")
 	cmd.Flags().BoolVarP(&onlyHash, "only-hash", "n", false, "compute the CIDs without storing anything")
 	cmd.Flags().IntVar(&chunk, "chunk-size", 0, "chunk size in bytes (default 1048576)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"cid":…,"name":…,"size":…} for each file, one per line`)
+	cmd.Flags().StringVar(&name, "name", "", "the name of what - reads from standard input")
 	return cmd
 }
 
@@ -159,65 +206,83 @@ func checkRegularFile(p string) error {
 	return nil
 }
 
-// addOne imports one file (or only hashes it when s is nil), with a progress bar on a terminal
-// for files large enough to need one.
-func addOne(ctx context.Context, app *App, s *store.Store, path string, opts store.AddOptions) (cid.Cid, error) {
+// addInput is one thing add imports: a file, or standard input.
+type addInput struct {
+	r     io.Reader
+	name  string // "" for unnamed standard input
+	label string // for messages: the path, or "standard input"
+	size  int64  // -1 when unknown (standard input)
+	close func()
+}
+
+func (in addInput) Close() { in.close() }
+
+func openAddInput(app *App, path, stdinName string) (addInput, error) {
+	if path == stdinArg {
+		if f, ok := app.In.(*os.File); ok && isTerminal(f) {
+			fmt.Fprintln(app.Err, "reading standard input; end it with Ctrl-D")
+		}
+		return addInput{r: app.In, name: stdinName, label: "standard input", size: -1, close: func() {}}, nil
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return cid.Undef, err
+		return addInput{}, err
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return cid.Undef, err
+		f.Close()
+		return addInput{}, err
 	}
-	bar := newBar(app, st.Size(), "adding "+filepath.Base(path))
+	return addInput{r: f, name: filepath.Base(path), label: path, size: st.Size(), close: func() { f.Close() }}, nil
+}
+
+// addOne imports one input (or only hashes it when s is nil), with a progress bar on a terminal
+// for files large enough to need one.
+func addOne(ctx context.Context, app *App, s *store.Store, in addInput, opts store.AddOptions) (addResult, error) {
+	bar := newBar(app, in.size, "adding "+in.name)
 	if bar != nil {
 		opts.Progress = func(n int64) { _ = bar.Set64(n) }
 		defer bar.Close()
 	}
 	if s == nil {
-		res, err := store.Hash(ctx, f, opts)
-		return res.Root, err
+		res, err := store.Hash(ctx, in.r, opts)
+		if err != nil {
+			return addResult{}, fmt.Errorf("hashing %s: %w", in.label, err)
+		}
+		return addResult{CID: res.Root.String(), Name: in.name, Size: res.Size}, nil
 	}
-	file, err := s.Add(ctx, f, filepath.Base(path), opts)
+	file, err := s.Add(ctx, in.r, in.name, opts)
 	if err != nil {
-		return cid.Undef, fmt.Errorf("adding %s: %w", path, err)
+		return addResult{}, fmt.Errorf("adding %s: %w", in.label, err)
 	}
-	return file.Root, nil
+	return addResult{CID: file.CID, Name: file.Name, Size: file.Size}, nil
 }
 
-// addThroughDaemon streams a file to the running daemon, which imports it.
-func addThroughDaemon(ctx context.Context, app *App, d *api.Client, path string, chunk int) (cid.Cid, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return cid.Undef, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return cid.Undef, err
-	}
-	var body io.Reader = f
-	if bar := newBar(app, st.Size(), "adding "+filepath.Base(path)); bar != nil {
+// addThroughDaemon streams an input to the running daemon, which imports it.
+func addThroughDaemon(ctx context.Context, app *App, d *api.Client, in addInput, chunk int) (addResult, error) {
+	body := in.r
+	if bar := newBar(app, in.size, "adding "+in.name); bar != nil {
 		defer bar.Close()
-		r := progressbar.NewReader(f, bar)
+		r := progressbar.NewReader(in.r, bar)
 		body = &r
 	}
-	q := url.Values{"name": {filepath.Base(path)}}
+	q := url.Values{"name": {in.name}}
 	if chunk > 0 {
 		q.Set("chunk_size", strconv.Itoa(chunk))
 	}
 	resp, err := d.Request(ctx, http.MethodPost, api.PathAdd+"?"+q.Encode(), body, "application/octet-stream")
 	if err != nil {
-		return cid.Undef, fmt.Errorf("adding %s: %w", path, err)
+		return addResult{}, fmt.Errorf("adding %s: %w", in.label, err)
 	}
 	defer resp.Body.Close()
 	var file store.File
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&file); err != nil {
-		return cid.Undef, fmt.Errorf("adding %s: reading the answer: %w", path, err)
+		return addResult{}, fmt.Errorf("adding %s: reading the answer: %w", in.label, err)
 	}
-	return cid.Decode(file.CID)
+	if _, err := cid.Decode(file.CID); err != nil {
+		return addResult{}, fmt.Errorf("adding %s: the daemon answered no CID: %w", in.label, err)
+	}
+	return addResult{CID: file.CID, Name: file.Name, Size: file.Size}, nil
 }
 
 // newBar returns a byte progress bar on a terminal for work of at least 64 MiB, else nil.
@@ -312,13 +377,13 @@ func newLsCmd(app *App) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.Flags().StringVar(&at, "at", "", "show the index as it was at TIME (RFC 3339, or a duration ago such as 2h)")
+	cmd.Flags().StringVar(&at, "at", "", "show the index as it was at TIME (RFC 3339, a date, or a duration ago such as 2h or 7d)")
 	return cmd
 }
 
-// parseTime reads an RFC 3339 time, a date, or a duration meaning that long ago.
+// parseTime reads an RFC 3339 time, a date, or a duration meaning that long ago (90m, 2h, 7d).
 func parseTime(s string) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
+	if d, err := config.ParseDuration(s); err == nil {
 		return time.Now().Add(-d), nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
@@ -326,7 +391,7 @@ func parseTime(s string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2026-01-02T15:04:05Z), a date, or a duration ago (90m)", s)
+	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2026-01-02T15:04:05Z), a date, or a duration ago (90m, 7d)", s)
 }
 
 func printFiles(w io.Writer, files []store.File, asJSON bool) error {
@@ -336,8 +401,7 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 		}
 		return writeJSON(w, files)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CID\tSIZE\tSTATE\tNAME\tPATH")
+	t := newTable(w, "CID", "SIZE", "STATE", "NAME", "PATH")
 	for _, f := range files {
 		state := string(f.State)
 		if f.State == store.Partial && f.Size > 0 {
@@ -350,15 +414,15 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 		if f.State == store.Partial && path != "" {
 			path = store.PartPath(path)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", f.CID, f.Size, state, f.Name, path)
+		t.row(f.CID, config.FormatBytes(float64(f.Size)), state, f.Name, path)
 	}
-	return tw.Flush()
+	return t.flush()
 }
 
 func newRmCmd(app *App) *cobra.Command {
-	var force bool
+	var force, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "rm [--force] CID",
+		Use:   "rm [--force] [--json] CID",
 		Short: "forget a file: it is no longer served or announced (peer gc reclaims its blocks)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -388,17 +452,27 @@ func newRmCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(app.Out, rmResult{CID: c.String()})
+			}
 			fmt.Fprintf(app.Out, "removed %s\n", c)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "remove a pinned file too")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"cid":…} of the removed file`)
 	return cmd
 }
 
+// rmResult is what `peer rm --json` prints.
+type rmResult struct {
+	CID string `json:"cid"`
+}
+
 func newGCCmd(app *App) *cobra.Command {
-	return &cobra.Command{
-		Use:   "gc",
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "gc [--json]",
 		Short: "reclaim blocks that no held file needs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -418,10 +492,15 @@ func newGCCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(app.Out, res)
+			}
 			fmt.Fprintf(app.Out, "removed %d blocks (%d bytes), kept %d\n", res.Removed, res.Bytes, res.Kept)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"removed":…,"bytes":…,"kept":…}: blocks and bytes freed, blocks kept`)
+	return cmd
 }
 
 func newEventsCmd(app *App) *cobra.Command {

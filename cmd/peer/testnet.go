@@ -1,18 +1,15 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/spf13/cobra"
 
+	"peer/internal/config"
 	"peer/testnet"
 )
 
@@ -170,7 +167,7 @@ func newTestnetDemoCmd(app *App) *cobra.Command {
 		Short: "five nodes on 127.0.0.1: share a file on one, find it on another, fetch it on a third, verify, clean up",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			n, err := parseBytes(size)
+			n, err := config.ParseBytes(size)
 			if err != nil {
 				return fmt.Errorf("--size: %w", err)
 			}
@@ -209,15 +206,15 @@ docs/TESTNET.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if opts.Bandwidth, err = parseBytes(bandwidth); err != nil {
+			if opts.Bandwidth, err = config.ParseBytes(bandwidth); err != nil {
 				return fmt.Errorf("--bandwidth: %w", err)
 			}
-			fs, err := parseBytes(fileSize)
+			fs, err := config.ParseBytes(fileSize)
 			if err != nil {
 				return fmt.Errorf("--file-size: %w", err)
 			}
 			opts.FileSize = int64(fs)
-			sr, err := parseBytes(seederRate)
+			sr, err := config.ParseBytes(seederRate)
 			if err != nil {
 				return fmt.Errorf("--seeder-rate: %w", err)
 			}
@@ -268,25 +265,4 @@ docs/TESTNET.md.`,
 	fl.BoolVar(&verbose, "verbose", false, "show the nodes' logs")
 	_ = cmd.MarkFlagRequired("scenario")
 	return cmd
-}
-
-// parseBytes reads a size such as 1048576, 64KiB, 10MB, 1.5GiB (an optional "/s" is ignored).
-func parseBytes(s string) (float64, error) {
-	s = strings.TrimSuffix(strings.TrimSpace(s), "/s")
-	units := []struct {
-		suffix string
-		mult   float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"B", 1}}
-	mult := 1.0
-	for _, u := range units {
-		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mult = strings.TrimSpace(rest), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, errors.New("want a size such as 1048576, 64KiB, 10MB or 1.5GiB")
-	}
-	return v * mult, nil
 }

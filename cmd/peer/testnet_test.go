@@ -217,18 +217,6 @@ func TestTestnetBench(t *testing.T) {
 	require.Contains(t, stderr, "--bandwidth")
 }
 
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]float64{"0": 0, "1048576": 1 << 20, "64KiB": 64 << 10, "10MB": 10e6, "1.5GiB": 1.5 * (1 << 30), "2M/s": 2e6, "7B": 7} {
-		got, err := parseBytes(in)
-		require.NoError(t, err, in)
-		require.Equal(t, want, got, in)
-	}
-	for _, in := range []string{"", "x", "-1", "MB", "NaN", "inf", "1e400"} {
-		_, err := parseBytes(in)
-		require.Error(t, err, in)
-	}
-}
-
 func TestTestnet20Processes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("20 daemons")

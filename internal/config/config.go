@@ -4,15 +4,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"peer/discovery"
 )
 
 // FileName is the config file's name inside the repo.
 const FileName = "config.json"
 
-// Duration is a time.Duration that reads and writes as a string such as "22h0m0s".
+// Duration is a time.Duration that writes as a string such as "22h0m0s" and reads Go syntax or
+// days ("7d").
 type Duration time.Duration
 
 // MarshalJSON writes d as a duration string.
@@ -24,7 +32,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("duration must be a string such as \"1h30m\": %w", err)
 	}
-	v, err := time.ParseDuration(s)
+	v, err := ParseDuration(s)
 	if err != nil {
 		return err
 	}
@@ -128,8 +136,30 @@ func (c *Config) ApplyProfile(name string) error {
 	return nil
 }
 
-// Validate checks values that would otherwise fail later and less clearly.
+// Validate checks values that would otherwise fail later and less clearly, with the parsers the
+// daemon uses at start: multiaddrs for listen, /p2p/ multiaddrs for bootstrap, HOST:PORT for api.
 func (c Config) Validate() error {
+	if len(c.Listen) == 0 {
+		return errors.New("listen: at least one address is needed, such as /ip4/0.0.0.0/tcp/4040")
+	}
+	for _, s := range c.Listen {
+		if _, err := ma.NewMultiaddr(s); err != nil {
+			return fmt.Errorf("listen address %q is not a multiaddr (such as /ip4/0.0.0.0/tcp/4040): %v", s, err)
+		}
+	}
+	for _, s := range c.Bootstrap {
+		if _, err := peer.AddrInfoFromString(s); err != nil {
+			return fmt.Errorf("bootstrap address %q: want a multiaddr ending in /p2p/ID, such as /ip4/192.0.2.7/tcp/4040/p2p/12D3KooW…: %v", s, err)
+		}
+	}
+	if c.API != "" {
+		if err := checkHostPort(c.API); err != nil {
+			return fmt.Errorf("api address %q: %w", c.API, err)
+		}
+	}
+	if err := discovery.ValidateNetwork(c.Network); err != nil {
+		return err
+	}
 	if c.ConnLow < 0 || c.ConnHigh < c.ConnLow {
 		return fmt.Errorf("conn_low (%d) and conn_high (%d) must satisfy 0 <= low <= high", c.ConnLow, c.ConnHigh)
 	}
@@ -147,6 +177,31 @@ func (c Config) Validate() error {
 	return nil
 }
 
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("want HOST:PORT, such as 127.0.0.1:5040")
+	}
+	if host == "" {
+		return errors.New("want HOST:PORT with a host, such as 127.0.0.1:5040")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || port != strconv.FormatUint(n, 10) {
+		return fmt.Errorf("port %q: want a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+// InvalidError is a config file that reads as JSON but holds a value the node cannot use.
+type InvalidError struct {
+	Path string
+	Err  error
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("%s: %v (change it with `peer config set` or edit the file)", e.Path, e.Err)
+}
+func (e *InvalidError) Unwrap() error { return e.Err }
+
 // Load reads the config file in repo dir. A missing file gives the defaults.
 func Load(dir string) (Config, error) {
 	c := Default()
@@ -160,7 +215,10 @@ func Load(dir string) (Config, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("reading %s: %w", filepath.Join(dir, FileName), err)
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		return c, &InvalidError{Path: filepath.Join(dir, FileName), Err: err}
+	}
+	return c, nil
 }
 
 // Save writes c to the config file in repo dir atomically.

@@ -28,7 +28,7 @@ type Peer struct {
 	Addr      string `json:"addr"`      // the remote address of the first connection
 	Direction string `json:"direction"` // "inbound" or "outbound"
 	// Latency is the smoothed round-trip time the node measured, 0 when unknown.
-	Latency time.Duration `json:"latency_ns,omitempty"`
+	Latency time.Duration `json:"latency_ns"`
 }
 
 // ConnectRequest is the body of POST /api/v1/connect.
@@ -45,7 +45,7 @@ type DHTStatus struct {
 	ProvidesPending  int    `json:"provides_pending"`
 	ProvidesDone     uint64 `json:"provides_done"`
 	ProvidesFailed   uint64 `json:"provides_failed"`
-	LastReprovideAgo string `json:"last_reprovide_ago,omitempty"`
+	LastReprovideAgo string `json:"last_reprovide_ago"`
 }
 
 // Status is the one-screen summary of GET /api/v1/status.
