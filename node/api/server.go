@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,6 +165,16 @@ func (s *Server) SetStarting(msg string) {
 // ServeHTTP authenticates and dispatches one request. Every route but GET /api/v1/health needs
 // the bearer token.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A web page can make a browser send requests here under a name of its own that resolves
+	// to 127.0.0.1 (DNS rebinding), or from another site: neither is this API's own name.
+	if !s.hostAllowed(r.Host) {
+		WriteError(w, http.StatusForbidden, fmt.Errorf("host %q is not this API's address: use %s", r.Host, s.URL()))
+		return
+	}
+	if o := r.Header.Get("Origin"); o != "" && !s.originAllowed(o, r.Host) {
+		WriteError(w, http.StatusForbidden, fmt.Errorf("requests from origin %q are refused", o))
+		return
+	}
 	health := r.Method == http.MethodGet && r.URL.Path == PathHealth
 	if !health && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="peer"`)
@@ -176,6 +187,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// hostAllowed reports whether a request's Host names this server: a loopback name or address,
+// or the host it was configured to listen on. Listening on every interface (0.0.0.0, ::) with
+// AllowRemote, any name is accepted, as the machine's names cannot be known.
+func (s *Server) hostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if isLoopback(host) || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	listen, _, _ := net.SplitHostPort(s.cfg.Addr)
+	if !s.cfg.AllowRemote {
+		return false
+	}
+	if ip := net.ParseIP(listen); listen == "" || ip != nil && ip.IsUnspecified() {
+		return true
+	}
+	return strings.EqualFold(host, listen)
+}
+
+// originAllowed reports whether a browser's Origin is this server itself.
+func (s *Server) originAllowed(origin, host string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return false
+	}
+	return strings.EqualFold(u.Host, host) && s.hostAllowed(u.Host)
 }
 
 func (s *Server) authorized(r *http.Request) bool {

@@ -41,7 +41,6 @@ func do(t *testing.T, method, url, token string, body []byte) *http.Response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	req.Header.Set("Origin", "http://evil.example")
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	t.Cleanup(func() { resp.Body.Close() })
@@ -69,6 +68,44 @@ func TestAuth(t *testing.T) {
 			resp := do(t, http.MethodGet, s.URL()+c.path, c.token, nil)
 			require.Equal(t, c.want, resp.StatusCode)
 			require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+		})
+	}
+}
+
+// A request under another name (a DNS-rebinding page whose name resolves to 127.0.0.1) or from
+// another site's page is refused before the token is even looked at; the API's own names pass.
+func TestHostAndOrigin(t *testing.T) {
+	s, _ := startServer(t)
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(s.URL(), "http://"))
+	require.NoError(t, err)
+	cases := []struct {
+		name, host, origin string
+		want               int
+	}{
+		{"loopback address", "127.0.0.1:" + port, "", http.StatusOK},
+		{"localhost", "localhost:" + port, "", http.StatusOK},
+		{"ipv6 loopback", "[::1]:" + port, "", http.StatusOK},
+		{"same origin", "127.0.0.1:" + port, "http://127.0.0.1:" + port, http.StatusOK},
+		{"rebinding name", "attacker.example:" + port, "", http.StatusForbidden},
+		{"rebinding name and its origin", "attacker.example:" + port, "http://attacker.example:" + port, http.StatusForbidden},
+		{"another site", "127.0.0.1:" + port, "http://evil.example", http.StatusForbidden},
+		{"another port", "127.0.0.1:" + port, "http://127.0.0.1:1", http.StatusForbidden},
+		{"opaque origin", "127.0.0.1:" + port, "null", http.StatusForbidden},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL()+"/secret", nil)
+			require.NoError(t, err)
+			req.Host = c.host
+			req.Header.Set("Authorization", "Bearer "+s.Token())
+			if c.origin != "" {
+				req.Header.Set("Origin", c.origin)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, c.want, resp.StatusCode)
+			require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"), "no CORS headers")
 		})
 	}
 }
