@@ -114,9 +114,9 @@ func TestTestnetUpStatusDown(t *testing.T) {
 	require.Zero(t, code, stderr)
 	out, stderr, code = peerCmd(t, "", "testnet", "down", "--dir", dir, "--timeout", "1ns")
 	require.Zero(t, code, stderr)
-	// The last daemon signalled cannot have finished its shutdown a nanosecond later; the first
-	// one may have, on a fast run.
-	require.Regexp(t, `stopped 2 nodes \([12] needed SIGKILL\)`, out)
+	// Daemons that finish their shutdown before down looks are not killed; those still running
+	// are (TestDownInterruptedStillKills covers one that ignores SIGTERM).
+	require.Regexp(t, `stopped 2 nodes( \([12] needed SIGKILL\))?;`, out)
 	require.Empty(t, processesUnder(t, dir))
 }
 
