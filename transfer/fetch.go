@@ -70,6 +70,7 @@ type PeerStats struct {
 	Duplicates int64 // bytes received from it that another peer sent first
 	Bad        int   // blocks from it that did not verify
 	Dropped    error // why it was dropped from the fetch, if it was
+	MaxWindow  int64 // the largest window (bytes in flight) its session grew to
 }
 
 // Stats summarises a Fetch.

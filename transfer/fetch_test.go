@@ -97,9 +97,12 @@ func TestFetchFourRateLimited(t *testing.T) {
 	one, _, _ := fetch(1)
 	four, srcs, st := fetch(4)
 	t.Logf("one source: %v, four sources: %v, duplicate bytes %d of %d", one, four, st.DuplicateBytes, st.Received)
-	require.Less(t, four, one)
+	// How much faster four are is a benchmark's business (BenchmarkFetchFourRateLimited); here every
+	// source serves a share and none carries most of the fetch.
 	for _, s := range srcs {
-		require.Positive(t, s.t.ServerStats().Blocks, "every source serves a share")
+		served := s.t.ServerStats().Blocks
+		require.Positive(t, served, "every source serves a share")
+		require.LessOrEqual(t, served, int64(st.Blocks)/2, "no source serves half the blocks")
 	}
 }
 

@@ -377,6 +377,7 @@ func (s *session) tickLocked(now time.Time, dt float64) {
 	if bw := max(s.rate, inst); bw > 0 && s.minRTT > 0 {
 		w := int64(2 * bw * s.minRTT.Seconds())
 		s.window = min(max(w, s.f.t.cfg.initialWindow), s.f.t.cfg.maxWindow)
+		s.stats.MaxWindow = max(s.stats.MaxWindow, s.window)
 	}
 }
 

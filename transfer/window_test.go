@@ -92,7 +92,8 @@ func delayCopy(dst, src net.Conn, delay time.Duration) {
 
 // TestWindowGrowsOnLongLinks fetches over a link with a 50 ms round trip,
 // starting from a 256 KiB window: at that window the fetch would take over
-// 6 s; the window must grow towards bandwidth x RTT.
+// 6 s; the window must grow towards bandwidth x RTT. How far it grows follows
+// the machine's speed, so the test asks only that it grew well past the start.
 func TestWindowGrowsOnLongLinks(t *testing.T) {
 	const size = 32 << 20
 	d := buildDAG(t, size, 64<<10, 1024, 20)
@@ -109,5 +110,7 @@ func TestWindowGrowsOnLongLinks(t *testing.T) {
 	require.NoError(t, err)
 	requireComplete(t, d, got)
 	t.Logf("32 MiB over a 50 ms RTT link in %v (%.1f MB/s)", st.Duration, size/st.Duration.Seconds()/1e6)
-	require.Less(t, st.Duration, 4*time.Second)
+	w := st.Peers[src.h.ID()].MaxWindow
+	t.Logf("window grew from 256 KiB to %d KiB", w>>10)
+	require.GreaterOrEqual(t, w, int64(1<<20))
 }
