@@ -137,7 +137,7 @@ func (r *Result) title(what string) string {
 		cond = append(cond, "loopback "+r.Setup.Transport)
 	}
 	if r.Scenario == "transfer" || r.Scenario == "churn" {
-		cond = append(cond, config.FormatBytes(float64(r.Options.FileSize))+" files")
+		cond = append(cond, config.FormatSize(uint64(r.Options.FileSize))+" files")
 		if r.Options.SeederRate > 0 {
 			cond = append(cond, "seeders capped at "+config.FormatBytes(float64(r.Options.SeederRate))+"/s")
 		} else {

@@ -27,10 +27,10 @@ func TestResultsOfAFailedRunAreWritten(t *testing.T) {
 func TestPlotTitlesCarryTheConditions(t *testing.T) {
 	r := &Result{Scenario: "transfer", Nodes: 5, Latency: "0s", Setup: Setup{Transport: "tcp"},
 		Options: BenchOptions{FileSize: 64 << 20, SeederRate: 25e6}}
-	require.Equal(t, "Fetch throughput\n5 nodes, loopback tcp, 67.1 MB files, seeders capped at 25 MB/s", r.title("Fetch throughput"))
+	require.Equal(t, "Fetch throughput\n5 nodes, loopback tcp, 64 MiB files, seeders capped at 25 MB/s", r.title("Fetch throughput"))
 	r = &Result{Scenario: "churn", Nodes: 20, Latency: "10ms", Bandwidth: 12.5e6, Setup: Setup{Transport: "mocknet"},
 		Options: BenchOptions{FileSize: 256 << 10}}
-	require.Equal(t, "Churn\n20 nodes, mocknet, 10ms latency, 12.5 MB/s, 262.1 kB files, seeders uncapped", r.title("Churn"))
+	require.Equal(t, "Churn\n20 nodes, mocknet, 10ms latency, 12.5 MB/s, 256 KiB files, seeders uncapped", r.title("Churn"))
 	r = &Result{Scenario: "gossip", Nodes: 8, Latency: "20ms", Setup: Setup{Transport: "mocknet"}}
 	require.Equal(t, "Gossip\n8 nodes, mocknet, 20ms latency, unlimited bandwidth", r.title("Gossip"))
 

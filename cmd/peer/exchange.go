@@ -315,7 +315,7 @@ the repo: what the node heard while it last ran.`,
 func printOffers(w io.Writer, offers []store.Offer, now time.Time) error {
 	t := newTable(w, "NAME", "SIZE", "CID", "PEERS", "LAST SEEN")
 	for _, o := range offers {
-		t.row(o.Name, config.FormatBytes(float64(o.Size)), o.CID, strconv.Itoa(len(o.Providers)), now.Sub(o.LastSeen).Round(time.Second).String()+" ago")
+		t.row(o.Name, config.FormatSize(o.Size), o.CID, strconv.Itoa(len(o.Providers)), now.Sub(o.LastSeen).Round(time.Second).String()+" ago")
 	}
 	return t.flush()
 }

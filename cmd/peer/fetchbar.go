@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"peer/internal/config"
 	"peer/node/api"
 )
 
@@ -93,22 +94,7 @@ func barLine(size, done int64, rate float64, peers int, tail string) string {
 }
 
 // sizeText gives a size in binary units: 512 B, 1.5 KiB, 645 MiB, 1 GiB.
-func sizeText(n uint64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
-	v, i := float64(n), 0
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	switch {
-	case i == 0:
-		return fmt.Sprintf("%d B", n)
-	case v < 9.95:
-		return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + " " + units[i]
-	default:
-		return fmt.Sprintf("%.0f %s", v, units[i])
-	}
-}
+func sizeText(n uint64) string { return config.FormatSize(n) }
 
 // rateText gives a rate in decimal units, the family every rate the command prints uses:
 // 850 kB/s, 40.1 MB/s, 1.2 GB/s.

@@ -414,7 +414,7 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 		if f.State == store.Partial && path != "" {
 			path = store.PartPath(path)
 		}
-		t.row(f.CID, config.FormatBytes(float64(f.Size)), state, f.Name, path)
+		t.row(f.CID, config.FormatSize(f.Size), state, f.Name, path)
 	}
 	return t.flush()
 }

@@ -163,9 +163,9 @@ func TestTablesShowUnitsAndAlignWideNames(t *testing.T) {
 		require.Equal(t, col(lines[0], "CID"), col(lines[i+1], o.CID), "CID column of %q:\n%s", o.Name, b.String())
 		require.Equal(t, col(lines[0], "PEERS"), col(lines[i+1], []string{"1", "2", "1"}[i]+" "), "PEERS column:\n%s", b.String())
 	}
-	require.Contains(t, lines[1], "1.5 MB")
+	require.Contains(t, lines[1], "1.4 MiB")
 	require.Contains(t, lines[2], "5 B")
-	require.Contains(t, lines[3], "73.4 MB")
+	require.Contains(t, lines[3], "70 MiB")
 	require.Contains(t, lines[1], "3s ago")
 
 	b.Reset()
@@ -175,8 +175,8 @@ func TestTablesShowUnitsAndAlignWideNames(t *testing.T) {
 	}
 	require.NoError(t, printFiles(&b, files, false))
 	lines = strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
-	require.Contains(t, lines[1], "1.5 MB")
-	require.Contains(t, lines[2], "2 MB")
+	require.Contains(t, lines[1], "1.4 MiB")
+	require.Contains(t, lines[2], "1.9 MiB")
 	require.Contains(t, lines[2], "partial 25%")
 	require.Equal(t, col(lines[0], "NAME"), col(lines[1], "日本語"))
 

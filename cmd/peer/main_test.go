@@ -273,7 +273,7 @@ func TestCLIPartialFetchIsListedWithItsPathAndRmDeletesIt(t *testing.T) {
 
 	out, errOut, code = peerCmd(t, repo, "ls")
 	require.Zero(t, code, errOut)
-	require.Regexp(t, root.String()+`\s+3.1 MB\s+partial 33%\s+data.bin\s+`+regexp.QuoteMeta(store.PartPath(target))+`\n`, out)
+	require.Regexp(t, root.String()+`\s+3 MiB\s+partial 33%\s+data.bin\s+`+regexp.QuoteMeta(store.PartPath(target))+`\n`, out)
 	_, err = os.Stat(store.PartPath(target))
 	require.NoError(t, err)
 

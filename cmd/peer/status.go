@@ -5,6 +5,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"peer/internal/config"
 )
 
 func init() { register(newStatusCmd) }
@@ -53,15 +55,4 @@ func newStatusCmd(app *App) *cobra.Command {
 	return cmd
 }
 
-func byteSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func byteSize(n int64) string { return config.FormatSize(uint64(max(n, 0))) }

@@ -197,6 +197,9 @@ func TestUnits(t *testing.T) {
 	for n, want := range map[float64]string{0: "0 B", 999: "999 B", 1000: "1 kB", 1500: "1.5 kB", 10e6: "10 MB", 1 << 30: "1.1 GB", 999_999: "1 MB", 73400320: "73.4 MB"} {
 		require.Equal(t, want, config.FormatBytes(n), "%v", n)
 	}
+	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1 KiB", 1536: "1.5 KiB", 645 << 20: "645 MiB", 1 << 30: "1 GiB", 1_500_000: "1.4 MiB"} {
+		require.Equal(t, want, config.FormatSize(n), "%d", n)
+	}
 	for in, want := range map[string]time.Duration{"1d": 24 * time.Hour, "7d": 7 * 24 * time.Hour, "0.5d": 12 * time.Hour, "2d3h": 51 * time.Hour, "90m": 90 * time.Minute} {
 		got, err := config.ParseDuration(in)
 		require.NoError(t, err, in)

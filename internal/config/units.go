@@ -43,8 +43,28 @@ func ParseBytes(s string) (float64, error) {
 	return v * mult, nil
 }
 
+// FormatSize writes a size for people in binary units, the family every size the node prints
+// uses: 512 B, 1.5 KiB, 645 MiB, 1 GiB (one decimal below 10, none above).
+func FormatSize(n uint64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	v, i := float64(n), 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	switch {
+	case i == 0:
+		return fmt.Sprintf("%d B", n)
+	case v < 9.95:
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + " " + units[i]
+	default:
+		return fmt.Sprintf("%.0f %s", v, units[i])
+	}
+}
+
 // FormatBytes writes n bytes in decimal units with at most one decimal: 999 B, 1.5 kB, 10 MB,
-// 1.1 GB. Rates use the same family (MB/s).
+// 1.1 GB. It is for rates (10 MB/s), which the node always gives in decimal units; sizes are
+// FormatSize.
 func FormatBytes(n float64) string {
 	units := []string{"B", "kB", "MB", "GB", "TB", "PB", "EB"}
 	i := 0
