@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -131,7 +132,7 @@ func (c *Config) ApplyProfile(name string) error {
 		c.AutoNAT, c.HolePunching, c.RelayClient, c.PortMapping = true, true, true, true
 		c.DHTPublicOnly = true
 	default:
-		return fmt.Errorf("unknown profile %q (known: %v)", name, Profiles)
+		return fmt.Errorf("unknown profile %q (known: %s)", name, strings.Join(Profiles, ", "))
 	}
 	return nil
 }
