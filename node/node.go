@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -22,6 +21,7 @@ import (
 
 	"peer/discovery"
 	"peer/internal/config"
+	"peer/internal/fsys"
 	"peer/node/api"
 	"peer/store"
 	"peer/transfer"
@@ -239,11 +239,11 @@ func (n *Node) listenAll(h host.Host) error {
 			continue
 		}
 		if _, v6 := a.ValueForProtocol(ma.P_IP6); v6 == nil && len(n.listen) > 1 &&
-			(errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EPROTONOSUPPORT)) {
+			fsys.IsAddrFamilyUnavailable(err) {
 			logger().Warn("IPv6 is unavailable here: not listening on it", "addr", a.String(), "err", err)
 			continue
 		}
-		if errors.Is(err, syscall.EADDRINUSE) {
+		if fsys.IsAddrInUse(err) {
 			return fmt.Errorf("listening on %s: %w (another daemon or program uses the port: choose another with --listen, or port 0 for a free one)", a, err)
 		}
 		return fmt.Errorf("listening on %s: %w", a, err)
@@ -354,7 +354,7 @@ func (n *Node) Connect(ctx context.Context, addr string) (peer.AddrInfo, error) 
 		if n.psk != nil {
 			return *ai, fmt.Errorf("connecting to %s: %w (this node is on a private network, swarm key %s: the peer must use the same swarm key)", ai.ID, err, n.pskFP)
 		}
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		if fsys.IsConnRefused(err) {
 			return *ai, fmt.Errorf("connecting to %s: %w (nothing listens there: is its daemon running?)", ai.ID, err)
 		}
 		return *ai, fmt.Errorf("connecting to %s: %w (if the peer runs a private network, start this daemon with its --swarm-key)", ai.ID, err)

@@ -14,10 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/ipfs/go-cid"
 
+	"peer/internal/fsys"
 	"peer/store"
 )
 
@@ -76,7 +76,7 @@ func (c *Client) Request(ctx context.Context, method, path string, body io.Reade
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		if fsys.IsConnRefused(err) {
 			return nil, fmt.Errorf("%w at %s (its address file is stale; start one with `peer daemon`)", ErrNoDaemon, c.base)
 		}
 		return nil, err
