@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -112,7 +111,7 @@ func TestFetchResumesAfterKill(t *testing.T) {
 		}
 	}
 	require.Positive(t, done, "progress was reported")
-	require.NoError(t, leechCmd.Process.Signal(syscall.SIGKILL))
+	require.NoError(t, leechCmd.Process.Kill())
 	_ = leechCmd.Wait()
 	require.Error(t, fetch.Wait(), "the interrupted fetch fails")
 	_, err = os.Stat(target)

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -183,7 +182,7 @@ func TestCrashDuringAdd(t *testing.T) {
 		go func() { done <- cmd.Wait() }()
 		select {
 		case <-time.After(delay):
-			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Process.Kill()
 			if err := <-done; err != nil {
 				killed++
 			}
