@@ -10,7 +10,7 @@ import (
 
 // CanNetns says that network namespaces need Linux.
 func CanNetns() error {
-	return errors.New("--netns needs Linux (network namespaces); without it the nodes share loopback")
+	return errors.New("--netns needs Linux (network namespaces)")
 }
 
 // dialIn dials addr from this process's network namespace; there are no others here.
