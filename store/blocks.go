@@ -210,7 +210,13 @@ func (b *blockFiles) sync() error {
 	b.pending = pendingSync{}
 	b.mu.Unlock()
 	slices.Sort(p.files)
-	err := syncFiles(slices.Compact(p.files))
+	p.files = slices.Compact(p.files)
+	err := syncFiles(p.files)
+	if len(p.files) > 0 {
+		// Synced after the files, the blocks directory is also the barrier that empties the
+		// drive's cache on macOS (see fsys.DatasyncBatched).
+		p.addDir(b.dir)
+	}
 	if err == nil {
 		dirs := make([]string, 0, len(p.dirs))
 		for d := range p.dirs {
@@ -246,7 +252,7 @@ func syncFiles(paths []string) error {
 		if err != nil {
 			return err
 		}
-		err = fsys.Datasync(f)
+		err = fsys.DatasyncBatched(f)
 		return errors.Join(err, f.Close())
 	})
 }

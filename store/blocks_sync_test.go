@@ -49,4 +49,9 @@ func TestBlockSyncFlushesWhatWasWritten(t *testing.T) {
 	require.ErrorContains(t, err, "syncing blocks")
 	require.Equal(t, []string{p3}, b.pending.files)
 	require.True(t, b.pending.dirs[shard3])
+	require.True(t, b.pending.dirs[b.dir])
+
+	require.NoError(t, os.Remove(p3))
+	require.NoError(t, b.sync(), "the next sync retries it")
+	require.Empty(t, b.pending.files)
 }

@@ -5,8 +5,10 @@
 //
 //   - Datasync: fdatasync on Linux; File.Sync elsewhere (F_FULLFSYNC on macOS, FlushFileBuffers
 //     on Windows).
-//   - SyncDir: fsync of a directory, so a rename or a new entry in it survives a crash; a no-op
-//     on Windows, where directory entries are not synced apart.
+//   - DatasyncBatched: Datasync for one of many files synced together, followed by a SyncDir;
+//     on macOS a plain fsync, the SyncDir's F_FULLFSYNC then empties the drive's cache for all.
+//   - SyncDir: fsync of a directory (F_FULLFSYNC on macOS), so a rename or a new entry in it
+//     survives a crash; a no-op on Windows, where directory entries are not synced apart.
 //   - Lock/Unlock: an exclusive, non-blocking advisory lock that the system drops when the
 //     holder's descriptor closes, for any reason (flock on unix; LockFileEx on Windows, on a
 //     byte far past the end of the file, so the file's own bytes stay readable by others).

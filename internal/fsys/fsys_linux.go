@@ -12,6 +12,9 @@ func Datasync(f *os.File) error {
 	return control(f, func(fd int) error { return unix.Fdatasync(fd) })
 }
 
+// DatasyncBatched is Datasync; see the macOS version for why it exists.
+func DatasyncBatched(f *os.File) error { return Datasync(f) }
+
 // Preallocate reserves size bytes for f from its start, extending it to size, so that writes
 // land in allocated space and a full disk shows up now. File systems without fallocate get a
 // sparse file of that size.

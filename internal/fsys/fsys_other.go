@@ -7,6 +7,9 @@ import "os"
 // Datasync flushes f to stable storage (File.Sync: fsync, or FlushFileBuffers on Windows).
 func Datasync(f *os.File) error { return f.Sync() }
 
+// DatasyncBatched is Datasync; see the macOS version for why it exists.
+func DatasyncBatched(f *os.File) error { return Datasync(f) }
+
 // Preallocate extends f to size bytes. Here that makes a sparse file: space is taken as it is
 // written, so a full disk shows up as a write error later.
 func Preallocate(f *os.File, size int64) error { return extend(f, size) }
