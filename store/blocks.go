@@ -202,6 +202,13 @@ const syncWorkers = 16
 // the last sync, at most syncWorkers at a time, then of the directories that gained entries. It
 // flushes only the store's own writes, where syncfs would flush the whole file system (other
 // programs' data too) and is Linux only. On failure the files stay pending for the next sync.
+//
+// Measured on Linux (ext4, 2 shared cores), in alternating runs: the sync of a 256 MiB add's
+// blocks takes a median 98 ms this way against 64 ms for one syncfs (BenchmarkBlockSync, 14
+// rounds each), about 2.5% of the add; the add itself showed no difference (BenchmarkAdd, 34
+// alternating runs: 192.7 → 187.4 MiB/s, p = 0.63, ±25% run to run). syncfs also waits for
+// whatever else is dirty on the file system (its slowest rounds took 185–194 ms), so the store
+// does not use it. 64 workers instead of 16 were no faster.
 func (b *blockFiles) sync() error {
 	b.syncMu.Lock()
 	defer b.syncMu.Unlock()
