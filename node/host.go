@@ -100,7 +100,12 @@ func (n *Node) hostOptions() ([]libp2p.Option, error) {
 		libp2p.Security(tlsbatch.ID, tlsbatch.New),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, muxer()),
-		libp2p.Transport(tcp.NewTCPTransport),
+		// No SO_REUSEPORT: with it, a second daemon asked for the same port would share it, and
+		// dialers would reach either at random ("peer id mismatch"). Without it the second one
+		// fails at start, naming the port. Outgoing TCP then leaves from ephemeral ports; hole
+		// punching still has QUIC, whose listener is an ordinary UDP socket (a port in use is
+		// already refused there).
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.PrometheusRegisterer(n.reg),

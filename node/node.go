@@ -10,7 +10,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -27,6 +26,7 @@ import (
 
 	"peer/discovery"
 	"peer/internal/config"
+	"peer/internal/fsys"
 	"peer/node/api"
 	"peer/store"
 	"peer/transfer"
@@ -255,11 +255,11 @@ func (n *Node) listenAll(h host.Host) error {
 			continue
 		}
 		if _, v6 := a.ValueForProtocol(ma.P_IP6); v6 == nil && len(n.listen) > 1 &&
-			(errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EPROTONOSUPPORT)) {
+			fsys.IsAddrFamilyUnavailable(err) {
 			logger().Warn("IPv6 is unavailable here: not listening on it", "addr", a.String(), "err", err)
 			continue
 		}
-		if errors.Is(err, syscall.EADDRINUSE) {
+		if fsys.IsAddrInUse(err) {
 			return fmt.Errorf("listening on %s: %w (another daemon or program uses the port: choose another with --listen, or port 0 for a free one)", a, err)
 		}
 		return fmt.Errorf("listening on %s: %w", a, err)
@@ -428,7 +428,7 @@ func (n *Node) explainDial(p peer.ID, a ma.Multiaddr, err error) error {
 	switch {
 	case errors.As(err, &mismatch):
 		return fmt.Errorf("%w: %s is peer %s, not %s: check the /p2p/ part of the address (`peer id` there prints it)", ErrWrongPeer, where, mismatch.Actual, p)
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case fsys.IsConnRefused(err):
 		return fmt.Errorf("nothing listens at %s (connection refused): is its daemon running? is the port right?", where)
 	case errors.Is(err, context.Canceled):
 		return err
@@ -442,7 +442,7 @@ func (n *Node) explainDial(p peer.ID, a ma.Multiaddr, err error) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()):
 		return fmt.Errorf("no answer from %s in time: the machine may be down or a firewall drops the packets (%s)", where, hint)
-	case strings.Contains(msg, "negotiate") || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+	case strings.Contains(msg, "negotiate") || errors.Is(err, io.EOF) || fsys.IsConnReset(err):
 		return fmt.Errorf("%s answered but the handshake failed: %s (is it a peer node? %s)", where, msg, hint)
 	}
 	return fmt.Errorf("connecting to %s failed: %s (%s)", where, msg, hint)

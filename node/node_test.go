@@ -7,8 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +22,7 @@ import (
 	"peer/discovery"
 	"peer/internal/config"
 	"peer/internal/nettest"
+	"peer/internal/fsys"
 	"peer/node"
 )
 
@@ -186,9 +187,41 @@ func TestPortInUseIsAClearError(t *testing.T) {
 	require.NoError(t, err)
 	err = n.Start(t.Context())
 	require.ErrorContains(t, err, "listening on /ip4/127.0.0.1/tcp/")
-	require.ErrorIs(t, err, syscall.EADDRINUSE)
+	require.True(t, fsys.IsAddrInUse(err), "%v", err)
 	require.ErrorContains(t, err, "--listen")
 	require.NoError(t, n.Close())
+}
+
+// TestSecondDaemonOnSamePortFails: a node asked to listen on the TCP (or QUIC) port another
+// node listens on fails to start with an error naming the address, rather than sharing the port
+// (SO_REUSEPORT) so that dialers reach either node at random.
+func TestSecondDaemonOnSamePortFails(t *testing.T) {
+	first := startNode(t, node.Options{Config: testConfig()})
+	for _, proto := range []int{ma.P_TCP, ma.P_UDP} {
+		var addr ma.Multiaddr
+		for _, a := range first.Host().Network().ListenAddresses() {
+			if _, err := a.ValueForProtocol(proto); err == nil {
+				addr = a
+			}
+		}
+		require.NotNil(t, addr, "the first node listens on protocol %d", proto)
+		t.Run(addr.String(), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Listen = []string{addr.String()}
+			second, err := node.New(node.Options{Config: cfg, Key: newKey(t)})
+			require.NoError(t, err)
+			defer second.Close()
+			err = second.Start(t.Context())
+			require.Error(t, err, "a second node on %s must not start", addr)
+			require.True(t, fsys.IsAddrInUse(err), "%v", err)
+			t.Log(err)
+			msg := err.Error()
+			require.Contains(t, msg, "listening on "+addr.String())
+			require.Contains(t, msg, "another daemon or program uses the port")
+			require.NotContains(t, msg, "\n", "one line")
+			require.Less(t, strings.Count(msg, "listening on"), 2, "no repeated prefix: %s", msg)
+		})
+	}
 }
 
 func portOf(t *testing.T, a net.Addr) string {

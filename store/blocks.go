@@ -7,12 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/ipfs/go-cid"
-	"golang.org/x/sys/unix"
 
+	"peer/internal/fsys"
 	"peer/store/unixfs"
 )
 
@@ -35,16 +36,35 @@ func blockKey(c cid.Cid) string {
 // blockFiles is the owned blocks: one file per block under blocks/XX/KEY, where XX is two
 // characters near the end of the key (the start of a CID string is the same for every block).
 // Files are written to a temporary name and renamed, so a block file is either whole or absent.
-// Writes are not synced one by one: Sync makes every earlier write durable in one call, and the
-// store calls it before an event says the blocks exist.
+// Writes are not synced one by one: put starts each file's write-back and remembers it, and sync
+// (which the store calls before an event says the blocks exist) waits for all of them at once.
 type blockFiles struct {
 	dir string
 	// fault, when set (tests), is asked before each block is written and may fail the write as a
 	// full disk would.
 	fault func(c cid.Cid) error
 
-	mu   sync.Mutex
-	dirs map[string]bool // shard directories known to exist
+	mu      sync.Mutex
+	dirs    map[string]bool // shard directories known to exist
+	pending pendingSync     // what sync has left to make durable
+
+	syncMu sync.Mutex // one sync at a time, so a sync returns only after those before it
+}
+
+// pendingSync is the block files written (or found) since the last sync, and the directories
+// whose entries changed.
+type pendingSync struct {
+	files []string
+	dirs  map[string]bool
+}
+
+func (p *pendingSync) addFile(path string) { p.files = append(p.files, path) }
+
+func (p *pendingSync) addDir(dir string) {
+	if p.dirs == nil {
+		p.dirs = map[string]bool{}
+	}
+	p.dirs[dir] = true
 }
 
 func (b *blockFiles) path(c cid.Cid) (shard, path string) {
@@ -62,7 +82,13 @@ func (b *blockFiles) put(c cid.Cid, data []byte) error {
 func (b *blockFiles) create(c cid.Cid, data []byte) (bool, error) {
 	shard, path := b.path(c)
 	if _, err := os.Stat(path); err == nil {
-		return false, nil // content-addressed: the same key holds the same bytes
+		// Content-addressed: the same key holds the same bytes. A file left by a process that
+		// died before its sync may not be durable yet, so it is synced like a new one (a file
+		// already on disk costs little).
+		b.mu.Lock()
+		b.pending.addFile(path)
+		b.mu.Unlock()
+		return false, nil
 	}
 	if b.fault != nil {
 		if err := b.fault(c); err != nil {
@@ -78,6 +104,7 @@ func (b *blockFiles) create(c cid.Cid, data []byte) (bool, error) {
 		}
 		b.mu.Lock()
 		b.dirs[shard] = true
+		b.pending.addDir(b.dir) // the shard's own entry
 		b.mu.Unlock()
 	}
 	tmp, err := os.CreateTemp(shard, ".tmp-*")
@@ -88,7 +115,7 @@ func (b *blockFiles) create(c cid.Cid, data []byte) (bool, error) {
 	if err == nil {
 		// Start writeback now, without waiting for it, so the disk works while the importer
 		// hashes the next chunks and the final sync has little left to do.
-		_ = unix.SyncFileRange(int(tmp.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+		fsys.WriteBehind(tmp, 0, 0)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -100,6 +127,10 @@ func (b *blockFiles) create(c cid.Cid, data []byte) (bool, error) {
 		os.Remove(tmp.Name())
 		return false, fmt.Errorf("storing block %s: %w", c, err)
 	}
+	b.mu.Lock()
+	b.pending.addFile(path)
+	b.pending.addDir(shard)
+	b.mu.Unlock()
 	return true, nil
 }
 
@@ -177,18 +208,106 @@ func (b *blockFiles) each(fn func(c cid.Cid) error) error {
 	})
 }
 
-// sync makes every block written so far durable: one syncfs for the whole file system instead of
-// one fsync per block.
+// syncWorkers is how many block files sync flushes at once: enough that the device sees a queue
+// (the write-back put started is mostly done by then), few enough to bound open descriptors.
+const syncWorkers = 16
+
+// sync makes every block written so far durable: an fsync of each file put wrote or found since
+// the last sync, at most syncWorkers at a time, then of the directories that gained entries. It
+// flushes only the store's own writes, where syncfs would flush the whole file system (other
+// programs' data too) and is Linux only. On failure the files stay pending for the next sync.
+//
+// Measured on Linux (ext4, 2 shared cores), in alternating runs: the sync of a 256 MiB add's
+// blocks takes a median 98 ms this way against 64 ms for one syncfs (BenchmarkBlockSync, 14
+// rounds each), about 2.5% of the add; the add itself showed no difference (BenchmarkAdd, 34
+// alternating runs: 192.7 → 187.4 MiB/s, p = 0.63, ±25% run to run). syncfs also waits for
+// whatever else is dirty on the file system (its slowest rounds took 185–194 ms), so the store
+// does not use it. 64 workers instead of 16 were no faster.
 func (b *blockFiles) sync() error {
-	d, err := os.Open(b.dir)
-	if err != nil {
-		return err
+	b.syncMu.Lock()
+	defer b.syncMu.Unlock()
+	b.mu.Lock()
+	p := b.pending
+	b.pending = pendingSync{}
+	b.mu.Unlock()
+	slices.Sort(p.files)
+	p.files = slices.Compact(p.files)
+	err := syncFiles(p.files)
+	if len(p.files) > 0 {
+		// Synced after the files, the blocks directory is also the barrier that empties the
+		// drive's cache on macOS (see fsys.DatasyncBatched).
+		p.addDir(b.dir)
 	}
-	defer d.Close()
-	if err := unix.Syncfs(int(d.Fd())); err != nil {
+	if err == nil {
+		dirs := make([]string, 0, len(p.dirs))
+		for d := range p.dirs {
+			dirs = append(dirs, d)
+		}
+		err = forEach(dirs, func(dir string) error {
+			if err := syncDir(dir); !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		b.mu.Lock()
+		b.pending.files = append(b.pending.files, p.files...)
+		for d := range p.dirs {
+			b.pending.addDir(d)
+		}
+		b.mu.Unlock()
 		return fmt.Errorf("syncing blocks: %w", err)
 	}
 	return nil
+}
+
+// syncFiles flushes each file to stable storage. A file removed since (gc) needs nothing.
+func syncFiles(paths []string) error {
+	return forEach(paths, func(path string) error {
+		// Opened for writing: Windows flushes only through a handle that may write.
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		err = fsys.DatasyncBatched(f)
+		return errors.Join(err, f.Close())
+	})
+}
+
+// forEach calls fn on every item, syncWorkers at a time, and returns the first error.
+func forEach(items []string, fn func(string) error) error {
+	if len(items) == 0 {
+		return nil
+	}
+	var (
+		wg    sync.WaitGroup
+		next  = make(chan string)
+		errMu sync.Mutex
+		first error
+	)
+	for range min(syncWorkers, len(items)) {
+		wg.Go(func() {
+			for it := range next {
+				if err := fn(it); err != nil {
+					errMu.Lock()
+					if first == nil {
+						first = err
+					}
+					errMu.Unlock()
+				}
+			}
+		})
+	}
+	for _, it := range items {
+		next <- it
+	}
+	close(next)
+	wg.Wait()
+	return first
 }
 
 // refLoc is where a referenced leaf lives: a byte range of a file the store does not own.

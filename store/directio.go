@@ -1,14 +1,12 @@
 package store
 
 import (
-	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
-
+	"peer/internal/fsys"
 	"peer/store/unixfs"
 )
 
@@ -28,9 +26,10 @@ type directWriter struct {
 }
 
 // openDirect opens path for direct writes, or returns nil where the file system has no O_DIRECT
-// (tmpfs, some network file systems).
+// (tmpfs, some network file systems) or the platform no uncached writes (see fsys.OpenUncached:
+// O_DIRECT on Linux, F_NOCACHE on macOS).
 func openDirect(path string) *directWriter {
-	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
+	f, err := fsys.OpenUncached(path)
 	if err != nil {
 		return nil
 	}
@@ -73,7 +72,7 @@ func (w *directWriter) writeAt(p []byte, off int64) (bool, error) {
 		copy(buf, p)
 	}
 	if _, err := w.f.WriteAt(buf, off); err != nil {
-		if errors.Is(err, unix.EINVAL) {
+		if fsys.IsUncachedRefused(err) {
 			w.off.Store(true) // this file system takes no direct writes after all
 			return false, nil
 		}

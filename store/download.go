@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
-	"golang.org/x/sys/unix"
 
+	"peer/internal/fsys"
 	"peer/store/unixfs"
 )
 
@@ -235,7 +235,7 @@ func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
 		if d.part != nil && n.Size > 0 {
 			// Reserve the whole file at once: writes then land in allocated space, and a full
 			// disk shows up now rather than halfway through.
-			if err := unix.Fallocate(int(d.part.Fd()), 0, 0, int64(n.Size)); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+			if err := fsys.Preallocate(d.part, int64(n.Size)); err != nil {
 				return nil, fmt.Errorf("reserving %d bytes for %s: %w", n.Size, PartPath(d.path), err)
 			}
 		}
@@ -319,7 +319,7 @@ func (d *Download) writeLeaf(c cid.Cid, block []byte) error {
 		if err == nil && !done {
 			if _, err = d.part.WriteAt(block, int64(off)); err == nil {
 				// Start writeback now so the final fsync has little left to do.
-				_ = unix.SyncFileRange(int(d.part.Fd()), int64(off), int64(len(block)), unix.SYNC_FILE_RANGE_WRITE)
+				fsys.WriteBehind(d.part, int64(off), int64(len(block)))
 			}
 		}
 		if err != nil {

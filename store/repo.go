@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"peer/internal/fsys"
 )
 
 // RepoVersion is the on-disk format this code reads and writes. A repo of a newer version is
@@ -135,7 +135,7 @@ func ReadIdentity(dir string) (ed25519.PrivateKey, error) {
 }
 
 // repoLock is an exclusive advisory lock on the repo, released when the process ends for any
-// reason (the kernel drops flock locks with the last descriptor), so a killed process never
+// reason (the system drops the lock with the last descriptor; see fsys.Lock), so a killed process never
 // leaves a stale lock.
 type repoLock struct{ f *os.File }
 
@@ -145,10 +145,10 @@ func lockRepo(dir string) (*repoLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening lock: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := fsys.Lock(f); err != nil {
 		holder, _ := os.ReadFile(path)
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if errors.Is(err, fsys.ErrLocked) {
 			pid := strings.TrimSpace(string(holder))
 			if pid == "" {
 				pid = "unknown"
@@ -176,8 +176,7 @@ func LockHolder(dir string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	// Signal 0 checks that the process exists; EPERM means it does, under another user.
-	if err := unix.Kill(pid, 0); err != nil && !errors.Is(err, unix.EPERM) {
+	if !fsys.ProcessRunning(pid) {
 		return 0, false
 	}
 	return pid, true
@@ -188,7 +187,7 @@ func (l *repoLock) release() error {
 		return nil
 	}
 	_ = l.f.Truncate(0)
-	err := unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	err := fsys.Unlock(l.f)
 	return errors.Join(err, l.f.Close())
 }
 
@@ -219,11 +218,4 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return syncDir(filepath.Dir(path))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
-}
+func syncDir(dir string) error { return fsys.SyncDir(dir) }

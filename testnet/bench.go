@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -273,55 +270,12 @@ func startMeasured(ctx context.Context, opts *BenchOptions, res *Result, extra .
 	return nw, nil
 }
 
-// raiseFileLimit raises this process's open file limit to at least want where it can (the soft
-// limit up to the hard one; the hard one too when privileged). Every loopback connection between
-// two in-process nodes costs two descriptors here, and a node's DHT keeps tens of connections.
-func raiseFileLimit(want uint64) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("reading the open file limit: %w", err)
-	}
-	if lim.Cur >= want {
-		return nil
-	}
-	if lim.Max < want {
-		up := syscall.Rlimit{Cur: want, Max: want}
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up) == nil {
-			return nil
-		}
-	}
-	lim.Cur = min(want, lim.Max)
-	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	if lim.Cur < want {
-		return fmt.Errorf("the open file limit (%d) is below the ~%d descriptors this many loopback TCP nodes need", lim.Cur, want)
-	}
-	return nil
-}
-
 // memory is the Go heap in use after a GC, the process RSS (bytes), and the goroutine count.
 func memory() (heap, rss int64, goroutines int) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapInuse), readRSS(), runtime.NumGoroutine()
-}
-
-// readRSS is the resident set of this process from /proc (0 where there is no /proc).
-func readRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

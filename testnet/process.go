@@ -1,7 +1,6 @@
 package testnet
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,10 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"peer/internal/config"
@@ -267,7 +264,7 @@ func (m *Manifest) start(i int, boot string) error {
 	defer logf.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	detach(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s: starting daemon: %w", pn.Name, err)
 	}
@@ -399,8 +396,8 @@ type DownResult struct {
 	Killed  int // needed SIGKILL
 }
 
-// Down stops every daemon of the testnet in dir: SIGTERM, a wait of at most grace, then SIGKILL
-// for any left, and removes the testnet's network namespaces. The repos and logs stay.
+// Down stops every daemon of the testnet in dir: SIGTERM (Ctrl-Break on Windows), a wait of at
+// most grace, then SIGKILL (TerminateProcess) for any left, and removes the testnet's network namespaces. The repos and logs stay.
 func Down(ctx context.Context, dir string, grace time.Duration) (DownResult, error) {
 	m, err := ReadManifest(dir)
 	if err != nil {
@@ -413,13 +410,12 @@ func down(ctx context.Context, m *Manifest, grace time.Duration) (DownResult, er
 	var res DownResult
 	running := m.running()
 	for _, pn := range running {
-		_ = syscall.Kill(pn.PID, syscall.SIGTERM)
+		terminate(pn.PID)
 	}
 	left := waitExit(ctx, running, grace)
 	res.Stopped = len(running) - len(left)
 	for _, pn := range left {
-		_ = syscall.Kill(-pn.PID, syscall.SIGKILL) // its session's group: the daemon and anything it started
-		_ = syscall.Kill(pn.PID, syscall.SIGKILL)
+		kill(pn.PID)
 	}
 	res.Killed = len(left)
 	var errs []error
@@ -474,38 +470,6 @@ func waitExit(ctx context.Context, nodes []ProcNode, d time.Duration) []ProcNode
 		case <-t.C:
 		}
 	}
-}
-
-// alive reports whether pid is a running (not zombie) process whose command line names repo,
-// so that a reused pid is never signalled.
-func alive(pid int, repo string) bool {
-	if !running(pid) {
-		return false
-	}
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return false
-	}
-	for _, arg := range bytes.Split(cmdline, []byte{0}) {
-		if string(arg) == repo {
-			return true
-		}
-	}
-	return false
-}
-
-// running reports whether pid is a process that has not exited (zombies have).
-func running(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the command name in parentheses, which may itself hold spaces.
-	i := bytes.LastIndexByte(stat, ')')
-	return i > 0 && i+2 < len(stat) && stat[i+2] != 'Z' && stat[i+2] != 'X'
 }
 
 // lastLines is the last n lines of a log file, for error messages.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package testnet
 
 import (
@@ -5,7 +7,6 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -19,14 +20,14 @@ func TestDownInterruptedStillKills(t *testing.T) {
 	// A stand-in daemon: its command line names the repo, and it ignores SIGTERM. It says when
 	// the trap is set: a SIGTERM before that would end it.
 	cmd := exec.Command("sh", "-c", `trap "" TERM; echo ready; while :; do sleep 1; done`, repo)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	detach(cmd)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	line, rerr := bufio.NewReader(out).ReadString('\n')
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-exited })
+	t.Cleanup(func() { kill(cmd.Process.Pid); <-exited })
 	require.NoError(t, rerr)
 	require.Equal(t, "ready\n", line)
 	require.True(t, alive(cmd.Process.Pid, repo))

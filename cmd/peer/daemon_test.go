@@ -8,10 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -116,7 +114,7 @@ func TestDaemonProcess(t *testing.T) {
 	require.Contains(t, errOut, "daemon")
 
 	// SIGTERM: clean shutdown, exit 0, lock released, address file removed.
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, terminate(t, cmd.Process))
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -191,28 +189,6 @@ func TestConfigCommand(t *testing.T) {
 	require.Contains(t, errOut, "dht_mode")
 }
 
-// rssMiB reads a process's resident set size from /proc.
-func rssMiB(tb testing.TB, pid int) float64 { return procStatusMiB(tb, pid, "VmRSS") }
-
-// peakRSSMiB reads a process's peak resident set size from /proc.
-func peakRSSMiB(tb testing.TB, pid int) float64 { return procStatusMiB(tb, pid, "VmHWM") }
-
-// procStatusMiB reads a kB field of /proc/PID/status, in MiB.
-func procStatusMiB(tb testing.TB, pid int, field string) float64 {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	require.NoError(tb, err)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			require.NoError(tb, err)
-			return float64(kb) / 1024
-		}
-	}
-	tb.Fatalf("no %s in /proc status", field)
-	return 0
-}
-
 func initRepo(tb testing.TB, repo string) {
 	tb.Helper()
 	out, err := exec.Command(peerBin, "--repo", repo, "init").CombinedOutput()
@@ -221,7 +197,7 @@ func initRepo(tb testing.TB, repo string) {
 
 func stopDaemon(tb testing.TB, cmd *exec.Cmd) {
 	tb.Helper()
-	require.NoError(tb, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(tb, terminate(tb, cmd.Process))
 	require.NoError(tb, cmd.Wait())
 }
 

@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -133,7 +132,7 @@ func TestFetchResumesAfterKill(t *testing.T) {
 		}
 	}
 	require.Positive(t, done, "progress was reported")
-	require.NoError(t, leechCmd.Process.Signal(syscall.SIGKILL))
+	require.NoError(t, leechCmd.Process.Kill())
 	_ = leechCmd.Wait()
 	require.Error(t, fetch.Wait(), "the interrupted fetch fails")
 	_, err = os.Stat(target)
@@ -197,7 +196,7 @@ func TestCatFailsClearly(t *testing.T) {
 	head := make([]byte, 4<<20)
 	_, err = io.ReadFull(stdout, head)
 	require.NoError(t, err)
-	require.NoError(t, seedCmd.Process.Signal(syscall.SIGKILL)) // the only seeder dies
+	require.NoError(t, seedCmd.Process.Kill()) // the only seeder dies
 	_ = seedCmd.Wait()
 	rest, err := io.ReadAll(stdout)
 	require.NoError(t, err)

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -186,7 +185,7 @@ func TestCrashDuringAdd(t *testing.T) {
 		go func() { done <- cmd.Wait() }()
 		select {
 		case <-time.After(delay):
-			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Process.Kill()
 			if err := <-done; err != nil {
 				killed++
 			}

@@ -52,6 +52,7 @@ func newRoot(app *App) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&app.repo, "repo", "", "repo directory (default $PEER_REPO, else ~/.peer)")
+	setVersionFlag(root)
 	root.SetIn(app.In)
 	root.SetOut(app.Out)
 	root.SetErr(app.Err)

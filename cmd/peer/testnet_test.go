@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -16,33 +15,6 @@ import (
 
 	"peer/testnet"
 )
-
-// processesUnder lists the live (not zombie) processes whose command line mentions dir.
-func processesUnder(t *testing.T, dir string) []int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	require.NoError(t, err)
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, []byte(dir)) {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			continue // exited, waiting for its parent (init) to reap it
-		}
-		out = append(out, pid)
-	}
-	return out
-}
 
 // downAll stops whatever a test left running in dir. It runs in t.Cleanup, where t.Context() is
 // already canceled: with it, Down would not wait for the daemons to die.

@@ -14,11 +14,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
 
+	"peer/internal/fsys"
 	"peer/store"
 )
 
@@ -81,7 +81,7 @@ func (c *Client) Request(ctx context.Context, method, path string, body io.Reade
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		if fsys.IsConnRefused(err) {
 			return nil, fmt.Errorf("%w at %s (its address file is stale; start one with `peer daemon`)", ErrNoDaemon, c.base)
 		}
 		return nil, err

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"peer/internal/fsys"
 )
 
 // Recovery says what Open had to cut. The zero value means the log was clean.
@@ -355,46 +355,15 @@ func (l *Log) syncFile() error {
 }
 
 // fdatasync flushes the file's data and the metadata needed to read it back (its size).
-func (l *Log) fdatasync() error {
-	rc, err := l.f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			serr = unix.Fdatasync(int(fd))
-			if serr != unix.EINTR {
-				return
-			}
-		}
-	}); err != nil {
-		return err
-	}
-	return serr
-}
+func (l *Log) fdatasync() error { return fsys.Datasync(l.f) }
 
 // flock takes an exclusive, non-blocking lock on the whole file.
 func flock(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			lerr = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB)
-			if lerr != unix.EINTR {
-				return
-			}
-		}
-	}); err != nil {
-		return err
-	}
-	if errors.Is(lerr, unix.EWOULDBLOCK) {
+	err := fsys.Lock(f)
+	if errors.Is(err, fsys.ErrLocked) {
 		return errors.New("already open by another writer")
 	}
-	return lerr
+	return err
 }
 
 var _ io.Closer = (*Log)(nil)
