@@ -21,8 +21,8 @@ import (
 
 	"peer/discovery"
 	"peer/internal/config"
-	"peer/internal/nettest"
 	"peer/internal/fsys"
+	"peer/internal/nettest"
 	"peer/node"
 )
 
