@@ -45,6 +45,10 @@ type Event struct {
 	Error   string `json:"error,omitempty"`
 	// Have is how many bytes a stopped fetch had verified (FetchFailed).
 	Have uint64 `json:"have,omitempty"`
+	// Dir says the root is a UnixFS directory (FileAdded, FetchCompleted); Size is then the bytes
+	// of every file under it and Files how many files it holds. Absent for a single file.
+	Dir   bool   `json:"dir,omitempty"`
+	Files uint64 `json:"files,omitempty"`
 }
 
 // RootCID parses the event's root.

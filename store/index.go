@@ -33,6 +33,10 @@ type File struct {
 	// Have is how many bytes of a partial file are here and verified (for a fetch in progress, as
 	// of now; for a stopped one, when it stopped).
 	Have uint64 `json:"have,omitempty"`
+	// Dir says the entry is a folder: Size is then the bytes of every file in it, and Files how
+	// many files it holds.
+	Dir   bool   `json:"dir,omitempty"`
+	Files uint64 `json:"files,omitempty"`
 }
 
 // Offer is one file the network announces, as the catalog knows it.
@@ -77,6 +81,7 @@ func (ix *index) apply(e Event) {
 			f.Name = e.Name
 		}
 		f.Size, f.Path, f.ModTime, f.State, f.Error, f.Have = e.Size, e.Path, e.ModTime, Complete, "", 0
+		f.Dir, f.Files = e.Dir, e.Files
 	case FetchStarted:
 		if f == nil {
 			f = &File{CID: e.Root, Name: e.Name, Size: e.Size, Added: e.Time, State: Partial}
