@@ -55,15 +55,22 @@ func (a *App) withStore(fn func(*store.Store) error) error {
 	return errors.Join(fn(s), s.Close())
 }
 
+// parseCID reads a root CID, bare or as /ipfs/CID. A path below it is refused: use parsePath
+// where one is meant.
 func parseCID(s string) (cid.Cid, error) {
-	c, err := cid.Decode(s)
+	c, names, err := parsePath(s)
 	if err != nil {
-		return cid.Undef, fmt.Errorf("%q is not a valid CID: %w", s, err)
-	}
-	if err := unixfs.CheckCID(c); err != nil {
 		return cid.Undef, err
 	}
+	if len(names) > 0 {
+		return cid.Undef, fmt.Errorf("%q: give a CID, not a path into a folder", s)
+	}
 	return c, nil
+}
+
+// parsePath reads an IPFS path: CID, CID/sub/file or /ipfs/CID/sub/file.
+func parsePath(s string) (cid.Cid, []string, error) {
+	return unixfs.ParsePath(s)
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -90,26 +97,40 @@ func newInitCmd(app *App) *cobra.Command {
 }
 
 func newAddCmd(app *App) *cobra.Command {
-	var quiet, onlyHash bool
+	var quiet, onlyHash, hidden bool
 	var chunk int
 	cmd := &cobra.Command{
-		Use:   "add [--quiet] [--only-hash] [--chunk-size N] FILE...",
-		Short: "import files into the repo and print their CIDs",
-		Args:  cobra.MinimumNArgs(1),
+		Use:   "add [--quiet] [--only-hash] [--hidden] [--chunk-size N] PATH...",
+		Short: "import files and folders into the repo and print their CIDs",
+		Long: `Import files and folders into the repo and print one root CID per argument. A folder is
+imported with everything in it, as ipfs add -r does (the CIDs are the same): empty folders
+included, symbolic links stored as links and never followed, names starting with '.' skipped
+unless --hidden. -r is accepted and changes nothing.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if chunk != 0 && (chunk < unixfs.MinChunkSize || chunk > unixfs.MaxChunkSize) {
 				return fmt.Errorf("--chunk-size must be between %d and %d bytes", unixfs.MinChunkSize, unixfs.MaxChunkSize)
 			}
-			for _, p := range args {
-				if err := checkRegularFile(p); err != nil {
+			dirs := make([]bool, len(args))
+			for i, p := range args {
+				dir, err := checkAddable(p)
+				if err != nil {
 					return err
 				}
+				dirs[i] = dir
 			}
-			// addAll imports every file with add (through the daemon, into the repo, or only
-			// hashing) and prints its CID.
-			addAll := func(add func(path string) (cid.Cid, error)) error {
-				for _, p := range args {
-					c, err := add(p)
+			opts := store.AddOptions{ChunkSize: chunk, Hidden: hidden}
+			// addAll imports every argument with add (a file) or addDir (a folder) and prints its
+			// root CID.
+			addAll := func(add, addDir func(path string) (cid.Cid, error)) error {
+				for i, p := range args {
+					var c cid.Cid
+					var err error
+					if dirs[i] {
+						c, err = addDir(p)
+					} else {
+						c, err = add(p)
+					}
 					if err != nil {
 						return err
 					}
@@ -123,7 +144,9 @@ func newAddCmd(app *App) *cobra.Command {
 			}
 			local := func(s *store.Store) error { // s nil: only hash
 				return addAll(func(p string) (cid.Cid, error) {
-					return addOne(cmd.Context(), app, s, p, store.AddOptions{ChunkSize: chunk})
+					return addOne(cmd.Context(), app, s, p, opts)
+				}, func(p string) (cid.Cid, error) {
+					return addTree(cmd.Context(), s, p, opts)
 				})
 			}
 			if onlyHash {
@@ -138,16 +161,20 @@ func newAddCmd(app *App) *cobra.Command {
 			}
 			return addAll(func(p string) (cid.Cid, error) {
 				return addThroughDaemon(cmd.Context(), app, d, p, chunk)
+			}, func(p string) (cid.Cid, error) {
+				return addTreeThroughDaemon(cmd.Context(), d, p, opts)
 			})
 		},
 	}
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the CIDs, one per line")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the CIDs, one per argument")
 	cmd.Flags().BoolVarP(&onlyHash, "only-hash", "n", false, "compute the CIDs without storing anything")
+	cmd.Flags().BoolVar(&hidden, "hidden", false, "include files and folders whose names start with '.'")
+	cmd.Flags().BoolP("recursive", "r", false, "accepted for ipfs add habits: folders are always imported whole")
 	cmd.Flags().IntVar(&chunk, "chunk-size", 0, "chunk size in bytes (default 1048576)")
 	return cmd
 }
 
-// checkRegularFile gives one clear line for what add cannot import.
+// checkRegularFile gives one clear line for what share cannot reference.
 func checkRegularFile(p string) error {
 	st, err := os.Stat(p)
 	if errors.Is(err, os.ErrNotExist) {
@@ -163,6 +190,51 @@ func checkRegularFile(p string) error {
 		return fmt.Errorf("%s is not a regular file", p)
 	}
 	return nil
+}
+
+// checkAddable gives one clear line for what add cannot import, and tells whether p is a folder.
+// A symbolic link given as an argument is followed.
+func checkAddable(p string) (dir bool, err error) {
+	st, err := os.Stat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("%s: no such file or folder", p)
+	}
+	if err != nil {
+		return false, err
+	}
+	if !st.IsDir() && !st.Mode().IsRegular() {
+		return false, fmt.Errorf("%s is not a regular file or a folder", p)
+	}
+	return st.IsDir(), nil
+}
+
+// addTree imports a folder (or only hashes it when s is nil).
+func addTree(ctx context.Context, s *store.Store, path string, opts store.AddOptions) (cid.Cid, error) {
+	if s == nil {
+		res, err := store.HashTree(ctx, path, opts)
+		if err != nil {
+			return cid.Undef, fmt.Errorf("hashing %s: %w", path, err)
+		}
+		return res.Root, nil
+	}
+	f, err := s.AddTree(ctx, path, opts)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("adding %s: %w", path, err)
+	}
+	return f.Root, nil
+}
+
+// addTreeThroughDaemon has the daemon, which runs on this machine, import a folder by path.
+func addTreeThroughDaemon(ctx context.Context, d *api.Client, path string, opts store.AddOptions) (cid.Cid, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return cid.Undef, err
+	}
+	f, err := d.AddPath(ctx, api.AddPathRequest{Path: abs, Hidden: opts.Hidden, ChunkSize: opts.ChunkSize})
+	if err != nil {
+		return cid.Undef, fmt.Errorf("adding %s: %w", path, err)
+	}
+	return f.Root, nil
 }
 
 // addOne imports one file (or only hashes it when s is nil), with a progress bar on a terminal
@@ -242,11 +314,11 @@ func newBar(app *App, total int64, desc string) *progressbar.ProgressBar {
 
 func newCatCmd(app *App) *cobra.Command {
 	return &cobra.Command{
-		Use:   "cat CID",
-		Short: "write a file's bytes to stdout, verifying every block",
+		Use:   "cat CID[/path]",
+		Short: "write a file's bytes to stdout, verifying every block; CID/sub/file reads a file of a folder",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := parseCID(args[0])
+			c, names, err := parsePath(args[0])
 			if err != nil {
 				return err
 			}
@@ -261,10 +333,19 @@ func newCatCmd(app *App) *cobra.Command {
 				_, err = io.Copy(app.Out, r)
 				return errors.Join(err, r.Close())
 			}
+			if d != nil && len(names) > 0 {
+				return copyOut(d.CatPath(cmd.Context(), c, names))
+			}
 			if d != nil {
 				return copyOut(d.Cat(cmd.Context(), c)) // the daemon fetches what it does not hold
 			}
-			return app.withStore(func(s *store.Store) error { return copyOut(s.Cat(cmd.Context(), c)) })
+			return app.withStore(func(s *store.Store) error {
+				c, err := s.Resolve(cmd.Context(), c, names)
+				if err != nil {
+					return fmt.Errorf("%s: %w", args[0], err)
+				}
+				return copyOut(s.Cat(cmd.Context(), c))
+			})
 		},
 	}
 }
@@ -273,10 +354,16 @@ func newLsCmd(app *App) *cobra.Command {
 	var asJSON bool
 	var at string
 	cmd := &cobra.Command{
-		Use:   "ls [--json] [--at TIME]",
-		Short: "list the files held, with their state",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "ls [--json] [--at TIME] [CID[/path]]",
+		Short: "list the files and folders held, with their state; with a CID, list a folder's entries",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if at != "" {
+					return errors.New("--at lists the index; it does not go with a folder")
+				}
+				return lsDir(cmd.Context(), app, args[0], asJSON)
+			}
 			var t time.Time
 			if at != "" {
 				var err error
@@ -315,6 +402,53 @@ func newLsCmd(app *App) *cobra.Command {
 	return cmd
 }
 
+// lsDir lists the entries of the folder an IPFS path names.
+func lsDir(ctx context.Context, app *App, path string, asJSON bool) error {
+	root, names, err := parsePath(path)
+	if err != nil {
+		return err
+	}
+	d, err := app.daemon(ctx)
+	if err != nil {
+		return err
+	}
+	var es []store.Entry
+	if d != nil {
+		es, err = d.LsDir(ctx, path)
+	} else {
+		err = app.withStore(func(s *store.Store) error {
+			c, err := s.Resolve(ctx, root, names)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			es, err = s.ListDir(ctx, c)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if es == nil {
+			es = []store.Entry{}
+		}
+		return writeJSON(app.Out, es)
+	}
+	tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CID\tSIZE\tKIND\tNAME")
+	for _, e := range es {
+		size, name := strconv.FormatUint(e.Size, 10), e.Name
+		if e.Kind == "dir" {
+			size, name = "-", name+"/"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.CID, size, e.Kind, name)
+	}
+	return tw.Flush()
+}
+
 // parseTime reads an RFC 3339 time, a date, or a duration meaning that long ago.
 func parseTime(s string) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
@@ -342,7 +476,11 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 		if f.State == store.Partial && f.Size > 0 {
 			state = fmt.Sprintf("partial %d%%", f.Have*100/f.Size)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", f.CID, f.Size, state, f.Name)
+		name := f.Name
+		if f.Dir {
+			name = fmt.Sprintf("%s/ (%d files)", name, f.Files)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", f.CID, f.Size, state, name)
 	}
 	return tw.Flush()
 }
