@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	chunker "github.com/ipfs/boxo/chunker"
@@ -93,8 +94,11 @@ func ourTree(t testing.TB, path string, chunkSize int, hidden bool) (unixfs.Tree
 	t.Helper()
 	blocks := map[cid.Cid][]byte{}
 	var order []cid.Cid
+	var mu sync.Mutex // put is called concurrently
 	opts := unixfs.TreeOptions{ImportOptions: unixfs.ImportOptions{ChunkSize: chunkSize}, Hidden: hidden}
 	res, err := unixfs.ImportTree(t.Context(), path, opts, func(b unixfs.Block) error {
+		mu.Lock()
+		defer mu.Unlock()
 		blocks[b.Cid] = bytes.Clone(b.Data)
 		order = append(order, b.Cid)
 		return nil

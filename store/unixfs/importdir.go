@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 )
@@ -18,10 +20,10 @@ type TreeOptions struct {
 	// otherwise (as `ipfs add -r` skips them without --hidden).
 	Hidden bool
 	// ImportOptions.Progress, if not nil, is called with the bytes of all
-	// files read so far.
+	// files read so far; it may be called from several goroutines at once.
 	//
 	// FileDone, if not nil, is called after each file is imported, with its
-	// path and size. It must not block.
+	// path and size, from several goroutines at once. It must not block.
 	FileDone func(path string, size uint64)
 }
 
@@ -43,41 +45,48 @@ type TreeResult struct {
 // sockets, pipes) are an error naming them.
 //
 // Blocks go to put as Import gives them, each directory's node after
-// everything under it, the root last. Only one file is read at a time, and
-// only the entries of the directories on the current path are held.
+// everything under it, the root last. put is called from several goroutines
+// at once: files no larger than a chunk are imported up to 8 at a time, since
+// storing many small blocks is bound by file-system latency; larger files
+// one at a time, each hashed on opts.Workers goroutines. Only the entries of
+// the directories on the current path are held in memory, with at most 8
+// small files' bytes.
 func ImportTree(ctx context.Context, path string, opts TreeOptions, put func(Block) error) (TreeResult, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return TreeResult{}, err
 	}
-	t := &treeImporter{ctx: ctx, opts: opts, put: put}
+	t := &treeImporter{opts: opts, put: put}
 	var e DirEntry
 	if st.IsDir() {
-		e, err = t.dir(path, 0)
+		e, err = t.dir(ctx, path, 0)
 	} else {
-		e, err = t.entry(path, st)
+		e, err = t.entry(ctx, path, st, opts.Workers)
 	}
 	if err != nil {
 		return TreeResult{}, err
 	}
-	return TreeResult{Root: e.Cid, Dir: st.IsDir(), Files: t.files, Size: t.size, Blocks: t.blocks}, nil
+	return TreeResult{Root: e.Cid, Dir: st.IsDir(), Files: t.files.Load(), Size: t.size.Load(), Blocks: int(t.blocks.Load())}, nil
 }
 
 // maxTreeDepth bounds how deep ImportTree descends, against directory loops
 // made with bind mounts.
 const maxTreeDepth = 1024
 
+// treeParallel is how many small files ImportTree imports at once.
+const treeParallel = 8
+
 type treeImporter struct {
-	ctx    context.Context
 	opts   TreeOptions
 	put    func(Block) error
-	files  uint64
-	size   uint64
-	blocks int
+	files  atomic.Uint64
+	size   atomic.Uint64
+	read   atomic.Int64 // bytes read, for Progress
+	blocks atomic.Int64
 }
 
 func (t *treeImporter) countingPut(b Block) error {
-	t.blocks++
+	t.blocks.Add(1)
 	if t.put == nil {
 		return nil
 	}
@@ -85,7 +94,7 @@ func (t *treeImporter) countingPut(b Block) error {
 }
 
 // dir imports a directory and everything under it.
-func (t *treeImporter) dir(path string, depth int) (DirEntry, error) {
+func (t *treeImporter) dir(parent context.Context, path string, depth int) (DirEntry, error) {
 	if depth > maxTreeDepth {
 		return DirEntry{}, fmt.Errorf("%s: more than %d directories deep", path, maxTreeDepth)
 	}
@@ -93,33 +102,85 @@ func (t *treeImporter) dir(path string, depth int) (DirEntry, error) {
 	if err != nil {
 		return DirEntry{}, err
 	}
-	var entries []DirEntry
+	entries := make([]DirEntry, 0, len(des))
+	// Small files are imported on up to treeParallel goroutines, each into
+	// its own slot of entries; the rest here, in order.
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	var wg sync.WaitGroup
+	var errOnce sync.Once
+	var firstErr error
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel() })
+	}
+	sem := make(chan struct{}, treeParallel)
+	chunk := t.opts.ChunkSize
+	if chunk == 0 {
+		chunk = DefaultChunkSize
+	}
 	for _, de := range des {
-		if err := t.ctx.Err(); err != nil {
-			return DirEntry{}, err
+		if ctx.Err() != nil {
+			break
 		}
 		name := de.Name()
 		if !t.opts.Hidden && strings.HasPrefix(name, ".") {
 			continue
 		}
 		if err := CheckName(name); err != nil {
-			return DirEntry{}, fmt.Errorf("%s: %w", path, err)
+			fail(fmt.Errorf("%s: %w", path, err))
+			break
 		}
 		p := filepath.Join(path, name)
-		var e DirEntry
+		entries = append(entries, DirEntry{Name: name})
+		slot := &entries[len(entries)-1] // entries never grows past its capacity
 		if de.IsDir() {
-			e, err = t.dir(p, depth+1)
-		} else {
-			var info fs.FileInfo
-			if info, err = de.Info(); err == nil {
-				e, err = t.entry(p, info)
+			e, err := t.dir(ctx, p, depth+1)
+			if err != nil {
+				fail(err)
+				break
 			}
+			slot.Cid, slot.Tsize = e.Cid, e.Tsize
+			continue
 		}
+		info, err := de.Info()
 		if err != nil {
-			return DirEntry{}, err
+			fail(err)
+			break
 		}
-		e.Name = name
-		entries = append(entries, e)
+		if !info.Mode().IsRegular() || info.Size() > int64(chunk) {
+			e, err := t.entry(ctx, p, info, t.opts.Workers)
+			if err != nil {
+				fail(err)
+				break
+			}
+			slot.Cid, slot.Tsize = e.Cid, e.Tsize
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			e, err := t.entry(ctx, p, info, 1)
+			if err != nil {
+				fail(err)
+				return
+			}
+			slot.Cid, slot.Tsize = e.Cid, e.Tsize
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return DirEntry{}, firstErr
+	}
+	if err := parent.Err(); err != nil {
+		return DirEntry{}, err
 	}
 	res, err := BuildDirectory(entries, t.countingPut)
 	if err != nil {
@@ -128,8 +189,8 @@ func (t *treeImporter) dir(path string, depth int) (DirEntry, error) {
 	return DirEntry{Cid: res.Root, Tsize: res.Tsize}, nil
 }
 
-// entry imports a file or a symbolic link.
-func (t *treeImporter) entry(path string, info fs.FileInfo) (DirEntry, error) {
+// entry imports a file (hashed on workers goroutines) or a symbolic link.
+func (t *treeImporter) entry(ctx context.Context, path string, info fs.FileInfo, workers int) (DirEntry, error) {
 	switch {
 	case info.Mode()&fs.ModeSymlink != 0:
 		target, err := os.Readlink(path)
@@ -148,16 +209,20 @@ func (t *treeImporter) entry(path string, info fs.FileInfo) (DirEntry, error) {
 		}
 		defer f.Close()
 		opts := t.opts.ImportOptions
+		opts.Workers = workers
 		if progress := opts.Progress; progress != nil {
-			base := int64(t.size)
-			opts.Progress = func(n int64) { progress(base + n) }
+			var last int64
+			opts.Progress = func(n int64) {
+				progress(t.read.Add(n - last))
+				last = n
+			}
 		}
-		res, err := Import(t.ctx, f, opts, t.countingPut)
+		res, err := Import(ctx, f, opts, t.countingPut)
 		if err != nil {
 			return DirEntry{}, fmt.Errorf("%s: %w", path, err)
 		}
-		t.files++
-		t.size += res.Size
+		t.files.Add(1)
+		t.size.Add(res.Size)
 		if t.opts.FileDone != nil {
 			t.opts.FileDone(path, res.Size)
 		}
