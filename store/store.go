@@ -557,6 +557,9 @@ type AddOptions struct {
 	Path      string
 	// Hidden includes, in a folder, entries whose names start with '.' (AddTree).
 	Hidden bool
+	// FileDone, if not nil, is called after each file of a folder is imported (AddTree), from
+	// several goroutines at once.
+	FileDone func(path string, size uint64)
 }
 
 // Hash computes the root CID of r's bytes without storing anything.
@@ -622,6 +625,7 @@ func (s *Store) AddTree(ctx context.Context, path string, opts AddOptions) (File
 	topts := unixfs.TreeOptions{
 		ImportOptions: unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress},
 		Hidden:        opts.Hidden,
+		FileDone:      opts.FileDone,
 	}
 	res, err := unixfs.ImportTree(ctx, path, topts, func(b unixfs.Block) error { return s.blocks.put(b.Cid, b.Data) })
 	if err != nil {
@@ -646,6 +650,7 @@ func HashTree(ctx context.Context, path string, opts AddOptions) (unixfs.TreeRes
 	topts := unixfs.TreeOptions{
 		ImportOptions: unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress},
 		Hidden:        opts.Hidden,
+		FileDone:      opts.FileDone,
 	}
 	return unixfs.ImportTree(ctx, path, topts, nil)
 }

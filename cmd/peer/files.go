@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -146,7 +147,7 @@ unless --hidden. -r is accepted and changes nothing.`,
 				return addAll(func(p string) (cid.Cid, error) {
 					return addOne(cmd.Context(), app, s, p, opts)
 				}, func(p string) (cid.Cid, error) {
-					return addTree(cmd.Context(), s, p, opts)
+					return addTree(cmd.Context(), app, s, p, opts)
 				})
 			}
 			if onlyHash {
@@ -208,8 +209,24 @@ func checkAddable(p string) (dir bool, err error) {
 	return st.IsDir(), nil
 }
 
-// addTree imports a folder (or only hashes it when s is nil).
-func addTree(ctx context.Context, s *store.Store, path string, opts store.AddOptions) (cid.Cid, error) {
+// addTree imports a folder (or only hashes it when s is nil), with a progress bar of bytes and
+// files on a terminal.
+func addTree(ctx context.Context, app *App, s *store.Store, path string, opts store.AddOptions) (cid.Cid, error) {
+	if isTerminal(app.Err) {
+		bar := progressbar.NewOptions64(-1,
+			progressbar.OptionSetWriter(app.Err),
+			progressbar.OptionSetDescription("adding "+filepath.Base(path)),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		defer bar.Close()
+		var files atomic.Int64
+		opts.Progress = func(n int64) { _ = bar.Set64(n) }
+		opts.FileDone = func(string, uint64) {
+			bar.Describe(fmt.Sprintf("adding %s: %d files", filepath.Base(path), files.Add(1)))
+		}
+	}
 	if s == nil {
 		res, err := store.HashTree(ctx, path, opts)
 		if err != nil {
