@@ -50,13 +50,13 @@ type TreeResult struct {
 // storing many small blocks is bound by file-system latency; larger files
 // one at a time, each hashed on opts.Workers goroutines. Only the entries of
 // the directories on the current path are held in memory, with at most 8
-// small files' bytes.
+// small files' bytes in all.
 func ImportTree(ctx context.Context, path string, opts TreeOptions, put func(Block) error) (TreeResult, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return TreeResult{}, err
 	}
-	t := &treeImporter{opts: opts, put: put}
+	t := &treeImporter{opts: opts, put: put, sem: make(chan struct{}, treeParallel)}
 	var e DirEntry
 	if st.IsDir() {
 		e, err = t.dir(ctx, path, 0)
@@ -77,6 +77,7 @@ const maxTreeDepth = 1024
 const treeParallel = 8
 
 type treeImporter struct {
+	sem    chan struct{} // a slot per small file being imported, across all folders
 	opts   TreeOptions
 	put    func(Block) error
 	files  atomic.Uint64
@@ -113,7 +114,6 @@ func (t *treeImporter) dir(parent context.Context, path string, depth int) (DirE
 	fail := func(err error) {
 		errOnce.Do(func() { firstErr = err; cancel() })
 	}
-	sem := make(chan struct{}, treeParallel)
 	chunk := t.opts.ChunkSize
 	if chunk == 0 {
 		chunk = DefaultChunkSize
@@ -157,7 +157,7 @@ func (t *treeImporter) dir(parent context.Context, path string, depth int) (DirE
 			continue
 		}
 		select {
-		case sem <- struct{}{}:
+		case t.sem <- struct{}{}:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
@@ -166,7 +166,7 @@ func (t *treeImporter) dir(parent context.Context, path string, depth int) (DirE
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
+			defer func() { <-t.sem }()
 			e, err := t.entry(ctx, p, info, 1)
 			if err != nil {
 				fail(err)
