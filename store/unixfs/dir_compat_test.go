@@ -230,6 +230,9 @@ func TestTreeMatchesBoxoSharded6000(t *testing.T) {
 	require.Equal(t, bunixfs.THAMTShard, fs.Type(), "boxo shards this folder")
 	res := requireSameTree(t, root, 0, false)
 	require.Equal(t, uint64(6000), res.Files)
+	// Pinned, as computed by boxo v0.41.0, so that a change in boxo and here
+	// at once cannot go unnoticed.
+	require.Equal(t, "bafybeig47a67mympru5q3ortho2rza3r4etrpee52qsb7fpnsvoyymf65q", res.Root.String())
 }
 
 // syntheticEntries returns n entries with names of the same length, each
