@@ -50,7 +50,8 @@ type Dir struct {
 // hexadecimal, have one link per bit of its bitfield, and each entry must be
 // in the slot its name hashes to: at depth d (0 for the root shard), with
 // prefix the 8*d high bits of the hashes of every name under it. A shard below
-// the root must hold at least two entries. Other UnixFS types give an error
+// the root must not be empty nor hold a single entry (which belongs in the
+// slot above); a single child shard is allowed. Other UnixFS types give an error
 // wrapping ErrNotDir.
 func ParseDir(c cid.Cid, block []byte, depth int, prefix uint64) (Dir, error) {
 	d, err := parseDir(c, block, depth, prefix)
@@ -147,8 +148,8 @@ func (d *Dir) checkShard(fs FSData, depth int, prefix uint64) error {
 	if len(slots) != len(d.Links) {
 		return fmt.Errorf("HAMT bitfield has %d slots set but the node has %d links", len(slots), len(d.Links))
 	}
-	if depth > 0 && len(d.Links) < 2 {
-		return fmt.Errorf("HAMT shard below the root with %d entries", len(d.Links))
+	if depth > 0 && len(slots) == 0 {
+		return errors.New("empty HAMT shard below the root")
 	}
 	d.Slots = slots
 	for i := range d.Links {
@@ -163,6 +164,11 @@ func (d *Dir) checkShard(fs FSData, depth int, prefix uint64) error {
 				return fmt.Errorf("HAMT link %d: a child shard that is not dag-pb", i)
 			}
 			continue
+		}
+		if depth > 0 && len(d.Links) == 1 {
+			// One entry alone belongs in the slot above: only a child shard
+			// (two or more names sharing more bits) may be alone here.
+			return fmt.Errorf("HAMT shard below the root holds the single entry %q", l.Name)
 		}
 		if err := CheckName(l.Name); err != nil {
 			return err

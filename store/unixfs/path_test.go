@@ -232,7 +232,8 @@ func TestHostileDirectories(t *testing.T) {
 		{"wrong slot", craft(g, []unixfs.Link{{Cid: leaf, Name: fmt.Sprintf("%02X", (s0+1)%256) + a, Tsize: 4}}, shardData((s0+1)%256)), "not in the HAMT slot"},
 		{"bad name in shard", craft(g, []unixfs.Link{{Cid: leaf, Name: "00..", Tsize: 4}}, shardData(0)), `".."`},
 		{"raw child shard", craft(g, []unixfs.Link{{Cid: leaf, Name: "00", Tsize: 4}}, shardData(0)), "not dag-pb"},
-		{"lonely sub-shard", craft(g, []unixfs.Link{{Cid: craft(g, []unixfs.Link{{Cid: leaf, Name: fmt.Sprintf("%02X", hamtSlotOf(a, 1)) + a}}, shardData(hamtSlotOf(a, 1))), Name: fmt.Sprintf("%02X", s0)}}, shardData(s0)), "below the root with 1 entries"},
+		{"lonely sub-shard", craft(g, []unixfs.Link{{Cid: craft(g, []unixfs.Link{{Cid: leaf, Name: fmt.Sprintf("%02X", hamtSlotOf(a, 1)) + a}}, shardData(hamtSlotOf(a, 1))), Name: fmt.Sprintf("%02X", s0)}}, shardData(s0)), "below the root holds the single entry"},
+		{"empty sub-shard", craft(g, []unixfs.Link{{Cid: craft(g, nil, shardData()), Name: fmt.Sprintf("%02X", s0)}}, shardData(s0)), "empty HAMT shard"},
 		{"sub-shard entry off its prefix", craft(g, []unixfs.Link{{Cid: goodSub, Name: fmt.Sprintf("%02X", (s0+1)%256)}}, shardData((s0+1)%256)), "not in the HAMT slot"},
 		{"plain directory in a shard", craft(g, []unixfs.Link{{Cid: dirOf("x"), Name: fmt.Sprintf("%02X", s0)}}, shardData(s0)), "plain directory inside a HAMT"},
 		{"too deep", deep, "deeper than 8 levels"},
@@ -246,6 +247,43 @@ func TestHostileDirectories(t *testing.T) {
 	// Lookups through a broken shard fail the same way.
 	_, err := unixfs.Lookup(t.Context(), cases[len(cases)-2].dir, a, g.get)
 	require.ErrorContains(t, err, "plain directory inside a HAMT")
+}
+
+// TestShardWithOnlyAChildShard: two names whose hashes share their first 16
+// bits make a shard whose only link is another shard. That is the shape boxo
+// gives, and it is walked.
+func TestShardWithOnlyAChildShard(t *testing.T) {
+	var a, b string
+	seen := map[uint64]string{}
+	for i := 0; a == ""; i++ {
+		n := fmt.Sprintf("twin-%d", i)
+		h := unixfs.HAMTHash(n)
+		if o, ok := seen[h>>48]; ok && hamtSlotOf(o, 2) != hamtSlotOf(n, 2) {
+			a, b = o, n
+		}
+		seen[h>>48] = n
+	}
+	entries, nodes := syntheticEntries(4500, 50)
+	twins, twinNodes := syntheticEntries(2, 1)
+	twins[0].Name, twins[1].Name = a, b
+	entries, nodes = append(entries, twins...), append(nodes, twinNodes...)
+	res := requireSameDirectory(t, entries, nodes)
+	require.True(t, res.Sharded)
+
+	g := &blockGetter{blocks: map[cid.Cid][]byte{}}
+	_, err := unixfs.BuildDirectory(entries, func(b unixfs.Block) error {
+		g.putRaw(cid.DagProtobuf, bytes.Clone(b.Data))
+		return nil
+	})
+	require.NoError(t, err)
+	for _, tw := range twins {
+		l, err := unixfs.Lookup(t.Context(), res.Root, tw.Name, g.get)
+		require.NoError(t, err)
+		require.Equal(t, tw.Cid, l.Cid)
+	}
+	all, err := unixfs.ListDir(t.Context(), res.Root, g.get)
+	require.NoError(t, err)
+	require.Len(t, all, 4502)
 }
 
 // TestResolveDepthBound: a directory nested deeper than MaxPathSegments
