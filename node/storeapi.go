@@ -26,6 +26,7 @@ import (
 func (n *Node) storeRoutes() {
 	s := n.api
 	s.HandleUpload("POST "+api.PathAdd, http.HandlerFunc(n.handleAdd))
+	s.HandleFunc("POST "+api.PathAddPath, n.handleAddPath)
 	s.HandleFunc("GET "+api.PathLs, n.handleLs)
 	s.HandleFunc("GET "+api.PathCat+"{cid}", n.handleCat)
 	s.HandleFunc("GET "+api.PathEvents, n.handleEvents)
@@ -89,9 +90,74 @@ func (n *Node) handleAdd(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, f)
 }
 
+// handleAddPath imports a folder or file of this machine, named by its absolute path, with
+// everything in it.
+func (n *Node) handleAddPath(w http.ResponseWriter, r *http.Request) {
+	st := n.needStore(w)
+	if st == nil {
+		return
+	}
+	var req api.AddPathRequest
+	if !api.ReadJSON(w, r, &req) {
+		return
+	}
+	if !filepath.IsAbs(req.Path) {
+		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("path %q must be absolute", req.Path))
+		return
+	}
+	if req.ChunkSize < 0 {
+		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("chunk_size %d: want a positive number of bytes", req.ChunkSize))
+		return
+	}
+	f, err := st.AddTree(r.Context(), req.Path, store.AddOptions{ChunkSize: req.ChunkSize, Hidden: req.Hidden})
+	if err != nil {
+		api.WriteError(w, http.StatusInternalServerError, fmt.Errorf("adding %s: %w", req.Path, err))
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, f)
+}
+
+// pathStatus is the HTTP status for an error walking an IPFS path.
+func pathStatus(err error) int {
+	switch {
+	case errors.Is(err, unixfs.ErrNoEntry):
+		return http.StatusNotFound
+	case errors.Is(err, unixfs.ErrNotDir), errors.Is(err, unixfs.ErrNotFile):
+		return http.StatusBadRequest
+	}
+	return statusOf(err)
+}
+
+// handleLsDir lists the folder ?path= names (an IPFS path).
+func (n *Node) handleLsDir(w http.ResponseWriter, r *http.Request, st *store.Store, path string) {
+	root, names, err := unixfs.ParsePath(path)
+	if err != nil {
+		api.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	c, err := st.Resolve(r.Context(), root, names)
+	if err != nil {
+		api.WriteError(w, pathStatus(err), fmt.Errorf("resolving %s: %w", path, err))
+		return
+	}
+	es, err := st.ListDir(r.Context(), c)
+	if err != nil {
+		api.WriteError(w, pathStatus(err), fmt.Errorf("listing %s: %w", path, err))
+		return
+	}
+	if es == nil {
+		es = []store.Entry{}
+	}
+	api.WriteJSON(w, http.StatusOK, es)
+}
+
 func (n *Node) handleLs(w http.ResponseWriter, r *http.Request) {
 	st := n.needStore(w)
 	if st == nil {
+		return
+	}
+	if p := r.URL.Query().Get("path"); p != "" {
+		n.handleLsDir(w, r, st, p)
 		return
 	}
 	if at := r.URL.Query().Get("at"); at != "" {
@@ -127,12 +193,20 @@ func (n *Node) handleCat(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rc, size, err := n.Cat(r.Context(), root, timeout)
+	var rc io.ReadCloser
+	var size uint64
+	if p := r.URL.Query().Get("path"); p != "" {
+		if rc, size, err = n.catPath(r, st, root, p); err != nil {
+			err = fmt.Errorf("reading %s/%s: %w", root, p, err)
+		}
+	} else {
+		rc, size, err = n.Cat(r.Context(), root, timeout)
+	}
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client went away
 		}
-		api.WriteError(w, statusOf(err), err) // it names the file
+		api.WriteError(w, pathStatus(err), err) // it names the file
 		return
 	}
 	defer rc.Close()
@@ -147,6 +221,32 @@ func (n *Node) handleCat(w http.ResponseWriter, r *http.Request) {
 		// body for the whole file.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// catPath opens the file at path (names separated by '/') under the folder root, from the blocks
+// held here.
+func (n *Node) catPath(r *http.Request, st *store.Store, root cid.Cid, path string) (io.ReadCloser, uint64, error) {
+	_, names, err := unixfs.ParsePath(root.String() + "/" + path)
+	if err != nil {
+		return nil, 0, err
+	}
+	c, err := st.Resolve(r.Context(), root, names)
+	if err != nil {
+		return nil, 0, err
+	}
+	block, err := st.GetBlock(r.Context(), c)
+	if err != nil {
+		return nil, 0, err
+	}
+	kind, size, err := unixfs.Inspect(c, block)
+	if err != nil {
+		return nil, 0, err
+	}
+	if kind != unixfs.File {
+		return nil, 0, fmt.Errorf("%s is a %s: %w", path, kind, unixfs.ErrNotFile)
+	}
+	rc, err := st.Cat(r.Context(), c)
+	return rc, size, err
 }
 
 // handleEvents answers the events with Seq >= ?from= as a JSON list, or with ?follow=1 as

@@ -39,6 +39,10 @@ type File struct {
 	Have uint64 `json:"have"`
 	// Source is the file a copy was imported from (a share with --copy).
 	Source string `json:"source"`
+	// Dir says the entry is a folder: Size is then the bytes of every file in it, and Files how
+	// many files it holds.
+	Dir   bool   `json:"dir"`
+	Files uint64 `json:"files"`
 }
 
 // Offer is one file the network announces, as the catalog knows it.
@@ -86,6 +90,7 @@ func (ix *index) apply(e Event) {
 		if e.Type == FileAdded {
 			f.Source = e.Source
 		}
+		f.Dir, f.Files = e.Dir, e.Files
 	case FetchStarted:
 		if f == nil {
 			f = &File{CID: e.Root, Name: e.Name, Size: e.Size, Added: e.Time, State: Partial}

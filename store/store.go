@@ -633,6 +633,11 @@ type AddOptions struct {
 	// then name the file r reads. Without Reference, a Path is recorded as the copy's source.
 	Reference bool
 	Path      string
+	// Hidden includes, in a folder, entries whose names start with '.' (AddTree).
+	Hidden bool
+	// FileDone, if not nil, is called after each file of a folder is imported (AddTree), from
+	// several goroutines at once.
+	FileDone func(path string, size uint64)
 }
 
 // Hash computes the root CID of r's bytes without storing anything.
@@ -736,6 +741,114 @@ func (s *Store) add(ctx context.Context, r io.Reader, name string, opts AddOptio
 	}
 	f, _ := s.File(res.Root)
 	return f, nil, nil
+}
+
+// AddTree imports the folder (or file) at path with everything in it, as `ipfs add -r` does:
+// files, folders (empty ones too), symbolic links as links, never followed; names starting with
+// '.' only with opts.Hidden. Every block is durable, with one sync for the whole tree, before the
+// one FileAdded event that records the root, its file count and total size.
+func (s *Store) AddTree(ctx context.Context, path string, opts AddOptions) (File, error) {
+	f, written, err := s.addTree(ctx, path, opts)
+	if err != nil && len(written) > 0 {
+		err = s.discard(written, err)
+	}
+	return f, err
+}
+
+// addTree is AddTree without the clean-up: it also returns the blocks it wrote (that were not
+// here).
+func (s *Store) addTree(ctx context.Context, path string, opts AddOptions) (_ File, written []cid.Cid, _ error) {
+	if opts.Reference {
+		return File{}, nil, errors.New("add: a folder cannot be referenced in place")
+	}
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
+	topts := unixfs.TreeOptions{
+		ImportOptions: unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress},
+		Hidden:        opts.Hidden,
+		FileDone:      opts.FileDone,
+	}
+	var mu sync.Mutex // the importer writes several small files at once
+	res, err := unixfs.ImportTree(ctx, path, topts, func(b unixfs.Block) error {
+		created, err := s.blocks.create(b.Cid, b.Data)
+		if created {
+			mu.Lock()
+			written = append(written, b.Cid)
+			mu.Unlock()
+		}
+		return err
+	})
+	if err != nil {
+		return File{}, written, err
+	}
+	if err := s.blocks.sync(); err != nil {
+		return File{}, written, err
+	}
+	ev := Event{Type: FileAdded, Root: res.Root.String(), Name: filepath.Base(path), Size: res.Size}
+	if res.Dir {
+		ev.Dir, ev.Files = true, res.Files
+	}
+	if err := s.Record(ev); err != nil {
+		return File{}, written, err
+	}
+	f, _ := s.File(res.Root)
+	return f, nil, nil
+}
+
+// HashTree computes the root CID of the folder or file at path without storing anything.
+func HashTree(ctx context.Context, path string, opts AddOptions) (unixfs.TreeResult, error) {
+	topts := unixfs.TreeOptions{
+		ImportOptions: unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress},
+		Hidden:        opts.Hidden,
+		FileDone:      opts.FileDone,
+	}
+	return unixfs.ImportTree(ctx, path, topts, nil)
+}
+
+// Resolve walks an IPFS path's names from root through folders to the CID they name, reading
+// blocks held here.
+func (s *Store) Resolve(ctx context.Context, root cid.Cid, names []string) (cid.Cid, error) {
+	return unixfs.Resolve(ctx, root, names, s.GetBlock)
+}
+
+// Entry is one entry of a folder, as `peer ls CID` lists it.
+type Entry struct {
+	Name string `json:"name"`
+	CID  string `json:"cid"`
+	Kind string `json:"kind"` // "file", "dir" or "symlink"
+	Size uint64 `json:"size"` // a file's bytes, a symlink's target length; 0 for a folder
+}
+
+// ListDir lists the folder dir held here, sorted by name, with each entry's kind and size.
+func (s *Store) ListDir(ctx context.Context, dir cid.Cid) ([]Entry, error) {
+	links, err := unixfs.ListDir(ctx, dir, s.GetBlock)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(links))
+	for i, l := range links {
+		e := Entry{Name: l.Name, CID: l.Cid.String()}
+		var kind unixfs.DataType
+		block, err := s.GetBlock(ctx, l.Cid)
+		if err == nil {
+			kind, e.Size, err = unixfs.Inspect(l.Cid, block)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("entry %q: %w", l.Name, err)
+		}
+		switch kind {
+		case unixfs.File:
+			e.Kind = "file"
+		case unixfs.Directory:
+			e.Kind = "dir"
+		case unixfs.Symlink:
+			e.Kind = "symlink"
+		default:
+			e.Kind = kind.String()
+		}
+		out[i] = e
+	}
+	return out, nil
 }
 
 // Remove forgets a file; a pinned one is refused (ErrPinned), one being fetched too
@@ -883,9 +996,9 @@ func (s *Store) markLive(ctx context.Context, c cid.Cid, live map[string]bool, s
 		return nil
 	}
 	data, err := s.blocks.get(c)
-	var n unixfs.Node
+	var children []cid.Cid
 	if err == nil {
-		n, err = unixfs.ParseNode(c, data)
+		children, err = unixfs.Children(c, data) // a file's, or a folder's entries
 	}
 	if err != nil {
 		if strict {
@@ -893,8 +1006,8 @@ func (s *Store) markLive(ctx context.Context, c cid.Cid, live map[string]bool, s
 		}
 		return nil
 	}
-	for _, ch := range n.Children {
-		if err := s.markLive(ctx, ch.Cid, live, strict); err != nil {
+	for _, ch := range children {
+		if err := s.markLive(ctx, ch, live, strict); err != nil {
 			return err
 		}
 	}

@@ -148,10 +148,11 @@ func newFetchCmd(app *App) *cobra.Command {
 		Short: "download a file from every peer that has it, verify every block, write it; resumes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := parseCID(args[0]); err != nil {
+			root, err := parseCID(args[0])
+			if err != nil {
 				return err
 			}
-			req := api.FetchRequest{CID: args[0], Force: force}
+			req := api.FetchRequest{CID: root.String(), Force: force}
 			if out != "" {
 				abs, err := filepath.Abs(out)
 				if err != nil {

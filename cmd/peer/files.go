@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -58,7 +59,23 @@ func (a *App) withStore(fn func(*store.Store) error) error {
 	return errors.Join(fn(s), s.Close())
 }
 
-func parseCID(s string) (cid.Cid, error) { return unixfs.ParseCID(s) }
+// parseCID reads a root CID, bare or as /ipfs/CID. A path below it is refused: use parsePath
+// where one is meant.
+func parseCID(s string) (cid.Cid, error) {
+	c, names, err := parsePath(s)
+	if err != nil {
+		return cid.Undef, err
+	}
+	if len(names) > 0 {
+		return cid.Undef, fmt.Errorf("%q: give a CID, not a path into a folder", s)
+	}
+	return c, nil
+}
+
+// parsePath reads an IPFS path: CID, CID/sub/file or /ipfs/CID/sub/file.
+func parsePath(s string) (cid.Cid, []string, error) {
+	return unixfs.ParsePath(s)
+}
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -91,38 +108,46 @@ and needs --force to apply them.`,
 
 // addResult is what `peer add --json` prints for each file, one JSON object a line.
 type addResult struct {
-	CID  string `json:"cid"`
-	Name string `json:"name"`
-	Size uint64 `json:"size"`
+	CID   string `json:"cid"`
+	Name  string `json:"name"`
+	Size  uint64 `json:"size"`  // a folder's: the bytes of every file in it
+	Dir   bool   `json:"dir"`   // a folder
+	Files uint64 `json:"files"` // a folder's file count
 }
 
 // stdinArg is the argument of add that means standard input.
 const stdinArg = "-"
 
 func newAddCmd(app *App) *cobra.Command {
-	var quiet, onlyHash, asJSON bool
+	var quiet, onlyHash, hidden, asJSON bool
 	var chunk int
 	var name string
 	cmd := &cobra.Command{
-		Use:   "add [--quiet] [--only-hash] [--chunk-size N] [--json] FILE... | - [--name NAME]",
-		Short: "import files (or standard input, -) into the repo and print their CIDs",
-		Long: `Import files into the repo (a copy of their bytes) and print "added CID NAME" for each.
-"-" reads standard input instead of a file; --name names it (by default it has no name, and
-the line shows the CID in its place, as ipfs add does).`,
+		Use:   "add [--quiet] [--only-hash] [--hidden] [--chunk-size N] [--json] PATH... | - [--name NAME]",
+		Short: "import files and folders (or standard input, -) into the repo and print their CIDs",
+		Long: `Import files and folders into the repo and print "added CID NAME" for each argument. A
+folder is imported with everything in it, as ipfs add -r does (the CIDs are the same): empty
+folders included, symbolic links stored as links and never followed, names starting with '.'
+skipped unless --hidden. -r is accepted and changes nothing. "-" reads standard input instead of
+a file; --name names it (by default it has no name, and the line shows the CID in its place, as
+ipfs add does).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if chunk != 0 && (chunk < unixfs.MinChunkSize || chunk > unixfs.MaxChunkSize) {
 				return fmt.Errorf("--chunk-size must be between %d and %d bytes", unixfs.MinChunkSize, unixfs.MaxChunkSize)
 			}
 			stdins := 0
-			for _, p := range args {
+			dirs := make([]bool, len(args))
+			for i, p := range args {
 				if p == stdinArg {
 					stdins++
 					continue
 				}
-				if err := checkRegularFile(p); err != nil {
+				dir, err := checkAddable(p)
+				if err != nil {
 					return err
 				}
+				dirs[i] = dir
 			}
 			if stdins > 1 {
 				return errors.New("standard input (-) can be added once per command")
@@ -130,18 +155,27 @@ the line shows the CID in its place, as ipfs add does).`,
 			if cmd.Flags().Changed("name") && stdins == 0 {
 				return errors.New("--name names standard input: use it with - (files keep their own names)")
 			}
-			// addAll imports every input with add (through the daemon, into the repo, or only
-			// hashing) and prints what it added.
-			addAll := func(add func(in addInput) (addResult, error)) error {
-				for _, p := range args {
-					in, err := openAddInput(app, p, name)
-					if err != nil {
-						return err
-					}
-					r, err := add(in)
-					in.Close()
-					if err != nil {
-						return err
+			opts := store.AddOptions{ChunkSize: chunk, Hidden: hidden}
+			// addAll imports every argument with add (a file or standard input) or addDir (a
+			// folder), through the daemon, into the repo, or only hashing, and prints what it added.
+			addAll := func(add func(in addInput) (addResult, error), addDir func(path string) (addResult, error)) error {
+				for i, p := range args {
+					var r addResult
+					if dirs[i] {
+						var err error
+						if r, err = addDir(p); err != nil {
+							return err
+						}
+					} else {
+						in, err := openAddInput(app, p, name)
+						if err != nil {
+							return err
+						}
+						r, err = add(in)
+						in.Close()
+						if err != nil {
+							return err
+						}
 					}
 					switch {
 					case asJSON:
@@ -162,7 +196,9 @@ the line shows the CID in its place, as ipfs add does).`,
 			}
 			local := func(s *store.Store) error { // s nil: only hash
 				return addAll(func(in addInput) (addResult, error) {
-					return addOne(cmd.Context(), app, s, in, store.AddOptions{ChunkSize: chunk})
+					return addOne(cmd.Context(), app, s, in, opts)
+				}, func(p string) (addResult, error) {
+					return addTree(cmd.Context(), app, s, p, opts)
 				})
 			}
 			if onlyHash {
@@ -177,18 +213,22 @@ the line shows the CID in its place, as ipfs add does).`,
 			}
 			return addAll(func(in addInput) (addResult, error) {
 				return addThroughDaemon(cmd.Context(), app, d, in, chunk)
+			}, func(p string) (addResult, error) {
+				return addTreeThroughDaemon(cmd.Context(), d, p, opts)
 			})
 		},
 	}
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the CIDs, one per line")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the CIDs, one per argument")
 	cmd.Flags().BoolVarP(&onlyHash, "only-hash", "n", false, "compute the CIDs without storing anything")
+	cmd.Flags().BoolVar(&hidden, "hidden", false, "include files and folders whose names start with '.'")
+	cmd.Flags().BoolP("recursive", "r", false, "accepted for ipfs add habits: folders are always imported whole")
 	cmd.Flags().IntVar(&chunk, "chunk-size", 0, "chunk size in bytes (default 1048576)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"cid":…,"name":…,"size":…} for each file, one per line`)
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"cid":…,"name":…,"size":…,"dir":…,"files":…} for each argument, one per line`)
 	cmd.Flags().StringVar(&name, "name", "", "the name of what - reads from standard input")
 	return cmd
 }
 
-// checkRegularFile gives one clear line for what add cannot import.
+// checkRegularFile gives one clear line for what share cannot reference.
 func checkRegularFile(p string) error {
 	st, err := os.Stat(p)
 	if errors.Is(err, os.ErrNotExist) {
@@ -204,6 +244,71 @@ func checkRegularFile(p string) error {
 		return fmt.Errorf("%s is not a regular file", p)
 	}
 	return nil
+}
+
+// checkAddable gives one clear line for what add cannot import, and tells whether p is a folder.
+// A symbolic link given as an argument is followed.
+func checkAddable(p string) (dir bool, err error) {
+	st, err := os.Stat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("%s: no such file or folder", p)
+	}
+	if err != nil {
+		return false, err
+	}
+	if !st.IsDir() && !st.Mode().IsRegular() {
+		return false, fmt.Errorf("%s is not a regular file or a folder", p)
+	}
+	return st.IsDir(), nil
+}
+
+// addTree imports a folder (or only hashes it when s is nil), with a progress bar of bytes and
+// files on a terminal.
+func addTree(ctx context.Context, app *App, s *store.Store, path string, opts store.AddOptions) (addResult, error) {
+	if isTerminal(app.Err) {
+		bar := progressbar.NewOptions64(-1,
+			progressbar.OptionSetWriter(app.Err),
+			progressbar.OptionSetDescription("adding "+filepath.Base(path)),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		defer bar.Close()
+		var files atomic.Int64
+		opts.Progress = func(n int64) { _ = bar.Set64(n) }
+		opts.FileDone = func(string, uint64) {
+			bar.Describe(fmt.Sprintf("adding %s: %d files", filepath.Base(path), files.Add(1)))
+		}
+	}
+	if s == nil {
+		res, err := store.HashTree(ctx, path, opts)
+		if err != nil {
+			return addResult{}, fmt.Errorf("hashing %s: %w", path, err)
+		}
+		return addResult{CID: res.Root.String(), Name: filepath.Base(path), Size: res.Size, Dir: res.Dir, Files: res.Files}, nil
+	}
+	f, err := s.AddTree(ctx, path, opts)
+	if err != nil {
+		return addResult{}, fmt.Errorf("adding %s: %w", path, err)
+	}
+	return fileResult(f), nil
+}
+
+// addTreeThroughDaemon has the daemon, which runs on this machine, import a folder by path.
+func addTreeThroughDaemon(ctx context.Context, d *api.Client, path string, opts store.AddOptions) (addResult, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return addResult{}, err
+	}
+	f, err := d.AddPath(ctx, api.AddPathRequest{Path: abs, Hidden: opts.Hidden, ChunkSize: opts.ChunkSize})
+	if err != nil {
+		return addResult{}, fmt.Errorf("adding %s: %w", path, err)
+	}
+	return fileResult(f), nil
+}
+
+func fileResult(f store.File) addResult {
+	return addResult{CID: f.CID, Name: f.Name, Size: f.Size, Dir: f.Dir, Files: f.Files}
 }
 
 // addInput is one thing add imports: a file, or standard input.
@@ -302,15 +407,16 @@ func newBar(app *App, total int64, desc string) *progressbar.ProgressBar {
 func newCatCmd(app *App) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "cat [--timeout D] CID",
-		Short: "write a file's bytes to stdout, verifying every block (the daemon fetches what it does not hold)",
-		Long: `Write a file's bytes to stdout. With a daemon running, a file the repo does not hold is fetched
-while it streams. It fails, with nothing written, when no provider has the file or its first
-block does not come within --timeout; a fetch that fails midway stops the output after the bytes
-that came (always a prefix of the file) and exits non-zero.`,
+		Use:   "cat [--timeout D] CID[/path]",
+		Short: "write a file's bytes to stdout, verifying every block; CID/sub/file reads a file of a folder",
+		Long: `Write a file's bytes to stdout; CID/sub/file (or /ipfs/CID/sub/file) reads one file of a
+folder. With a daemon running, a file the repo does not hold is fetched while it streams. It
+fails, with nothing written, when no provider has the file or its first block does not come
+within --timeout; a fetch that fails midway stops the output after the bytes that came (always
+a prefix of the file) and exits non-zero.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := parseCID(args[0])
+			c, names, err := parsePath(args[0])
 			if err != nil {
 				return err
 			}
@@ -325,10 +431,19 @@ that came (always a prefix of the file) and exits non-zero.`,
 				_, err = io.Copy(app.Out, r)
 				return errors.Join(err, r.Close())
 			}
+			if d != nil && len(names) > 0 {
+				return copyOut(d.CatPath(cmd.Context(), c, names))
+			}
 			if d != nil {
 				return copyOut(d.Cat(cmd.Context(), c, timeout)) // the daemon fetches what it does not hold
 			}
-			return app.withStore(func(s *store.Store) error { return copyOut(s.Cat(cmd.Context(), c)) })
+			return app.withStore(func(s *store.Store) error {
+				c, err := s.Resolve(cmd.Context(), c, names)
+				if err != nil {
+					return fmt.Errorf("%s: %w", args[0], err)
+				}
+				return copyOut(s.Cat(cmd.Context(), c))
+			})
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long the daemon waits for the first block of a file it does not hold (default 1m)")
@@ -339,10 +454,16 @@ func newLsCmd(app *App) *cobra.Command {
 	var asJSON bool
 	var at string
 	cmd := &cobra.Command{
-		Use:   "ls [--json] [--at TIME]",
-		Short: "list the files held, with their state",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "ls [--json] [--at TIME] [CID[/path]]",
+		Short: "list the files and folders held, with their state; with a CID, list a folder's entries",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if at != "" {
+					return errors.New("--at lists the index; it does not go with a folder")
+				}
+				return lsDir(cmd.Context(), app, args[0], asJSON)
+			}
 			var t time.Time
 			if at != "" {
 				var err error
@@ -381,7 +502,53 @@ func newLsCmd(app *App) *cobra.Command {
 	return cmd
 }
 
-// parseTime reads an RFC 3339 time, a date, or a duration meaning that long ago (90m, 2h, 7d).
+// lsDir lists the entries of the folder an IPFS path names.
+func lsDir(ctx context.Context, app *App, path string, asJSON bool) error {
+	root, names, err := parsePath(path)
+	if err != nil {
+		return err
+	}
+	d, err := app.daemon(ctx)
+	if err != nil {
+		return err
+	}
+	var es []store.Entry
+	if d != nil {
+		es, err = d.LsDir(ctx, path)
+	} else {
+		err = app.withStore(func(s *store.Store) error {
+			c, err := s.Resolve(ctx, root, names)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			es, err = s.ListDir(ctx, c)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if es == nil {
+			es = []store.Entry{}
+		}
+		return writeJSON(app.Out, es)
+	}
+	t := newTable(app.Out, "CID", "SIZE", "KIND", "NAME")
+	for _, e := range es {
+		size, name := config.FormatSize(e.Size), e.Name
+		if e.Kind == "dir" {
+			size, name = "-", name+"/"
+		}
+		t.row(e.CID, size, e.Kind, name)
+	}
+	return t.flush()
+}
+
+// parseTime reads an RFC 3339 time, a date, or a duration meaning that long ago.
 func parseTime(s string) (time.Time, error) {
 	if d, err := config.ParseDuration(s); err == nil {
 		return time.Now().Add(-d), nil
@@ -410,11 +577,15 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 		if f.Pinned {
 			state += ", pinned"
 		}
+		name := f.Name
+		if f.Dir {
+			name = fmt.Sprintf("%s/ (%d files)", name, f.Files)
+		}
 		path := f.Path // a referenced file, or where a fetch writes (its .part until complete)
 		if f.State == store.Partial && path != "" {
 			path = store.PartPath(path)
 		}
-		t.row(f.CID, config.FormatSize(f.Size), state, f.Name, path)
+		t.row(f.CID, config.FormatSize(f.Size), state, name, path)
 	}
 	return t.flush()
 }

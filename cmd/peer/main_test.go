@@ -122,7 +122,9 @@ func TestCLIErrorsAreOneClearLine(t *testing.T) {
 		want string
 	}{
 		{[]string{"add", "/nonexistent/file"}, "no such file"},
-		{[]string{"add", t.TempDir()}, "is a directory"},
+		{[]string{"add", "/dev/null"}, "not a regular file or a folder"},
+		{[]string{"cat", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku/a/../b"}, `".." is not allowed`},
+		{[]string{"rm", "/ipfs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku/a"}, "not a path"},
 		{[]string{"cat", "not-a-cid"}, "not a valid CID"},
 		{[]string{"cat", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"}, "no such file in this repo"},
 		{[]string{"rm", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"}, "no such file in this repo"},

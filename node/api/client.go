@@ -220,6 +220,35 @@ func (c *Client) Ls(ctx context.Context) ([]store.File, error) {
 	return fs, nil
 }
 
+// AddPath has the daemon import the folder or file at req.Path (absolute) itself.
+func (c *Client) AddPath(ctx context.Context, req AddPathRequest) (store.File, error) {
+	var f store.File
+	if err := c.Call(ctx, http.MethodPost, PathAddPath, req, &f); err != nil {
+		return f, err
+	}
+	return f, fillRoot(&f)
+}
+
+// LsDir lists the entries of the folder an IPFS path (CID/sub/dir or /ipfs/CID/...) names.
+func (c *Client) LsDir(ctx context.Context, path string) ([]store.Entry, error) {
+	var es []store.Entry
+	err := c.Call(ctx, http.MethodGet, PathLs+"?path="+url.QueryEscape(path), nil, &es)
+	return es, err
+}
+
+// CatPath streams the bytes of the file at names under root. The caller closes the reader.
+func (c *Client) CatPath(ctx context.Context, root cid.Cid, names []string) (io.ReadCloser, error) {
+	p := PathCat + root.String()
+	if len(names) > 0 {
+		p += "?path=" + url.QueryEscape(strings.Join(names, "/"))
+	}
+	resp, err := c.Request(ctx, http.MethodGet, p, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return &catReader{body: resp.Body, root: root, want: resp.ContentLength}, nil
+}
+
 // Cat streams the bytes of file root. The daemon fetches a file it does not hold; timeout bounds
 // its wait for the file's root block (0: the daemon's default). The reader's Read fails, after
 // the bytes that came, when the stream ends short of the file's size (the fetch failed midway),

@@ -10,6 +10,7 @@ const (
 	PathConnect = "/api/v1/connect"
 	PathStatus  = "/api/v1/status"
 	PathAdd     = "/api/v1/add"
+	PathAddPath = "/api/v1/add/path"
 	PathLs      = "/api/v1/ls"
 	PathCat     = "/api/v1/cat/"
 	PathEvents  = "/api/v1/events"
@@ -29,6 +30,14 @@ type Peer struct {
 	Direction string `json:"direction"` // "inbound" or "outbound"
 	// Latency is the smoothed round-trip time the node measured, 0 when unknown.
 	Latency time.Duration `json:"latency_ns"`
+}
+
+// AddPathRequest is the body of POST /api/v1/add/path: the daemon imports a folder (or file) of
+// its own machine by path.
+type AddPathRequest struct {
+	Path      string `json:"path"` // absolute
+	Hidden    bool   `json:"hidden,omitempty"`
+	ChunkSize int    `json:"chunk_size,omitempty"`
 }
 
 // ConnectRequest is the body of POST /api/v1/connect.

@@ -1,5 +1,5 @@
-// Package unixfs turns a stream of bytes into an IPFS-compatible UnixFS file DAG
-// and reads such DAGs back.
+// Package unixfs turns a stream of bytes or a directory tree into an
+// IPFS-compatible UnixFS DAG and reads such DAGs back.
 //
 // Import chunks a file into fixed-size raw leaves, hashes them on several
 // goroutines and assembles a balanced tree of dag-pb nodes, block for block
@@ -8,6 +8,12 @@
 // is the CID any IPFS implementation gives it. ParseNode, Verify and CheckCID
 // let fetchers check blocks, and NewReader streams a file back out of a DAG
 // whose blocks a caller supplies.
+//
+// ImportTree imports a directory tree as `ipfs add -r` does under the same
+// profile: BuildDirectory makes plain Directory nodes, or HAMT shards past
+// 256 KiB, and SymlinkNode symlinks. ParsePath, Resolve, Lookup and ListDir
+// walk directories and shards by name, checking names and shard shape as
+// strictly as the file decoders check files.
 //
 // The package encodes and decodes dag-pb and UnixFS protobuf by hand, strictly
 // and without panicking on any input. It must never change the bytes of the

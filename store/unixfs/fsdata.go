@@ -37,14 +37,16 @@ func (t DataType) String() string {
 }
 
 // FSData is the UnixFS Data message carried in a dag-pb node's Data field.
-// Only the fields a file needs are kept; mode, mtime, hashType and fanout are
-// accepted on decode and dropped.
+// The fields files, directories and HAMT shards need are kept; mode and mtime
+// are accepted on decode and dropped.
 type FSData struct {
 	Type        DataType
 	Data        []byte // nil when absent; aliases the decoded bytes
 	FileSize    uint64
 	HasFileSize bool
 	BlockSizes  []uint64
+	HashType    uint64 // HAMT shards: the multicodec of the name hash; 0 when absent
+	Fanout      uint64 // HAMT shards: slots per node; 0 when absent
 }
 
 // UnixFS Data field numbers.
@@ -91,6 +93,14 @@ func DecodeFSData(b []byte) (FSData, error) {
 			v, n, _ := readUvarint(b[i:])
 			i += n
 			d.BlockSizes = append(d.BlockSizes, v)
+		case field == fsFieldHashType:
+			v, n, _ := readUvarint(b[i:])
+			i += n
+			d.HashType = v
+		case field == fsFieldFanout:
+			v, n, _ := readUvarint(b[i:])
+			i += n
+			d.Fanout = v
 		case field == fsFieldBlockSizes:
 			v, n, _ := readBytes(b[i:])
 			i += n
@@ -109,7 +119,7 @@ func DecodeFSData(b []byte) (FSData, error) {
 
 // scanFSData validates a UnixFS Data message and counts its blocksizes.
 func scanFSData(b []byte) (int, error) {
-	var haveType, haveData, haveFileSize bool
+	var haveType, haveData, haveFileSize, haveHashType, haveFanout bool
 	nbs := 0
 	for i := 0; i < len(b); {
 		field, wire, n, err := readTag(b[i:])
@@ -154,6 +164,16 @@ func scanFSData(b []byte) (int, error) {
 				return 0, errors.New("duplicate filesize field")
 			}
 			haveFileSize = true
+		case fsFieldHashType:
+			if haveHashType {
+				return 0, errors.New("duplicate hashType field")
+			}
+			haveHashType = true
+		case fsFieldFanout:
+			if haveFanout {
+				return 0, errors.New("duplicate fanout field")
+			}
+			haveFanout = true
 		case fsFieldBlockSizes:
 			if wire == wireVarint {
 				nbs++
@@ -185,7 +205,8 @@ func scanFSData(b []byte) (int, error) {
 }
 
 // Encode encodes d as boxo does: Type, Data if not nil, filesize if
-// HasFileSize, then each blocksize as its own (unpacked) field.
+// HasFileSize, each blocksize as its own (unpacked) field, then hashType and
+// fanout if not zero.
 func (d FSData) Encode() []byte {
 	size := 1 + uvarintLen(uint64(int64(d.Type)))
 	if d.Data != nil {
@@ -196,6 +217,12 @@ func (d FSData) Encode() []byte {
 	}
 	for _, s := range d.BlockSizes {
 		size += 1 + uvarintLen(s)
+	}
+	if d.HashType != 0 {
+		size += 1 + uvarintLen(d.HashType)
+	}
+	if d.Fanout != 0 {
+		size += 1 + uvarintLen(d.Fanout)
 	}
 	return d.appendTo(make([]byte, 0, size))
 }
@@ -215,6 +242,14 @@ func (d FSData) appendTo(b []byte) []byte {
 	for _, s := range d.BlockSizes {
 		b = append(b, fsFieldBlockSizes<<3|wireVarint)
 		b = appendUvarint(b, s)
+	}
+	if d.HashType != 0 {
+		b = append(b, fsFieldHashType<<3|wireVarint)
+		b = appendUvarint(b, d.HashType)
+	}
+	if d.Fanout != 0 {
+		b = append(b, fsFieldFanout<<3|wireVarint)
+		b = appendUvarint(b, d.Fanout)
 	}
 	return b
 }

@@ -2,6 +2,7 @@ package unixfs_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -148,6 +149,122 @@ func FuzzParseNode(f *testing.F) {
 		}
 		if len(n.Children) > unixfs.MaxLinks {
 			t.Fatal("too many children")
+		}
+	})
+}
+
+// dirSeeds returns directory blocks: a plain directory, and the shards of a
+// sharded one.
+func dirSeeds(f *testing.F) [][]byte {
+	f.Helper()
+	var out [][]byte
+	keep := func(b unixfs.Block) error {
+		out = append(out, bytes.Clone(b.Data))
+		return nil
+	}
+	entries, _ := syntheticEntries(3, 4)
+	entries[1].Name = "ü.txt"
+	_, err := unixfs.BuildDirectory(entries, keep)
+	if err != nil {
+		f.Fatal(err)
+	}
+	many, _ := syntheticEntries(4500, 50)
+	res, err := unixfs.BuildDirectory(many, keep)
+	if err != nil || !res.Sharded {
+		f.Fatal("no sharded seed", err)
+	}
+	// Only the smaller shard nodes: the root of 4500 entries is large.
+	small := out[:1]
+	for _, b := range out[1:] {
+		if len(b) < 4096 {
+			small = append(small, b)
+		}
+	}
+	return small
+}
+
+func FuzzParseDir(f *testing.F) {
+	for _, b := range dirSeeds(f) {
+		f.Add(b, uint8(0), uint64(0))
+		f.Add(b, uint8(1), uint64(0x42))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, depth uint8, prefix uint64) {
+		c := sumCID(t, cid.DagProtobuf, b)
+		d, err := unixfs.ParseDir(c, b, int(depth), prefix)
+		if err != nil {
+			return
+		}
+		names := map[string]bool{}
+		for i, l := range d.Links {
+			if d.Sharded && l.Name == "" {
+				if l.Cid.Type() != cid.DagProtobuf {
+					t.Fatal("raw child shard accepted")
+				}
+				continue
+			}
+			if err := unixfs.CheckName(l.Name); err != nil {
+				t.Fatalf("link %d: %v", i, err)
+			}
+			if names[l.Name] {
+				t.Fatalf("duplicate %q accepted", l.Name)
+			}
+			names[l.Name] = true
+			if err := unixfs.CheckCID(l.Cid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d.Sharded && len(d.Slots) != len(d.Links) {
+			t.Fatal("slots and links differ")
+		}
+		if _, err := unixfs.Children(c, b); err != nil {
+			t.Fatalf("a parsed directory's children: %v", err)
+		}
+	})
+}
+
+func FuzzChildren(f *testing.F) {
+	for _, b := range dirSeeds(f) {
+		f.Add(b)
+	}
+	for _, b := range seedBlocks(f) {
+		if b.Cid.Type() == cid.DagProtobuf {
+			f.Add(b.Data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := sumCID(t, cid.DagProtobuf, b)
+		cs, err := unixfs.Children(c, b)
+		if err != nil {
+			return
+		}
+		for _, ch := range cs {
+			if err := unixfs.CheckCID(ch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, _, _ = unixfs.Inspect(c, b)
+	})
+}
+
+func FuzzParsePath(f *testing.F) {
+	f.Add("bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e/a/b")
+	f.Add("/ipfs/bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e//ü/")
+	f.Add("/ipfs/x/../y")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, names, err := unixfs.ParsePath(s)
+		if err != nil {
+			return
+		}
+		if err := unixfs.CheckCID(c); err != nil {
+			t.Fatal(err)
+		}
+		if len(names) > unixfs.MaxPathSegments {
+			t.Fatal("too many names")
+		}
+		for _, n := range names {
+			if n == "" || n == "." || n == ".." || strings.Contains(n, "/") {
+				t.Fatalf("name %q accepted", n)
+			}
 		}
 	})
 }

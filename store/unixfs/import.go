@@ -39,6 +39,7 @@ type ImportOptions struct {
 type ImportResult struct {
 	Root   cid.Cid
 	Size   uint64 // file bytes
+	Tsize  uint64 // bytes of every block of the DAG: the dag-pb Tsize of a link to it
 	Blocks int    // blocks passed to put (leaves and inner nodes)
 }
 
@@ -92,7 +93,7 @@ func importFile(ctx context.Context, r io.Reader, opts ImportOptions, maxLinks i
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("import: %w", err)
 	}
-	return ImportResult{Root: root.c, Size: root.fsize, Blocks: b.blocks}, nil
+	return ImportResult{Root: root.c, Size: root.fsize, Tsize: root.tsize, Blocks: b.blocks}, nil
 }
 
 // maxWorkers caps ImportOptions.Workers, and so the memory an import holds.
