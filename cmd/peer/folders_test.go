@@ -95,10 +95,10 @@ func checkFolderCommands(t *testing.T, repo, root string) {
 	t.Helper()
 	out, errOut, code := peerCmd(t, repo, "ls", root)
 	require.Zero(t, code, errOut)
-	require.Regexp(t, `(?m)^\S+\s+10\s+file\s+cover\.jpg$`, out)
+	require.Regexp(t, `(?m)^\S+\s+10 B\s+file\s+cover\.jpg$`, out)
 	require.Regexp(t, `(?m)^\S+\s+-\s+dir\s+disc 1/$`, out)
 	require.Regexp(t, `(?m)^\S+\s+-\s+dir\s+extras/$`, out)
-	require.Regexp(t, `(?m)^\S+\s+9\s+symlink\s+folder\.jpg$`, out)
+	require.Regexp(t, `(?m)^\S+\s+9 B\s+symlink\s+folder\.jpg$`, out)
 	require.NotContains(t, out, "DS_Store")
 
 	out, errOut, code = peerCmd(t, repo, "ls", "--json", "/ipfs/"+root+"/disc 1")

@@ -41,8 +41,8 @@ func TestJSONOfEveryOfflineCommand(t *testing.T) {
 	require.Zero(t, code, errOut)
 	added := decodeLines(t, out)
 	require.Len(t, added, 2)
-	require.Equal(t, map[string]any{"cid": "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq", "name": "small.txt", "size": 5.0}, added[0])
-	require.Equal(t, map[string]any{"cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "name": "empty", "size": 0.0}, added[1], "size 0 is kept")
+	require.Equal(t, map[string]any{"cid": "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq", "name": "small.txt", "size": 5.0, "dir": false, "files": 0.0}, added[0])
+	require.Equal(t, map[string]any{"cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "name": "empty", "size": 0.0, "dir": false, "files": 0.0}, added[1], "size 0 is kept")
 
 	out, errOut, code = runPeer(t, "", "--repo", repo, "add", "--json", "--only-hash", small)
 	require.Zero(t, code, errOut)

@@ -203,11 +203,8 @@ func ParsePath(s string) (cid.Cid, []string, error) {
 		return cid.Undef, nil, fmt.Errorf("%q: an IPFS path starts with /ipfs/ or a CID", s)
 	}
 	root, rest, _ := strings.Cut(p, "/")
-	c, err := cid.Decode(root)
+	c, err := ParseCID(root)
 	if err != nil {
-		return cid.Undef, nil, fmt.Errorf("%q is not a valid CID: %w", root, err)
-	}
-	if err := CheckCID(c); err != nil {
 		return cid.Undef, nil, err
 	}
 	var names []string
