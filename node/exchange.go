@@ -122,14 +122,6 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	return nil
 }
 
-func shortID(p peer.ID) string {
-	s := p.String()
-	if len(s) > 12 {
-		return s[len(s)-8:]
-	}
-	return s
-}
-
 // servedBlocks is the store as the transfer server sees it.
 type servedBlocks struct {
 	st *store.Store
