@@ -727,8 +727,18 @@ func (f *fetch) noProvidersErrLocked(waited time.Duration, hopeless bool) error 
 	if hopeless {
 		more = "there is no way to find more (no Find, or it ended)"
 	}
-	err := fmt.Errorf("%d blocks missing, none of the %d peers tried can serve them, and %s: %w",
-		f.remaining, len(f.sessions), more, ErrNoProviders)
+	missing := "1 block missing"
+	if f.remaining != 1 {
+		missing = fmt.Sprintf("%d blocks missing", f.remaining)
+	}
+	asked := "no peer was found to ask"
+	switch n := len(f.sessions); {
+	case n == 1:
+		asked = "the one peer asked cannot serve them"
+	case n > 1:
+		asked = fmt.Sprintf("none of the %d peers asked can serve them", n)
+	}
+	err := fmt.Errorf("%s: %s, and %s: %w", missing, asked, more, ErrNoProviders)
 	if f.lastProblem != nil {
 		err = fmt.Errorf("%w (last peer dropped: %w)", err, f.lastProblem)
 	}
