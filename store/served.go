@@ -18,7 +18,7 @@ import (
 func (s *Store) servable(c cid.Cid) bool {
 	k := blockKey(c)
 	s.mu.Lock()
-	if s.served == nil {
+	if s.served == nil || len(s.servedAdd) > 0 {
 		s.mu.Unlock()
 		s.buildServed()
 		s.mu.Lock()
@@ -44,6 +44,7 @@ func (s *Store) buildServed() {
 		s.mu.Lock()
 		if s.served != nil {
 			s.mu.Unlock()
+			s.addServed()
 			return
 		}
 		gen := s.servedGen
@@ -60,6 +61,7 @@ func (s *Store) buildServed() {
 		s.mu.Lock()
 		if s.servedGen == gen {
 			s.served = live
+			s.servedN++
 			s.mu.Unlock()
 			return
 		}
@@ -67,12 +69,45 @@ func (s *Store) buildServed() {
 	}
 }
 
-// applyServed drops the set when an event changes which files are held or intact. Called with
-// s.mu held.
+// addServed adds to the set the blocks of the files added since it was built, walking only
+// those files: a node that adds files one by one while it serves does not rebuild the whole set
+// for each. Called with servedBuild held.
+func (s *Store) addServed() {
+	s.mu.Lock()
+	roots, gen := s.servedAdd, s.servedGen
+	s.servedAdd = nil
+	s.mu.Unlock()
+	if len(roots) == 0 {
+		return
+	}
+	live := map[string]bool{}
+	for _, r := range roots {
+		_ = s.markLive(context.Background(), r, live, false)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.served == nil || s.servedGen != gen {
+		return // dropped meanwhile: the next build walks every file anyway
+	}
+	for k := range live {
+		s.served[k] = true
+	}
+}
+
+// applyServed keeps the set in step with an event. A file added, fetched, or left partial by a
+// fetch that stopped adds its blocks (walked when next needed); a file removed or changed drops
+// the set, which is rebuilt when next needed. A fetch in progress needs nothing: its blocks are
+// looked up in the download. Called with s.mu held.
 func (s *Store) applyServed(e Event) {
 	switch e.Type {
-	case FileAdded, FileRemoved, FileChanged, FetchStarted, FetchCompleted, FetchFailed:
-		s.served = nil
+	case FileAdded, FetchCompleted, FetchFailed:
+		if s.served != nil {
+			if c, err := cid.Decode(e.Root); err == nil {
+				s.servedAdd = append(s.servedAdd, c)
+			}
+		}
+	case FileRemoved, FileChanged:
+		s.served, s.servedAdd = nil, nil
 		s.servedGen++
 	}
 }

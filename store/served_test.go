@@ -61,3 +61,24 @@ func TestChangedFileServesNoBlock(t *testing.T) {
 	got, _ := s.File(f.Root)
 	require.Equal(t, store.Changed, got.State)
 }
+
+// A file added while the node serves is served at once, and by walking it alone: the set built
+// before is kept, not rebuilt for every file added.
+func TestAddedFileIsServedWithoutRebuilding(t *testing.T) {
+	s := open(t, newRepo(t))
+	serve := func(c cid.Cid) error {
+		_, err := s.ServeBlock(t.Context(), c, nil)
+		return err
+	}
+	first, err := s.Add(t.Context(), bytes.NewReader(randomBytes(5, 4096)), "first", store.AddOptions{ChunkSize: 1024})
+	require.NoError(t, err)
+	require.NoError(t, serve(first.Root)) // builds the set
+	for i := range 20 {
+		data := randomBytes(uint64(10+i), 4096)
+		f, err := s.Add(t.Context(), bytes.NewReader(data), "more", store.AddOptions{ChunkSize: 1024})
+		require.NoError(t, err)
+		require.NoError(t, serve(f.Root))
+		require.NoError(t, serve(rawCID(t, data[1024:2048])))
+	}
+	require.EqualValues(t, 1, s.ServedBuilds(), "one full build, then only the added files were walked")
+}

@@ -62,7 +62,9 @@ type Store struct {
 	refsGen uint64               // counts events that invalidate refs, so a stale build is redone
 	// served is the blocks offered to peers (served.go); nil until first needed.
 	served    map[string]bool
+	servedAdd []cid.Cid // roots added since served was built, whose blocks it still lacks
 	servedGen uint64
+	servedN   int // full builds of served, for tests
 	// servedBuild serializes building served, as refsBuild does refs.
 	servedBuild sync.Mutex
 	// refsBuild serializes building refs (taken before mu, never while holding it).
