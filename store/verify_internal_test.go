@@ -83,3 +83,46 @@ func TestUnsettledStatIsNotRemembered(t *testing.T) {
 	require.True(t, v.has(strconv.Itoa(2*ownedGeneration), st))
 	require.False(t, v.has(strconv.Itoa(2*ownedGeneration), fileStat{size: 2}))
 }
+
+// BenchmarkServeInPlace serves every leaf of a 64 MiB file shared in place: "hashed" verifies
+// each (as the first serve of a file's version does), "remembered" only reads (every later one).
+func BenchmarkServeInPlace(b *testing.B) {
+	dir := b.TempDir()
+	_, err := Init(dir)
+	require.NoError(b, err)
+	s, err := Open(dir)
+	require.NoError(b, err)
+	defer s.Close()
+	s.nowFunc = func() time.Time { return time.Now().Add(time.Hour) }
+	data := make([]byte, 64<<20)
+	_, _ = rand.NewChaCha8([32]byte{44}).Read(data)
+	path := filepath.Join(b.TempDir(), "shared.bin")
+	require.NoError(b, os.WriteFile(path, data, 0o644))
+	in, err := os.Open(path)
+	require.NoError(b, err)
+	f, err := s.Add(b.Context(), in, "shared.bin", AddOptions{Reference: true, Path: path})
+	in.Close()
+	require.NoError(b, err)
+	var kids []cid.Cid
+	require.NoError(b, s.walk(b.Context(), f.Root, f.Size, func(c cid.Cid, _ unixfs.Node, _ uint64) error {
+		if c.Prefix().Codec == cid.Raw {
+			kids = append(kids, c)
+		}
+		return nil
+	}))
+	for _, mode := range []string{"hashed", "remembered"} {
+		b.Run(mode, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if mode == "hashed" {
+					s.forgetRefCheck(f.CID)
+				}
+				for _, c := range kids {
+					if _, err := s.ServeBlock(b.Context(), c, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}

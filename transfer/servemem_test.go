@@ -11,6 +11,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/stretchr/testify/require"
 
 	"peer/transfer"
@@ -59,14 +60,16 @@ func leaves(d dag) []cid.Cid {
 }
 
 // starve opens streams from h to src that each want every CID of want and never read a byte,
-// and returns once each has sent its request. The streams are reset at cleanup.
-func starve(t testing.TB, h host.Host, src seeder, streams int, want []cid.Cid) {
+// and returns them once each has sent its request. The streams are reset at cleanup.
+func starve(t testing.TB, h host.Host, src seeder, streams int, want []cid.Cid) []network.Stream {
 	t.Helper()
 	connect(t, h, src.h)
+	var out []network.Stream
 	for range streams {
 		s, err := h.NewStream(context.Background(), src.h.ID(), transfer.ID)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = s.Reset() })
+		out = append(out, s)
 		for i := 0; i < len(want); i += wire.MaxCIDsPerFrame {
 			b, err := wire.AppendControl(nil, &wire.Message{Type: wire.TypeWant, CIDs: want[i:min(i+wire.MaxCIDsPerFrame, len(want))]})
 			require.NoError(t, err)
@@ -74,6 +77,7 @@ func starve(t testing.TB, h host.Host, src seeder, streams int, want []cid.Cid) 
 			require.NoError(t, err)
 		}
 	}
+	return out
 }
 
 // Streams that want large blocks and never read hold no more than the serving budget, one peer
@@ -85,8 +89,9 @@ func TestStreamsThatNeverReadStayWithinBudget(t *testing.T) {
 	src := newSeeder(t, bs, transfer.WithServeMemory(budget, perPeer))
 	want := leaves(d)
 	const attackers, streams = 3, 8
+	var starving []network.Stream
 	for range attackers {
-		starve(t, newHost(t), src, streams, want)
+		starving = append(starving, starve(t, newHost(t), src, streams, want)...)
 	}
 	// Every attacker stream has its first block in hand: the budget is as full as they can make it.
 	require.Eventually(t, func() bool {
@@ -106,6 +111,12 @@ func TestStreamsThatNeverReadStayWithinBudget(t *testing.T) {
 	require.LessOrEqual(t, bs.held.Load(), st.BytesHeld, "every block held is counted")
 	// The attackers still hold theirs: at most their caps, not four blocks per stream.
 	require.LessOrEqual(t, bs.held.Load(), int64(attackers*perPeer))
+
+	// Streams that end give back all they held.
+	for _, s := range starving {
+		_ = s.Reset()
+	}
+	require.Eventually(t, func() bool { return src.t.ServerStats().BytesHeld == 0 && bs.held.Load() == 0 }, 10*time.Second, 5*time.Millisecond)
 }
 
 // TestServeMemoryUnderAttackFigures measures the heap of a serving Transfer with its defaults
