@@ -27,6 +27,8 @@ type serveMemory struct {
 	peers   map[peer.ID]int64
 	waiters []*memWaiter  // in arrival order
 	freed   chan struct{} // closed and replaced whenever bytes are given back
+	flows   map[*streamFlow]struct{}
+	evicted int64
 }
 
 type memWaiter struct {
@@ -37,7 +39,49 @@ type memWaiter struct {
 }
 
 func newServeMemory(limit, perPeer int64) *serveMemory {
-	return &serveMemory{limit: limit, perPeer: perPeer, peers: map[peer.ID]int64{}, freed: make(chan struct{})}
+	return &serveMemory{limit: limit, perPeer: perPeer, peers: map[peer.ID]int64{}, freed: make(chan struct{}),
+		flows: map[*streamFlow]struct{}{}}
+}
+
+// evictAfter is how long a stream may sit on one block write while others wait for memory: past
+// it, the stream stuck longest is reset to free what it holds. A client that reads at 512 KiB/s
+// takes 2 s for a 1 MiB block.
+const evictAfter = 2 * time.Second
+
+func (m *serveMemory) track(fl *streamFlow) {
+	m.mu.Lock()
+	m.flows[fl] = struct{}{}
+	m.mu.Unlock()
+}
+
+func (m *serveMemory) untrack(fl *streamFlow) {
+	m.mu.Lock()
+	delete(m.flows, fl)
+	m.mu.Unlock()
+}
+
+// evictStuck resets the stream that has been writing one block longest, if for more than
+// evictAfter: memory is short and it is not draining. It reports whether it reset one.
+func (m *serveMemory) evictStuck() bool {
+	cut := time.Now().Add(-evictAfter)
+	var worst *streamFlow
+	var worstAt time.Time
+	m.mu.Lock()
+	for fl := range m.flows {
+		if at := fl.stuckSince(); !at.IsZero() && at.Before(cut) && (worst == nil || at.Before(worstAt)) {
+			worst, worstAt = fl, at
+		}
+	}
+	if worst != nil {
+		delete(m.flows, worst) // reset once
+		m.evicted++
+	}
+	m.mu.Unlock()
+	if worst == nil {
+		return false
+	}
+	_ = worst.s.Reset()
+	return true
 }
 
 func (m *serveMemory) fitsLocked(p peer.ID, n int64) bool {
@@ -62,10 +106,20 @@ func (m *serveMemory) reserve(ctx context.Context, p peer.ID, n int64) error {
 	m.waiters = append(m.waiters, w)
 	m.grantLocked()
 	m.mu.Unlock()
-	select {
-	case <-w.granted:
-		return nil
-	case <-ctx.Done():
+	// While it waits, a stream stuck on a write is reset now and then: a client that does not
+	// read frees what it holds sooner than its write deadline would.
+	tick := time.NewTicker(evictAfter / 4)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-w.granted:
+			return nil
+		case <-tick.C:
+			m.evictStuck()
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -130,10 +184,10 @@ func (m *serveMemory) freedChan() <-chan struct{} {
 	return m.freed
 }
 
-func (m *serveMemory) stats() (held, peak int64) {
+func (m *serveMemory) stats() (held, peak, evicted int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.held, m.peak
+	return m.held, m.peak, m.evicted
 }
 
 // readReserve is what a stream reserves before it reads a block, whose size it does not know yet.

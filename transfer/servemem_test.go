@@ -119,6 +119,37 @@ func TestStreamsThatNeverReadStayWithinBudget(t *testing.T) {
 	require.Eventually(t, func() bool { return src.t.ServerStats().BytesHeld == 0 && bs.held.Load() == 0 }, 10*time.Second, 5*time.Millisecond)
 }
 
+// When streams that never read hold the whole budget, the one stuck longest is reset once others
+// have waited: an honest fetch still gets memory, and completes, long before the write deadline
+// would free any.
+func TestStuckStreamsEvictedWhenMemoryIsShort(t *testing.T) {
+	const budget, perPeer = 12 << 20, 4 << 20
+	d := buildDAG(t, 8<<20, 1<<20, 1024, 33)
+	bs := &bufferedStore{s: d.store}
+	src := newSeeder(t, bs, transfer.WithServeMemory(budget, perPeer))
+	want := leaves(d)
+	const attackers, streams = 4, 8
+	for range attackers {
+		starve(t, newHost(t), src, streams, want)
+	}
+	// Each attacker holds three 1 MiB blocks and waits for a fourth: the budget is full.
+	require.Eventually(t, func() bool {
+		st := src.t.ServerStats()
+		return st.Streams == attackers*streams && st.BytesHeldPeak >= budget-1<<20
+	}, 10*time.Second, 5*time.Millisecond)
+
+	_, tr, ids := newFetcher(t, []seeder{src})
+	got := newCollector()
+	_, err := tr.Fetch(t.Context(), request(d, ids, got))
+	require.NoError(t, err)
+	requireComplete(t, d, got)
+	st := src.t.ServerStats()
+	t.Logf("evicted %d streams; budget peak %d MiB", st.StreamsEvicted, st.BytesHeldPeak>>20)
+	require.Positive(t, st.StreamsEvicted)
+	require.LessOrEqual(t, st.BytesHeldPeak, int64(budget))
+	require.LessOrEqual(t, bs.peak.Load(), int64(budget))
+}
+
 // TestServeMemoryUnderAttackFigures measures the heap of a serving Transfer with its defaults
 // while 24 peers × 8 streams want 1 MiB blocks and never read. It only logs (set
 // PEER_MEMFIGURES=1 to run it).
@@ -142,13 +173,28 @@ func TestServeMemoryUnderAttackFigures(t *testing.T) {
 	wg.Wait()
 	var peakHeap uint64
 	var peakRSS int64
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	fetched := make(chan error, 1)
+	start := time.Now()
+	var took time.Duration
+	_, tr, ids := newFetcher(t, []seeder{src})
+	got := newCollector()
+	go func() {
+		_, err := tr.Fetch(t.Context(), request(d, ids, got))
+		took = time.Since(start)
+		fetched <- err
+	}()
+	for done := false; !done || time.Since(start) < 5*time.Second; {
+		select {
+		case err := <-fetched:
+			require.NoError(t, err)
+			done = true
+		case <-time.After(50 * time.Millisecond):
+		}
 		runtime.ReadMemStats(&ms)
 		peakHeap, peakRSS = max(peakHeap, ms.HeapInuse), max(peakRSS, vmRSS())
-		time.Sleep(50 * time.Millisecond)
 	}
+	requireComplete(t, d, got)
 	st := src.t.ServerStats()
-	t.Logf("streams %d; held by the store %d MiB (peak %d MiB); heap in use idle %d MiB, peak %d MiB; RSS idle %d MiB, peak %d MiB (the process also holds the 32 MiB DAG and 25 hosts)",
-		st.Streams, bs.held.Load()>>20, bs.peak.Load()>>20, idleHeap>>20, peakHeap>>20, idleRSS>>20, peakRSS>>20)
+	t.Logf("streams %d, evicted %d; held by the store %d MiB (peak %d MiB); heap in use idle %d MiB, peak %d MiB; RSS idle %d MiB, peak %d MiB (the process also holds the 32 MiB DAG and 26 hosts); honest 32 MiB fetch took %v",
+		st.Streams, st.StreamsEvicted, bs.held.Load()>>20, bs.peak.Load()>>20, idleHeap>>20, peakHeap>>20, idleRSS>>20, peakRSS>>20, took)
 }

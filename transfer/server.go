@@ -203,7 +203,9 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 	// A reader goroutine reads blocks from the store ahead of the writer, so
 	// a store that hashes or touches disk overlaps with the network.
 	ready := make(chan served, serveLookahead+1)
-	fl := &streamFlow{wrote: make(chan struct{}, 1)}
+	fl := &streamFlow{s: s, wrote: make(chan struct{}, 1)}
+	t.mem.track(fl)
+	defer t.mem.untrack(fl)
 	readAhead := make(chan struct{})
 	raCtx, raCancel := context.WithCancel(ctx) // not ctx: its end resets the stream
 	go func() {
@@ -271,7 +273,9 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 			_, err = bw.Write(ctl)
 			t.served.dontHaves.Add(1)
 		} else {
+			fl.writing(time.Now())
 			err = wire.WriteBlock(bw, it.c, it.data)
+			fl.writing(time.Time{})
 			t.served.blocks.Add(1)
 			t.served.bytes.Add(int64(len(it.data)))
 			t.drop(s, it) // bw copied it or wrote it through
@@ -310,6 +314,22 @@ type streamFlow struct {
 	written     int64 // blocks written out
 	aheadAt     int64 // written when the reader last read ahead
 	wrote       chan struct{}
+	s           network.Stream
+	since       time.Time // when the block being written began, zero between blocks
+}
+
+// writing records when the writer began a block (zero: it is done with it).
+func (fl *streamFlow) writing(at time.Time) {
+	fl.mu.Lock()
+	fl.since = at
+	fl.mu.Unlock()
+}
+
+// stuckSince is when the write in progress began; zero if none.
+func (fl *streamFlow) stuckSince() time.Time {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.since
 }
 
 // waitTurn waits until the reader may hold one more block; false once ctx is done.

@@ -144,7 +144,7 @@ func TestServeMemoryFavoursPeersThatHoldLeast(t *testing.T) {
 	require.Equal(t, peer.ID("b"), <-got)
 	m.release("a", 1)
 	require.Equal(t, peer.ID("a"), <-got)
-	held, peak := m.stats()
+	held, peak, _ := m.stats()
 	require.EqualValues(t, 4, held)
 	require.EqualValues(t, 4, peak)
 

@@ -64,6 +64,9 @@ type ServerStats struct {
 	// neither ever exceeds the serving budget (WithServeMemory).
 	BytesHeld     int64
 	BytesHeldPeak int64
+	// StreamsEvicted counts streams reset because they sat on a block write for more than 2 s
+	// while other streams waited for serving memory.
+	StreamsEvicted int64
 }
 
 // Transfer is the block-exchange service of one host: the server that
@@ -163,8 +166,9 @@ func (t *Transfer) Close() error {
 
 // ServerStats returns the server-side counters.
 func (t *Transfer) ServerStats() ServerStats {
-	held, peak := t.mem.stats()
+	held, peak, evicted := t.mem.stats()
 	return ServerStats{
+		StreamsEvicted:  evicted,
 		BytesHeld:       held,
 		BytesHeldPeak:   peak,
 		Streams:         t.served.streams.Load(),
