@@ -136,27 +136,33 @@ func (b *blockFiles) create(c cid.Cid, data []byte) (bool, error) {
 
 // read reads an owned block without verifying it.
 func (b *blockFiles) read(c cid.Cid, alloc func(n int) []byte) ([]byte, error) {
+	data, _, err := b.readStat(c, alloc)
+	return data, err
+}
+
+// readStat reads an owned block without verifying it, and the stat of its file when it was read.
+func (b *blockFiles) readStat(c cid.Cid, alloc func(n int) []byte) ([]byte, fileStat, error) {
 	_, path := b.path(c)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
+		return nil, fileStat{}, fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading block %s: %w", c, err)
+		return nil, fileStat{}, fmt.Errorf("reading block %s: %w", c, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("reading block %s: %w", c, err)
+		return nil, fileStat{}, fmt.Errorf("reading block %s: %w", c, err)
 	}
 	if st.Size() > unixfs.MaxBlockSize {
-		return nil, fmt.Errorf("%w: %s at %s is %d bytes, larger than any block", ErrCorruptBlock, c, path, st.Size())
+		return nil, fileStat{}, fmt.Errorf("%w: %s at %s is %d bytes, larger than any block", ErrCorruptBlock, c, path, st.Size())
 	}
 	data, err := readAt(f, refLoc{size: uint64(st.Size())}, alloc)
 	if err != nil {
-		return nil, fmt.Errorf("reading block %s: %w", c, err)
+		return nil, fileStat{}, fmt.Errorf("reading block %s: %w", c, err)
 	}
-	return data, nil
+	return data, statOf(st), nil
 }
 
 // makeBuf is the allocation of reads whose buffers are not reused.
@@ -316,6 +322,7 @@ type refLoc struct {
 	path   string
 	offset uint64
 	size   uint64
+	leaf   int // its place among the file's leaves
 }
 
 // readRef reads and verifies a referenced leaf. A mismatch means the file changed under us.

@@ -26,6 +26,7 @@ const (
 	AnnounceSeen   EventType = "AnnouncementSeen"
 	AnnounceGone   EventType = "AnnouncementWithdrawn"
 	FetchAbandoned EventType = "FetchAbandoned" // a download stopped before any byte of the file was here: no partial entry is left
+	BlockCorrupt   EventType = "BlockCorrupt"   // an owned block no longer matches its CID (Root: the block); moved aside, no longer served
 )
 
 // Event is one record of the log. Fields that do not apply to a type are empty. Its JSON for

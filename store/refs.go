@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 
@@ -72,10 +73,12 @@ func (s *Store) fileRefs(f File) map[string][]refLoc {
 		return nil
 	}
 	locs := map[string][]refLoc{}
+	leaf := 0
 	err := s.walk(context.Background(), f.Root, f.Size, func(c cid.Cid, n unixfs.Node, off uint64) error {
 		if c.Prefix().Codec == cid.Raw {
 			k := blockKey(c)
-			locs[k] = append(locs[k], refLoc{root: f.CID, path: path, offset: off, size: n.Size})
+			locs[k] = append(locs[k], refLoc{root: f.CID, path: path, offset: off, size: n.Size, leaf: leaf})
+			leaf++
 		}
 		return nil
 	})
@@ -91,12 +94,14 @@ func (s *Store) applyRefs(e Event) {
 	case FileAdded, FileRemoved, FileChanged, FetchCompleted:
 		s.refs = nil // derived state: rebuilt on next use
 		s.refsGen++
+		s.forgetRefCheck(e.Root) // a new version or place of the file starts unverified
 	}
 }
 
-// readRefUnverified reads a referenced leaf for serving, after checking that the file is the
-// version that was hashed (same size and modification time).
-func (s *Store) readRefUnverified(loc refLoc, alloc func(n int) []byte) ([]byte, error) {
+// readRefServed reads referenced leaf c for serving, after checking that the file is the version
+// that was hashed (same size and modification time), and verifies it unless it was verified under
+// the same stat of the file. A leaf that does not match records the file as changed.
+func (s *Store) readRefServed(c cid.Cid, loc refLoc, alloc func(n int) []byte) ([]byte, error) {
 	f, ok := s.fileByCID(loc.root)
 	if !ok || f.State != Complete {
 		return nil, ErrNotFound
@@ -115,7 +120,21 @@ func (s *Store) readRefUnverified(loc refLoc, alloc func(n int) []byte) ([]byte,
 		s.markChanged(f.CID, f.Path, err.Error())
 		return nil, ErrNotFound
 	}
-	return readAt(fh, loc, alloc)
+	fst := statOf(st)
+	if s.refVerified(loc, fst) {
+		return readAt(fh, loc, alloc)
+	}
+	data, err := readAt(fh, loc, alloc)
+	if err != nil {
+		return nil, err
+	}
+	s.hashed.Add(1)
+	if err := unixfs.Verify(c, data); err != nil {
+		s.markChanged(f.CID, f.Path, fmt.Sprintf("bytes at offset %d no longer match their CID", loc.offset))
+		return nil, ErrNotFound
+	}
+	s.refRemember(loc, fst)
+	return data, nil
 }
 
 // Intact reports whether f's bytes are where the index says: always for a file whose blocks the

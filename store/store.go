@@ -69,6 +69,11 @@ type Store struct {
 	servedBuild sync.Mutex
 	// refsBuild serializes building refs (taken before mu, never while holding it).
 	refsBuild sync.Mutex
+	// verifyMu guards what serving has verified (verify.go); taken after mu, never before.
+	verifyMu  sync.Mutex
+	refChecks map[string]*refCheck // referenced file's root → the stat verified under, the leaves
+	owned     verifiedSet
+	hashed    atomic.Int64 // blocks hashed to serve them
 	// gcMu is held shared by imports and downloads while they write blocks that no event names
 	// yet, and exclusively by GC, which would otherwise take those blocks for garbage.
 	gcMu     sync.RWMutex
@@ -909,12 +914,14 @@ func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return nil, err
 }
 
-// ServeBlock returns a block for a peer without hashing it: the receiver verifies every block
-// anyway, and hashing on both ends would halve the speed of a transfer. Only blocks of files the
-// node holds are served (not those of a removed file that gc has not reclaimed yet, nor of a
-// file that changed), and a referenced file only while its size and modification time are those
-// recorded when it was hashed. The block is read into alloc(size), so a server can reuse its
-// buffers (nil: a new slice).
+// ServeBlock returns a verified block for a peer. Each block is hashed the first time it is
+// served under a given stat of its file, and then only after that stat changes (verify.go), so
+// serving a file again costs no hashing. Only blocks of files the node holds are served (not
+// those of a removed file that gc has not reclaimed yet, nor of a file that changed), and a
+// referenced file only while its size and modification time are those recorded when it was
+// hashed. A referenced leaf that no longer matches records FileChanged; an owned block that does
+// not, BlockCorrupt; neither is served. The block is read into alloc(size), so a server can reuse
+// its buffers (nil: a new slice).
 func (s *Store) ServeBlock(ctx context.Context, c cid.Cid, alloc func(n int) []byte) ([]byte, error) {
 	if alloc == nil {
 		alloc = makeBuf
@@ -922,12 +929,15 @@ func (s *Store) ServeBlock(ctx context.Context, c cid.Cid, alloc func(n int) []b
 	if !s.servable(c) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
-	data, err := s.blocks.read(c, alloc)
+	data, st, err := s.blocks.readStat(c, alloc)
+	if err == nil {
+		return s.serveOwned(c, data, st)
+	}
 	if !errors.Is(err, ErrNotFound) {
-		return data, err
+		return nil, err
 	}
 	for _, loc := range s.refsFor(c) {
-		if data, rerr := s.readRefUnverified(loc, alloc); rerr == nil {
+		if data, rerr := s.readRefServed(c, loc, alloc); rerr == nil {
 			return data, nil
 		}
 	}

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -16,6 +17,8 @@ type config struct {
 	idleTimeout        time.Duration        // longest wait for the next frame
 	maxStreamsPerPeer  int                  // server streams per remote peer
 	maxQueuedPerStream int                  // CIDs queued per server stream
+	serveMemory        int64                // block bytes all server streams hold at once
+	serveMemoryPerPeer int64                // of which one peer's streams
 	noProviders        time.Duration        // how long a fetch waits for a provider
 	stallTimeout       time.Duration        // least silence before a busy peer is dropped
 	initialWindow      int64                // bytes in flight per peer at start
@@ -34,6 +37,8 @@ func defaultConfig() config {
 		idleTimeout:        60 * time.Second,
 		maxStreamsPerPeer:  8,
 		maxQueuedPerStream: 2048,
+		serveMemory:        64 << 20,
+		serveMemoryPerPeer: 16 << 20,
 		noProviders:        30 * time.Second,
 		stallTimeout:       10 * time.Second,
 		initialWindow:      4 << 20,
@@ -135,6 +140,20 @@ func WithMaxStreamsPerPeer(n int) Option {
 // resets them.
 func WithMaxQueuedPerStream(n int) Option {
 	return positiveInt("max queued per stream", n, func(c *config) { c.maxQueuedPerStream = n })
+}
+
+// WithServeMemory caps the block bytes the server holds for all its streams at once (default
+// 64 MiB), and for the streams of one peer (default 16 MiB): blocks read from the store and not
+// yet written out. A stream that cannot get memory waits for it. Both must be at least the
+// largest block (2 MiB), and perPeer at most total.
+func WithServeMemory(total, perPeer int64) Option {
+	return func(c *config) error {
+		if perPeer < readReserve || total < perPeer {
+			return fmt.Errorf("serve memory: need %d <= perPeer <= total", readReserve)
+		}
+		c.serveMemory, c.serveMemoryPerPeer = total, perPeer
+		return nil
+	}
 }
 
 // WithVerifyWorkers sets how many goroutines hash blocks per fetch (default 2).

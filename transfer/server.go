@@ -202,16 +202,29 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 
 	// A reader goroutine reads blocks from the store ahead of the writer, so
 	// a store that hashes or touches disk overlaps with the network.
-	ready := make(chan served, serveLookahead)
+	ready := make(chan served, serveLookahead+1)
+	fl := &streamFlow{s: s, wrote: make(chan struct{}, 1)}
+	t.mem.track(fl)
+	defer t.mem.untrack(fl)
 	readAhead := make(chan struct{})
 	raCtx, raCancel := context.WithCancel(ctx) // not ctx: its end resets the stream
 	go func() {
 		defer close(readAhead)
-		t.readBlocks(raCtx, q, ready)
+		t.readBlocks(raCtx, s, q, ready, fl)
 	}()
+	var holding served // a block taken from ready and not yet written out
 	defer func() {
 		raCancel()
 		<-readAhead
+		t.drop(s, holding)
+		for {
+			select {
+			case it := <-ready:
+				t.drop(s, it)
+			default:
+				return
+			}
+		}
 	}()
 
 	bw := bufio.NewWriterSize(s, 32<<10)
@@ -233,6 +246,7 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 				return context.Cause(ctx)
 			}
 		}
+		holding = it
 		if it.err != nil {
 			if errors.Is(it.err, io.EOF) {
 				_ = s.SetWriteDeadline(time.Now().Add(writeTimeout(bw.Buffered())))
@@ -259,11 +273,15 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 			_, err = bw.Write(ctl)
 			t.served.dontHaves.Add(1)
 		} else {
+			fl.writing(time.Now())
 			err = wire.WriteBlock(bw, it.c, it.data)
+			fl.writing(time.Time{})
 			t.served.blocks.Add(1)
 			t.served.bytes.Add(int64(len(it.data)))
-			t.release(it.data) // bw copied it or wrote it through
+			t.drop(s, it) // bw copied it or wrote it through
+			fl.wroteOne()
 		}
+		holding = served{}
 		if err != nil {
 			return fmt.Errorf("writing %s: %w", shortCID(it.c), err)
 		}
@@ -272,7 +290,7 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 	}
 }
 
-// serveLookahead is how many blocks a stream reads from the store ahead of
+// serveLookahead is how many blocks a stream may read from the store ahead of
 // the one being written.
 const serveLookahead = 2
 
@@ -281,19 +299,97 @@ const serveLookahead = 2
 type served struct {
 	c    cid.Cid
 	data []byte
+	held int64 // bytes of the serving budget it holds
 	err  error
 }
 
+// streamFlow is what the writer of one stream tells its reader: a stream
+// reads ahead only while it drains. The reader may read a block when none is
+// waiting to be written out, or, up to serveLookahead more, when a block has
+// been written out since it last read ahead; so a client that never reads
+// holds one block, not four.
+type streamFlow struct {
+	mu          sync.Mutex
+	outstanding int   // blocks read and not yet written out
+	written     int64 // blocks written out
+	aheadAt     int64 // written when the reader last read ahead
+	wrote       chan struct{}
+	s           network.Stream
+	since       time.Time // when the block being written began, zero between blocks
+}
+
+// writing records when the writer began a block (zero: it is done with it).
+func (fl *streamFlow) writing(at time.Time) {
+	fl.mu.Lock()
+	fl.since = at
+	fl.mu.Unlock()
+}
+
+// stuckSince is when the write in progress began; zero if none.
+func (fl *streamFlow) stuckSince() time.Time {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.since
+}
+
+// waitTurn waits until the reader may hold one more block; false once ctx is done.
+func (fl *streamFlow) waitTurn(ctx context.Context) bool {
+	for {
+		fl.mu.Lock()
+		ok := fl.outstanding == 0 || fl.outstanding <= serveLookahead && fl.written > fl.aheadAt
+		fl.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-fl.wrote:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// readOne counts a block read.
+func (fl *streamFlow) readOne() {
+	fl.mu.Lock()
+	if fl.outstanding > 0 {
+		fl.aheadAt = fl.written
+	}
+	fl.outstanding++
+	fl.mu.Unlock()
+}
+
+// wroteOne counts a block written out.
+func (fl *streamFlow) wroteOne() {
+	fl.mu.Lock()
+	fl.outstanding--
+	fl.written++
+	fl.mu.Unlock()
+	select {
+	case fl.wrote <- struct{}{}:
+	default:
+	}
+}
+
+// errNoMemory ends a stream that waited too long for serving memory; the
+// client is not at fault (others are holding it), so it is not reported.
+var errNoMemory = errors.New("no serving memory free")
+
 // readBlocks feeds ready with the answers to the queued CIDs, in order,
 // until the queue ends or ctx is done.
-func (t *Transfer) readBlocks(ctx context.Context, q *serveQueue, ready chan<- served) {
+func (t *Transfer) readBlocks(ctx context.Context, s network.Stream, q *serveQueue, ready chan<- served, fl *streamFlow) {
 	for {
+		if !fl.waitTurn(ctx) {
+			return
+		}
 		c, ok, end := q.next()
 		var it served
 		switch {
 		case ok:
-			data, err := t.get(ctx, c)
-			it = served{c: c, data: data, err: err}
+			it = t.readServed(ctx, s, c)
+			if it.data != nil {
+				fl.readOne()
+			}
 		case end != nil:
 			it = served{err: end}
 		default:
@@ -307,12 +403,40 @@ func (t *Transfer) readBlocks(ctx context.Context, q *serveQueue, ready chan<- s
 		select {
 		case ready <- it:
 		case <-ctx.Done():
+			t.drop(s, it)
 			return
 		}
 		if it.err != nil {
 			return
 		}
 	}
+}
+
+// readServed reserves serving memory for one block, waiting for it as long as
+// a write may take, then reads the block and keeps only what it takes.
+func (t *Transfer) readServed(ctx context.Context, s network.Stream, c cid.Cid) served {
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout(readReserve))
+	err := t.reserveBlock(wctx, s, readReserve)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return served{c: c, err: ctx.Err()}
+		}
+		return served{c: c, err: fmt.Errorf("%w for %s", errNoMemory, shortCID(c))}
+	}
+	data, err := t.get(ctx, c)
+	var held int64
+	if data != nil {
+		held = max(int64(len(data)), min(int64(cap(data)), readReserve))
+	}
+	t.releaseBlock(s, readReserve-held)
+	return served{c: c, data: data, held: held, err: err}
+}
+
+// drop releases what a served block holds: its buffer and its memory.
+func (t *Transfer) drop(s network.Stream, it served) {
+	t.release(it.data)
+	t.releaseBlock(s, it.held)
 }
 
 // get reads a block to serve: nil data for one the store does not have, cannot

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
@@ -117,4 +118,41 @@ func TestRepeatedMisbehaviourLoggedOnce(t *testing.T) {
 	require.Equal(t, []slog.Level{slog.LevelWarn, slog.LevelDebug, slog.LevelDebug, slog.LevelWarn}, logs.got)
 	require.Equal(t, 4, calls)
 	require.True(t, tr.Banned("p1"))
+}
+
+// Freed serving memory goes to the waiting peer that holds least, not to the first in line.
+func TestServeMemoryFavoursPeersThatHoldLeast(t *testing.T) {
+	m := newServeMemory(4, 4)
+	ctx := t.Context()
+	require.NoError(t, m.reserve(ctx, "a", 4))
+	got := make(chan peer.ID, 2)
+	wait := func(p peer.ID) {
+		go func() {
+			if m.reserve(ctx, p, 1) == nil {
+				got <- p
+			}
+		}()
+		require.Eventually(t, func() bool {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			return len(m.waiters) > 0 && m.waiters[len(m.waiters)-1].p == p
+		}, 5*time.Second, time.Millisecond)
+	}
+	wait("a")
+	wait("b")
+	m.release("a", 1)
+	require.Equal(t, peer.ID("b"), <-got)
+	m.release("a", 1)
+	require.Equal(t, peer.ID("a"), <-got)
+	held, peak, _ := m.stats()
+	require.EqualValues(t, 4, held)
+	require.EqualValues(t, 4, peak)
+
+	// A waiter whose context ends leaves the line and holds nothing.
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, m.reserve(short, "c", 1), context.Canceled)
+	m.mu.Lock()
+	require.Empty(t, m.waiters)
+	m.mu.Unlock()
 }

@@ -59,6 +59,14 @@ type ServerStats struct {
 	Blocks          int64 // blocks sent
 	Bytes           int64 // block bytes sent
 	DontHaves       int64 // DontHave answers sent
+	// BytesHeld is the serving memory streams hold now: blocks read from the store and not yet
+	// written out, and reservations for reads in progress. BytesHeldPeak is its highest value;
+	// neither ever exceeds the serving budget (WithServeMemory).
+	BytesHeld     int64
+	BytesHeldPeak int64
+	// StreamsEvicted counts streams reset because they sat on a block write for more than 2 s
+	// while other streams waited for serving memory.
+	StreamsEvicted int64
 }
 
 // Transfer is the block-exchange service of one host: the server that
@@ -70,6 +78,7 @@ type Transfer struct {
 	cfgErr  error
 	log     *slog.Logger
 	limiter *rate.Limiter
+	mem     *serveMemory
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -109,6 +118,7 @@ func New(h host.Host, bs Blockstore, opts ...Option) *Transfer {
 		cancel:  cancel,
 		streams: make(map[peer.ID]int),
 		banned:  make(map[peer.ID]time.Time),
+		mem:     newServeMemory(cfg.serveMemory, cfg.serveMemoryPerPeer),
 	}
 	if cfg.rateLimit > 0 {
 		t.limiter = rate.NewLimiter(rate.Limit(cfg.rateLimit), wire.MaxFrameSize+16)
@@ -156,7 +166,11 @@ func (t *Transfer) Close() error {
 
 // ServerStats returns the server-side counters.
 func (t *Transfer) ServerStats() ServerStats {
+	held, peak, evicted := t.mem.stats()
 	return ServerStats{
+		StreamsEvicted:  evicted,
+		BytesHeld:       held,
+		BytesHeldPeak:   peak,
 		Streams:         t.served.streams.Load(),
 		StreamsRejected: t.served.rejected.Load(),
 		Wants:           t.served.wants.Load(),
