@@ -27,11 +27,18 @@ type directWriter struct {
 	off atomic.Bool // set when the file system refuses direct writes
 }
 
-// openDirect opens path for direct writes, or returns nil where the file system has no O_DIRECT
-// (tmpfs, some network file systems).
-func openDirect(path string) *directWriter {
-	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
+// openDirect opens part again for direct writes, or returns nil where the file system has no
+// O_DIRECT (tmpfs, some network file systems). It does not follow a link, and gives up if the
+// name no longer leads to part's file.
+func openDirect(part *os.File) *directWriter {
+	f, err := os.OpenFile(part.Name(), os.O_WRONLY|unix.O_DIRECT|unix.O_NOFOLLOW, 0)
 	if err != nil {
+		return nil
+	}
+	a, err1 := f.Stat()
+	b, err2 := part.Stat()
+	if err1 != nil || err2 != nil || !os.SameFile(a, b) {
+		_ = f.Close()
 		return nil
 	}
 	return &directWriter{f: f}

@@ -21,11 +21,12 @@ import (
 // at their offsets in the output file (written once, never copied) or, with no output file, in
 // the repo. Its methods are safe for concurrent use.
 type Download struct {
-	s    *Store
-	root cid.Cid
-	name string
-	path string   // final output; "" keeps every block in the repo
-	part *os.File // path's temporary file while incomplete
+	s        *Store
+	root     cid.Cid
+	name     string
+	path     string   // final output; "" keeps every block in the repo
+	partPath string   // PartPath(path, root), recorded in FetchStarted
+	part     *os.File // the partial file while incomplete
 	// direct writes aligned leaves to part bypassing the page cache; nil where unsupported.
 	direct *directWriter
 	// resumed is set when the output file already held bytes: only then can a leaf be found
@@ -41,15 +42,21 @@ type Download struct {
 	offsets map[string][]uint64 // block key → offsets in the file (one leaf may repeat)
 	sizes   map[string]int      // block key → bytes of file content
 	size    uint64              // file size, known once the root is parsed
-	arrived chan struct{}       // closed and replaced whenever a block arrives
-	done    bool
+	// reserved is how far the partial file is preallocated: never more than reserveStep past the
+	// verified bytes written, so a root's claim alone reserves nothing.
+	reserved uint64
+	arrived  chan struct{} // closed and replaced whenever a block arrives
+	done     bool
 
 	// release lets GC run again; called once, when Complete succeeds or Fail is called.
 	release func()
 }
 
 // StartDownload records that a fetch of root began (or resumed) and prepares its output. With a
-// path, bytes go to PartPath(path), which is renamed to path when Complete verifies the whole file.
+// path, bytes go to PartPath(path, root), which is renamed to path when Complete verifies the whole
+// file. The partial file is created exclusively (a file or link already there is not written
+// through); one that exists is resumed only if the log records it as this file's partial file
+// (FetchStarted), else StartDownload fails with ErrUnknownPart naming it.
 //
 // Until Complete succeeds or Fail is called, GC does not run: the blocks a download writes are
 // named by no event yet. Every Download must end in one of the two.
@@ -78,17 +85,15 @@ func (s *Store) StartDownload(root cid.Cid, name, path string) (_ *Download, err
 		if err != nil {
 			return nil, err
 		}
-		d.path = abs
-		d.part, err = os.OpenFile(PartPath(abs), os.O_RDWR|os.O_CREATE, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("opening output: %w", err)
+		d.path, d.partPath = abs, PartPath(abs, root)
+		f, known := s.File(root)
+		known = known && f.State == Partial && f.Part == d.partPath
+		if d.part, d.resumed, err = openPart(d.partPath, known); err != nil {
+			return nil, err
 		}
-		if st, err := d.part.Stat(); err == nil && st.Size() > 0 {
-			d.resumed = true
-		}
-		d.direct = openDirect(PartPath(abs))
+		d.direct = openDirect(d.part)
 	}
-	if err := s.Record(Event{Type: FetchStarted, Root: root.String(), Name: name, Path: d.path}); err != nil {
+	if err := s.Record(Event{Type: FetchStarted, Root: root.String(), Name: name, Path: d.path, Part: d.partPath}); err != nil {
 		d.closePart()
 		return nil, err
 	}
@@ -232,20 +237,13 @@ func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
 	if c.Equals(d.root) {
 		d.size = n.Size
 		d.sizes[blockKey(c)] = int(n.Size)
-		if d.part != nil && n.Size > 0 {
-			// Reserve the whole file at once: writes then land in allocated space, and a full
-			// disk shows up now rather than halfway through.
-			if err := unix.Fallocate(int(d.part.Fd()), 0, 0, int64(n.Size)); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
-				return nil, fmt.Errorf("reserving %d bytes for %s: %w", n.Size, PartPath(d.path), err)
-			}
-		}
 	}
 	if d.part != nil && c.Prefix().Codec != cid.Raw && len(n.Data) > 0 {
 		// File bytes held in a dag-pb node itself (DAGs of older importers) go to the file
 		// like a leaf's; Expand sees every inner node, fetched or already here.
 		for _, off := range d.offsets[blockKey(c)] {
 			if _, err := d.part.WriteAt(n.Data, int64(off)); err != nil {
-				return nil, fmt.Errorf("writing %s: %w", PartPath(d.path), err)
+				return nil, fmt.Errorf("writing %s: %w", d.partPath, err)
 			}
 		}
 	}
@@ -315,6 +313,9 @@ func (d *Download) writeLeaf(c cid.Cid, block []byte) error {
 		return fmt.Errorf("block %s arrived before its parent", c)
 	}
 	for _, off := range offs {
+		if err := d.reserve(off + uint64(len(block))); err != nil {
+			return err
+		}
 		done, err := d.direct.writeAt(block, int64(off))
 		if err == nil && !done {
 			if _, err = d.part.WriteAt(block, int64(off)); err == nil {
@@ -323,9 +324,33 @@ func (d *Download) writeLeaf(c cid.Cid, block []byte) error {
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("writing %s: %w", PartPath(d.path), err)
+			return fmt.Errorf("writing %s: %w", d.partPath, err)
 		}
 	}
+	return nil
+}
+
+// reserveStep is how much disk a download reserves at a time, ahead of the verified bytes it has
+// written: a full disk shows up early, and a root's claim of a size reserves nothing by itself.
+const reserveStep = 64 << 20
+
+// reserve preallocates the partial file in steps of reserveStep as verified leaves reach end,
+// never more than reserveStep past what the download has verified.
+func (d *Download) reserve(end uint64) error {
+	have := d.have.Load()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if end <= d.reserved || d.reserved > have+reserveStep/2 {
+		return nil
+	}
+	to := min(d.size, d.reserved+reserveStep, have+reserveStep)
+	if to <= d.reserved {
+		return nil
+	}
+	if err := preallocate(d.part, int64(d.reserved), int64(to-d.reserved)); err != nil {
+		return fmt.Errorf("reserving %d bytes for %s: %w", to-d.reserved, d.partPath, err)
+	}
+	d.reserved = to
 	return nil
 }
 
@@ -367,7 +392,7 @@ func (d *Download) Complete() error {
 			return err
 		}
 		d.part, d.direct = nil, nil
-		if err := os.Rename(PartPath(d.path), d.path); err != nil {
+		if err := os.Rename(d.partPath, d.path); err != nil {
 			return fmt.Errorf("moving output into place: %w", err)
 		}
 		if err := syncDir(filepath.Dir(d.path)); err != nil {
@@ -393,9 +418,9 @@ func (d *Download) Complete() error {
 }
 
 // Fail records why the download stopped; the same download started again resumes from what is
-// here. A download that got nothing (no block was here, none arrived, and its output file was
-// empty when it began) leaves nothing behind: its output file is deleted and FetchAbandoned
-// takes its partial entry out of the index.
+// here. A download whose partial file received no verified leaf (and was empty when it began)
+// deletes it; one that got nothing at all (no block was here, none arrived) also leaves no
+// partial entry: FetchAbandoned takes it out of the index.
 func (d *Download) Fail(cause error) error {
 	defer d.release()
 	d.mu.Lock()
@@ -406,12 +431,14 @@ func (d *Download) Fail(cause error) error {
 	if done || cause == nil {
 		return err
 	}
-	if !d.resumed && !d.got.Load() {
-		if hadPart {
-			if rerr := os.Remove(PartPath(d.path)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-				err = errors.Join(err, rerr)
-			}
+	if hadPart && !d.resumed && d.have.Load() == 0 {
+		// No verified leaf reached the partial file (inner nodes are in the repo): it holds
+		// nothing worth keeping, whatever the root claimed.
+		if rerr := os.Remove(d.partPath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
 		}
+	}
+	if !d.resumed && !d.got.Load() {
 		return errors.Join(err, d.s.Record(Event{Type: FetchAbandoned, Root: d.root.String(), Error: cause.Error()}))
 	}
 	return errors.Join(err, d.s.blocks.sync(), d.s.Record(Event{Type: FetchFailed, Root: d.root.String(), Error: cause.Error(), Size: d.Size(), Have: d.Have()}))

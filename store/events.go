@@ -52,6 +52,8 @@ type Event struct {
 	Error   string `json:"error"`
 	// Have is how many bytes a stopped fetch had verified (FetchFailed).
 	Have uint64 `json:"have"`
+	// Part is the partial file a fetch writes until it completes (FetchStarted with a Path).
+	Part string `json:"part,omitempty"`
 }
 
 // RootCID parses the event's root.

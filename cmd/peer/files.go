@@ -411,8 +411,8 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 			state += ", pinned"
 		}
 		path := f.Path // a referenced file, or where a fetch writes (its .part until complete)
-		if f.State == store.Partial && path != "" {
-			path = store.PartPath(path)
+		if f.State == store.Partial && f.Part != "" {
+			path = f.Part
 		}
 		t.row(f.CID, config.FormatBytes(float64(f.Size)), state, f.Name, path)
 	}
