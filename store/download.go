@@ -225,8 +225,17 @@ func (d *Download) leafSize(c cid.Cid) int {
 	return d.sizes[blockKey(c)]
 }
 
+// ErrInconsistentDAG is wrapped by Expand and Deliver for a block that matches its CID but not
+// what its parent says of it: a node whose file size differs from its parent's blocksize for it, a
+// leaf of another length. The file such a DAG describes does not exist (its parts would overlap or
+// leave gaps), so the download cannot complete.
+var ErrInconsistentDAG = errors.New("the DAG contradicts itself")
+
 // Expand parses a verified block and returns its children in file order, recording where each
-// child's bytes go.
+// child's bytes go. It checks the block against its parent's claim (ErrInconsistentDAG) and its
+// children's claimed sizes: each at least one byte (so a tree never has more leaves than its
+// file has bytes), a raw leaf no larger than a block, and one size for a child that several
+// parents share.
 func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
 	n, err := unixfs.ParseNode(c, block)
 	if err != nil {
@@ -234,6 +243,20 @@ func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if want, ok := d.sizes[blockKey(c)]; ok && !c.Equals(d.root) && uint64(want) != n.Size {
+		return nil, fmt.Errorf("%w: block %s holds %d file bytes but its parent says %d", ErrInconsistentDAG, c, n.Size, want)
+	}
+	for i, ch := range n.Children {
+		switch {
+		case ch.Size == 0:
+			return nil, fmt.Errorf("%w: block %s gives its link %d no bytes", ErrInconsistentDAG, c, i)
+		case ch.Cid.Prefix().Codec == cid.Raw && ch.Size > unixfs.MaxBlockSize:
+			return nil, fmt.Errorf("%w: block %s says its leaf %s holds %d bytes, more than a block", ErrInconsistentDAG, c, ch.Cid, ch.Size)
+		}
+		if had, ok := d.sizes[blockKey(ch.Cid)]; ok && uint64(had) != ch.Size {
+			return nil, fmt.Errorf("block %s says %s holds %d bytes, another parent says %d", c, ch.Cid, ch.Size, had)
+		}
+	}
 	if c.Equals(d.root) {
 		d.size = n.Size
 		d.sizes[blockKey(c)] = int(n.Size)
@@ -301,7 +324,7 @@ func (d *Download) checkLeafSize(c cid.Cid, block []byte) error {
 	want, known := d.sizes[blockKey(c)]
 	d.mu.Unlock()
 	if known && want != len(block) {
-		return fmt.Errorf("block %s holds %d bytes but its parent says %d", c, len(block), want)
+		return fmt.Errorf("%w: block %s holds %d bytes but its parent says %d", ErrInconsistentDAG, c, len(block), want)
 	}
 	return nil
 }

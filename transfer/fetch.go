@@ -38,7 +38,8 @@ type Request struct {
 	Local Local
 	// Expand returns the children of a verified block, in file order
 	// (leaves: none). It is called from verification goroutines,
-	// concurrently, and must not retain block after it returns.
+	// concurrently, and must not retain block after it returns. An error
+	// wrapping ErrInvalidDAG (here or from Deliver) blames the parent's sender.
 	Expand func(c cid.Cid, block []byte) ([]cid.Cid, error)
 	// Deliver receives each verified block exactly once, in any order. Blocks
 	// that arrive from peers are delivered by one goroutine per fetch, so a
@@ -50,6 +51,10 @@ type Request struct {
 	// Progress, if not nil, is called at most ~10 times a second from the
 	// fetch's own goroutine, and once at the end; it must not block.
 	Progress func(Progress)
+	// MaxDepth, if positive, bounds the DAG's depth: an inner node more
+	// than MaxDepth links below the root fails the fetch (raw leaves may
+	// sit one level deeper), as a reader with the same bound would.
+	MaxDepth int
 }
 
 // Progress is a snapshot of a running Fetch.
@@ -110,6 +115,8 @@ const (
 type block struct {
 	c       cid.Cid
 	path    []uint32 // child indexes from the root: the DAG order
+	parent  *block   // the block that first linked to it; nil for the root
+	from    peer.ID  // who sent it, once verified; "" when local or inline
 	inner   bool     // not a raw leaf: fetched first
 	state   blockState
 	holders []*session // sessions it is requested from
@@ -417,6 +424,13 @@ func (f *fetch) addChildren(b *block, kids []cid.Cid) ([]*block, error) {
 			return nil, fmt.Errorf("block %s links to an invalid CID", shortCID(b.c))
 		}
 	}
+	if f.req.MaxDepth > 0 && len(b.path) >= f.req.MaxDepth {
+		for _, c := range kids {
+			if c.Type() != cid.Raw {
+				return nil, fmt.Errorf("block %s links to an inner node deeper than %d levels", shortCID(b.c), f.req.MaxDepth)
+			}
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var fresh []*block
@@ -427,7 +441,7 @@ func (f *fetch) addChildren(b *block, kids []cid.Cid) ([]*block, error) {
 		path := make([]uint32, len(b.path)+1)
 		copy(path, b.path)
 		path[len(b.path)] = uint32(i)
-		k := &block{c: c, path: path, inner: c.Type() != cid.Raw, state: stateChecking, idx: -1}
+		k := &block{c: c, path: path, parent: b, inner: c.Type() != cid.Raw, state: stateChecking, idx: -1}
 		f.blocks[c] = k
 		f.remaining++
 		fresh = append(fresh, k)
@@ -492,7 +506,7 @@ func (f *fetch) deliverLoop() {
 
 func (f *fetch) deliverBlock(it verifyItem) {
 	if err := f.req.Deliver(it.b.c, it.data); err != nil {
-		f.fail(fmt.Errorf("delivering %s: %w", shortCID(it.b.c), err))
+		f.failBlock(it.b, fmt.Errorf("delivering %s: %w", shortCID(it.b.c), err))
 		return
 	}
 	f.mu.Lock()
@@ -518,9 +532,12 @@ func (f *fetch) check(it verifyItem) bool {
 		f.dropSession(it.s, fmt.Errorf("%w: %s", ErrBadBlock, b.c), true)
 		return false
 	}
+	f.mu.Lock()
+	b.from = it.s.p
+	f.mu.Unlock()
 	kids, err := f.req.Expand(b.c, it.data)
 	if err != nil {
-		f.fail(fmt.Errorf("expanding %s: %w", shortCID(b.c), err))
+		f.failBlock(b, fmt.Errorf("expanding %s: %w", shortCID(b.c), err))
 		return false
 	}
 	if len(kids) > 0 {
@@ -539,6 +556,28 @@ func (f *fetch) check(it verifyItem) bool {
 	case <-f.ctx.Done():
 		return false
 	}
+}
+
+// failBlock ends the fetch because of b. When b contradicts its parent
+// (ErrInvalidDAG), the peer that sent the parent lied about it: it is dropped
+// and banned.
+func (f *fetch) failBlock(b *block, err error) {
+	if errors.Is(err, ErrInvalidDAG) {
+		f.mu.Lock()
+		var liar peer.ID
+		if b.parent != nil {
+			liar = b.parent.from
+		}
+		s := f.sessions[liar]
+		f.mu.Unlock()
+		switch {
+		case s != nil:
+			f.dropSession(s, err, true)
+		case liar != "":
+			f.t.misbehaved(liar, err)
+		}
+	}
+	f.fail(err)
 }
 
 // addPeer starts a session with p unless it is known, banned or us.
