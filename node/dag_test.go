@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
@@ -20,6 +22,7 @@ import (
 	"peer/store"
 	"peer/store/unixfs"
 	"peer/transfer"
+	"peer/transfer/wire"
 )
 
 // blockMap is what a hand-made seeder serves.
@@ -116,4 +119,68 @@ func TestFetchOfAnInconsistentDAGFailsAndBansItsSender(t *testing.T) {
 			require.Contains(t, blamed, liar.ID, "the sender of the lying node is banned")
 		})
 	}
+}
+
+// A leaf that two inner nodes share is written at both places even when the second node arrives
+// after the leaf was delivered (the source holds that node back until the first one's leaves are
+// written).
+func TestALeafLinkedAgainAfterDeliveryIsWrittenAtItsNewPlace(t *testing.T) {
+	m := blockMap{}
+	z, a, b := bytes.Repeat([]byte("Z"), 10), bytes.Repeat([]byte("A"), 10), bytes.Repeat([]byte("B"), 10)
+	zc, ac, bc := m.raw(t, z), m.raw(t, a), m.raw(t, b)
+	p1 := m.file(t, []cid.Cid{zc, ac}, []uint64{10, 10})
+	p2 := m.file(t, []cid.Cid{bc, zc}, []uint64{10, 10})
+	root := m.file(t, []cid.Cid{p1, p2}, []uint64{20, 20})
+	want := slices.Concat(z, a, b, z)
+
+	ready := make(chan struct{})
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.Close() })
+	h.SetStreamHandler(transfer.ID, func(s network.Stream) {
+		defer s.Reset()
+		var mu sync.Mutex
+		send := func(c cid.Cid) {
+			mu.Lock()
+			defer mu.Unlock()
+			_ = wire.WriteBlock(s, c, m[c])
+		}
+		r := wire.NewReader(s, nil)
+		for {
+			_ = s.SetReadDeadline(time.Now().Add(20 * time.Second))
+			msg, err := r.Read()
+			if err != nil {
+				return
+			}
+			for _, c := range msg.CIDs {
+				if c.Equals(p2) {
+					go func() {
+						select {
+						case <-ready:
+							send(c)
+						case <-t.Context().Done():
+						}
+					}()
+					continue
+				}
+				send(c)
+			}
+		}
+	})
+	n := repoNode(t, nil)
+	require.NoError(t, n.Host().Connect(t.Context(), peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}))
+
+	out := filepath.Join(t.TempDir(), "got")
+	var once sync.Once
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, err = n.Fetch(ctx, root, node.FetchOptions{Output: out, Progress: func(p node.FetchProgress) {
+		if p.Have >= 20 {
+			once.Do(func() { close(ready) })
+		}
+	}})
+	require.NoError(t, err)
+	got, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(got))
 }

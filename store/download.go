@@ -41,6 +41,7 @@ type Download struct {
 	mu      sync.Mutex
 	offsets map[string][]uint64 // block key → offsets in the file (one leaf may repeat)
 	sizes   map[string]int      // block key → bytes of file content
+	counts  map[string]int      // leaf key → offsets already counted in have
 	size    uint64              // file size, known once the root is parsed
 	// reserved is how far the partial file is preallocated: never more than reserveStep past the
 	// verified bytes written, so a root's claim alone reserves nothing.
@@ -71,7 +72,7 @@ func (s *Store) StartDownload(root cid.Cid, name, path string) (_ *Download, err
 			release()
 		}
 	}()
-	d := &Download{s: s, root: root, name: name, offsets: map[string][]uint64{blockKey(root): {0}}, sizes: map[string]int{}, arrived: make(chan struct{})}
+	d := &Download{s: s, root: root, name: name, offsets: map[string][]uint64{blockKey(root): {0}}, sizes: map[string]int{}, counts: map[string]int{}, arrived: make(chan struct{})}
 	d.release = func() {
 		release()
 		s.mu.Lock()
@@ -113,17 +114,26 @@ func (d *Download) Found() uint64 { return d.found.Load() }
 // foundHere counts leaf c, which Has found here.
 func (d *Download) foundHere(c cid.Cid, size int) {
 	d.got.Store(true)
-	if c.Prefix().Codec == cid.Raw {
-		d.found.Add(uint64(size) * uint64(len(d.leafOffsets(c))))
+	if n := d.counted(c, size); n > 0 {
+		d.found.Add(n)
 	}
-	d.counted(c, size)
 }
 
-// counted adds leaf c's bytes, at every offset it occupies, to what the download has.
-func (d *Download) counted(c cid.Cid, size int) {
-	if c.Prefix().Codec == cid.Raw {
-		d.have.Add(uint64(size) * uint64(len(d.leafOffsets(c))))
+// counted adds leaf c's bytes, at every offset it occupies and that was not counted before (the
+// fetch delivers a leaf again when the DAG links to it once more), to what the download has, and
+// returns how many bytes it added.
+func (d *Download) counted(c cid.Cid, size int) uint64 {
+	if c.Prefix().Codec != cid.Raw {
+		return 0
 	}
+	k := blockKey(c)
+	d.mu.Lock()
+	fresh := len(d.offsets[k]) - d.counts[k]
+	d.counts[k] = len(d.offsets[k])
+	d.mu.Unlock()
+	n := uint64(size) * uint64(max(fresh, 0))
+	d.have.Add(n)
+	return n
 }
 
 // Root is the file being fetched.
