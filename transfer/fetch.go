@@ -257,7 +257,7 @@ type fetch struct {
 	blocks      map[cid.Cid]*block
 	queue       blockQueue
 	lacked      []*block // queued blocks every live peer lacks, out of the queue until a new peer comes
-	remaining   int // blocks known and not done
+	remaining   int      // blocks known and not done
 	pending     expansionQueue
 	pendingKids int // children in pending not yet taken up
 	innerOpen   int // inner blocks known and not yet expanded
