@@ -162,3 +162,23 @@ func TestAClaimedSizeReservesNothing(t *testing.T) {
 	_, err = os.Stat(part)
 	require.NoError(t, err, "a download that got data keeps it for resuming")
 }
+
+// A node with more links than its file has bytes is impossible (every leaf holds at least one
+// byte): a root of 1,024 links that claims a file of 0 bytes, every link of 0 bytes, is refused
+// before any child is asked for.
+func TestDownloadRefusesMoreLinksThanBytes(t *testing.T) {
+	links := make([]unixfs.Link, 1024)
+	sizes := make([]uint64, len(links))
+	for i := range links {
+		links[i] = unixfs.Link{Cid: rawCID(t, []byte{byte(i), byte(i >> 8)})}
+	}
+	block := unixfs.EncodePB(unixfs.PBNode{Links: links, Data: unixfs.FSData{Type: unixfs.File, FileSize: 0, HasFileSize: true, BlockSizes: sizes}.Encode()})
+	root, err := cid.NewPrefixV1(cid.DagProtobuf, mh.SHA2_256).Sum(block)
+	require.NoError(t, err)
+	dst := open(t, newRepo(t))
+	d, err := dst.StartDownload(root, "bomb", "")
+	require.NoError(t, err)
+	_, err = d.Expand(root, block)
+	require.ErrorIs(t, err, store.ErrInconsistentDAG)
+	require.NoError(t, d.Fail(err))
+}
