@@ -642,11 +642,18 @@ func (f *fetch) deliverBlock(it verifyItem) {
 	f.stats.Blocks++
 	f.stats.Bytes += int64(len(it.data))
 	it.s.stats.Blocks++
-	f.doneLocked(it.b)
 	var again *block
-	if path := it.b.again; path != nil {
-		it.b.again = nil
-		again = f.takeUpLocked(it.b.c, path, it.b.parent)
+	if b := it.b; b.again != nil {
+		// Linked again while it was on its way: taken up again at once (never
+		// done in between, so the fetch cannot end without it).
+		again = b
+		b.state, b.path, b.again, b.from = stateChecking, b.again, nil, ""
+		b.holders, b.lacking = nil, nil
+		if b.inner {
+			f.innerOpen++
+		}
+	} else {
+		f.doneLocked(b)
 	}
 	f.mu.Unlock()
 	err := error(nil)
