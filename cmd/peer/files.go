@@ -410,7 +410,7 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 		if f.Pinned {
 			state += ", pinned"
 		}
-		path := f.Path // a referenced file, or where a fetch writes (its .part until complete)
+		path := f.Path // a referenced file, or where a fetch writes (its partial file until complete)
 		if f.State == store.Partial && f.Part != "" {
 			path = f.Part
 		}
