@@ -184,3 +184,41 @@ func TestALeafLinkedAgainAfterDeliveryIsWrittenAtItsNewPlace(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, string(want), string(got))
 }
+
+// A link planted at OUT.part (where fetches used to write) is not written through, and OUT ends
+// a regular file with the fetched bytes; a partial file planted under the name the fetch does
+// use is refused, named, and left as it was.
+func TestFetchWritesThroughNoPlantedPartialFile(t *testing.T) {
+	m := blockMap{}
+	a, b := bytes.Repeat([]byte("a"), 100), bytes.Repeat([]byte("b"), 50)
+	root := m.file(t, []cid.Cid{m.raw(t, a), m.raw(t, b)}, []uint64{100, 50})
+	seeder := maliciousSeeder(t, m) // honest, this time
+	n := repoNode(t, nil)
+	require.NoError(t, n.Host().Connect(t.Context(), seeder))
+
+	dir := t.TempDir()
+	out, victim := filepath.Join(dir, "OUT"), filepath.Join(dir, "victim")
+	require.NoError(t, os.WriteFile(victim, []byte("precious"), 0o644))
+	require.NoError(t, os.Symlink(victim, out+".part"))
+	_, err := n.Fetch(t.Context(), root, node.FetchOptions{Output: out})
+	require.NoError(t, err)
+	got, err := os.ReadFile(victim)
+	require.NoError(t, err)
+	require.Equal(t, "precious", string(got))
+	st, err := os.Lstat(out)
+	require.NoError(t, err)
+	require.True(t, st.Mode().IsRegular(), "OUT is the fetched file, not a link")
+	got, err = os.ReadFile(out)
+	require.NoError(t, err)
+	require.Equal(t, string(a)+string(b), string(got))
+
+	other := filepath.Join(dir, "OTHER")
+	part := store.PartPath(other, root)
+	require.NoError(t, os.Symlink(victim, part))
+	_, err = n.Fetch(t.Context(), root, node.FetchOptions{Output: other})
+	require.ErrorIs(t, err, store.ErrUnknownPart)
+	require.ErrorContains(t, err, part)
+	got, err = os.ReadFile(victim)
+	require.NoError(t, err)
+	require.Equal(t, "precious", string(got))
+}
