@@ -222,3 +222,27 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// An honest DAG larger than the frontier (more leaves than it holds at once; or so many small
+// inner nodes that their reservations fill it) is fetched whole, each block once, from two
+// sources.
+func TestFetchLargerThanTheFrontier(t *testing.T) {
+	for _, tt := range []struct {
+		name                  string
+		size, chunk, maxLinks int
+	}{
+		{"20,000 leaves", 20_000 * 256, 256, 1024},
+		{"fanout 4, seven levels", 16_384 * 256, 256, 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := buildDAG(t, tt.size, tt.chunk, tt.maxLinks, 31)
+			a, b := newSeeder(t, d.store), newSeeder(t, d.store)
+			_, tr, ids := newFetcher(t, []seeder{a, b})
+			got := newCollector()
+			st, err := tr.Fetch(t.Context(), request(d, ids, got))
+			require.NoError(t, err)
+			requireComplete(t, d, got)
+			require.Equal(t, d.store.Len(), st.Blocks)
+		})
+	}
+}
