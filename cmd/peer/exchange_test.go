@@ -143,7 +143,7 @@ func TestFetchResumesAfterKill(t *testing.T) {
 	// With no daemon, ls lists the partial file and where its bytes are.
 	out, errOut, code = peerCmd(t, leech, "ls")
 	require.Zero(t, code, errOut)
-	require.Regexp(t, root+`\s+\d+\s+partial( \d+%)?\s+big.iso\s+`+regexp.QuoteMeta(store.PartPath(target, cid.MustParse(root))), out)
+	require.Regexp(t, root+`\s+[\d.]+ [kMGT]?B\s+partial( \d+%)?\s+big.iso\s+`+regexp.QuoteMeta(store.PartPath(target, cid.MustParse(root))), out)
 
 	startDaemonProcess(t, leech, "--network", "resume", "--bootstrap", seedAddr)
 	out, errOut, code = peerCmd(t, leech, "fetch", root, "-o", target, "--json")

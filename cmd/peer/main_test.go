@@ -273,7 +273,7 @@ func TestCLIPartialFetchIsListedWithItsPathAndRmDeletesIt(t *testing.T) {
 
 	out, errOut, code = peerCmd(t, repo, "ls")
 	require.Zero(t, code, errOut)
-	require.Regexp(t, root.String()+`\s+3145728\s+partial 33%\s+data.bin\s+`+regexp.QuoteMeta(store.PartPath(target, root))+`\n`, out)
+	require.Regexp(t, root.String()+`\s+3\.1 MB\s+partial 33%\s+data.bin\s+`+regexp.QuoteMeta(store.PartPath(target, root))+`\n`, out)
 	_, err = os.Stat(store.PartPath(target, root))
 	require.NoError(t, err)
 
