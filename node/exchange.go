@@ -464,11 +464,15 @@ func (ex *exchange) run(ctx context.Context, d *store.Download, opts FetchOption
 		Providers: ex.likelyProviders(root),
 		Find:      func(ctx context.Context) <-chan peer.AddrInfo { return ex.findProviders(ctx, root) },
 		Local:     d,
-		Expand:    d.Expand,
+		Expand: func(c cid.Cid, block []byte) ([]cid.Cid, error) {
+			kids, err := d.Expand(c, block)
+			return kids, dagError(err)
+		},
 		Deliver: func(c cid.Cid, block []byte) error {
 			ex.n.metrics.BlocksReceived.Inc()
-			return d.Deliver(c, block)
+			return dagError(d.Deliver(c, block))
 		},
+		MaxDepth: unixfs.MaxDepth,
 	}
 	if opts.Progress != nil {
 		req.Progress = func(p transfer.Progress) {
@@ -477,6 +481,20 @@ func (ex *exchange) run(ctx context.Context, d *store.Download, opts FetchOption
 	}
 	return ex.xfer.Fetch(ctx, req)
 }
+
+// dagError tells the transfer layer that a block contradicts its parent, so that it bans the
+// parent's sender; the message stays the store's.
+func dagError(err error) error {
+	if errors.Is(err, store.ErrInconsistentDAG) {
+		return invalidDAG{err}
+	}
+	return err
+}
+
+type invalidDAG struct{ err error }
+
+func (e invalidDAG) Error() string   { return e.err.Error() }
+func (e invalidDAG) Unwrap() []error { return []error{transfer.ErrInvalidDAG, e.err} }
 
 // likelyProviders are the peers to ask first: those that announced root, and every connected
 // peer that speaks the transfer protocol (a cheap question to ask on a small network; the

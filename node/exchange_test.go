@@ -95,7 +95,7 @@ func TestShareSearchFetchAcrossThreeNodes(t *testing.T) {
 	require.Equal(t, sha256.Sum256(data), sha256.Sum256(got))
 	require.Equal(t, store.Complete, res.File.State)
 	require.Equal(t, out, res.File.Path, "the output is referenced, not copied")
-	_, err = os.Stat(store.PartPath(out))
+	_, err = os.Stat(store.PartPath(out, f.Root))
 	require.True(t, os.IsNotExist(err), "no temporary file left")
 
 	// c now serves it: b streams it with cat (fetching as it goes), from a and c.

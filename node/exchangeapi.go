@@ -35,7 +35,8 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, store.ErrUnknownFile), errors.Is(err, store.ErrNotFound), errors.Is(err, transfer.ErrNoProviders):
 		return http.StatusNotFound
-	case errors.Is(err, ErrExists), errors.Is(err, ErrIsDir), errors.Is(err, store.ErrBusy), errors.Is(err, store.ErrPinned), errors.Is(err, store.ErrFetching):
+	case errors.Is(err, ErrExists), errors.Is(err, ErrIsDir), errors.Is(err, store.ErrBusy), errors.Is(err, store.ErrPinned), errors.Is(err, store.ErrFetching),
+		errors.Is(err, store.ErrUnknownPart):
 		return http.StatusConflict
 	case errors.Is(err, ErrNotStarted), errors.Is(err, ErrNoExchange):
 		return http.StatusServiceUnavailable

@@ -25,12 +25,19 @@ type directWriter struct {
 	off atomic.Bool // set when the file system refuses direct writes
 }
 
-// openDirect opens path for direct writes, or returns nil where the file system has no O_DIRECT
-// (tmpfs, some network file systems) or the platform no uncached writes (see fsys.OpenUncached:
-// O_DIRECT on Linux, F_NOCACHE on macOS).
-func openDirect(path string) *directWriter {
-	f, err := fsys.OpenUncached(path)
+// openDirect opens part again for direct writes, or returns nil where the file system has no
+// O_DIRECT (tmpfs, some network file systems) or the platform no uncached writes (see
+// fsys.OpenUncached: O_DIRECT on Linux, F_NOCACHE on macOS). It does not follow a link, and gives
+// up if the name no longer leads to part's file.
+func openDirect(part *os.File) *directWriter {
+	f, err := fsys.OpenUncached(part.Name())
 	if err != nil {
+		return nil
+	}
+	a, err1 := f.Stat()
+	b, err2 := part.Stat()
+	if err1 != nil || err2 != nil || !os.SameFile(a, b) {
+		_ = f.Close()
 		return nil
 	}
 	return &directWriter{f: f}

@@ -15,7 +15,10 @@ import (
 func TestDirectWriterAlignedAndUnalignedBuffers(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out")
 	require.NoError(t, os.WriteFile(path, nil, 0o644))
-	w := openDirect(path)
+	part, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer part.Close()
+	w := openDirect(part)
 	if w == nil {
 		t.Skip("no O_DIRECT on this file system")
 	}

@@ -21,11 +21,12 @@ import (
 // at their offsets in the output file (written once, never copied) or, with no output file, in
 // the repo. Its methods are safe for concurrent use.
 type Download struct {
-	s    *Store
-	root cid.Cid
-	name string
-	path string   // final output; "" keeps every block in the repo
-	part *os.File // path's temporary file while incomplete
+	s        *Store
+	root     cid.Cid
+	name     string
+	path     string   // final output; "" keeps every block in the repo
+	partPath string   // PartPath(path, root), recorded in FetchStarted
+	part     *os.File // the partial file while incomplete
 	// direct writes aligned leaves to part bypassing the page cache; nil where unsupported.
 	direct *directWriter
 	// resumed is set when the output file already held bytes: only then can a leaf be found
@@ -40,16 +41,23 @@ type Download struct {
 	mu      sync.Mutex
 	offsets map[string][]uint64 // block key → offsets in the file (one leaf may repeat)
 	sizes   map[string]int      // block key → bytes of file content
+	counts  map[string]int      // leaf key → offsets already counted in have
 	size    uint64              // file size, known once the root is parsed
-	arrived chan struct{}       // closed and replaced whenever a block arrives
-	done    bool
+	// reserved is how far the partial file is preallocated: never more than reserveStep past the
+	// verified bytes written, so a root's claim alone reserves nothing.
+	reserved uint64
+	arrived  chan struct{} // closed and replaced whenever a block arrives
+	done     bool
 
 	// release lets GC run again; called once, when Complete succeeds or Fail is called.
 	release func()
 }
 
 // StartDownload records that a fetch of root began (or resumed) and prepares its output. With a
-// path, bytes go to PartPath(path), which is renamed to path when Complete verifies the whole file.
+// path, bytes go to PartPath(path, root), which is renamed to path when Complete verifies the whole
+// file. The partial file is created exclusively (a file or link already there is not written
+// through); one that exists is resumed only if the log records it as this file's partial file
+// (FetchStarted), else StartDownload fails with ErrUnknownPart naming it.
 //
 // Until Complete succeeds or Fail is called, GC does not run: the blocks a download writes are
 // named by no event yet. Every Download must end in one of the two.
@@ -64,7 +72,7 @@ func (s *Store) StartDownload(root cid.Cid, name, path string) (_ *Download, err
 			release()
 		}
 	}()
-	d := &Download{s: s, root: root, name: name, offsets: map[string][]uint64{blockKey(root): {0}}, sizes: map[string]int{}, arrived: make(chan struct{})}
+	d := &Download{s: s, root: root, name: name, offsets: map[string][]uint64{blockKey(root): {0}}, sizes: map[string]int{}, counts: map[string]int{}, arrived: make(chan struct{})}
 	d.release = func() {
 		release()
 		s.mu.Lock()
@@ -78,17 +86,15 @@ func (s *Store) StartDownload(root cid.Cid, name, path string) (_ *Download, err
 		if err != nil {
 			return nil, err
 		}
-		d.path = abs
-		d.part, err = os.OpenFile(PartPath(abs), os.O_RDWR|os.O_CREATE, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("opening output: %w", err)
+		d.path, d.partPath = abs, PartPath(abs, root)
+		f, known := s.File(root)
+		known = known && f.State == Partial && f.Part == d.partPath
+		if d.part, d.resumed, err = openPart(d.partPath, known); err != nil {
+			return nil, err
 		}
-		if st, err := d.part.Stat(); err == nil && st.Size() > 0 {
-			d.resumed = true
-		}
-		d.direct = openDirect(PartPath(abs))
+		d.direct = openDirect(d.part)
 	}
-	if err := s.Record(Event{Type: FetchStarted, Root: root.String(), Name: name, Path: d.path}); err != nil {
+	if err := s.Record(Event{Type: FetchStarted, Root: root.String(), Name: name, Path: d.path, Part: d.partPath}); err != nil {
 		d.closePart()
 		return nil, err
 	}
@@ -108,17 +114,26 @@ func (d *Download) Found() uint64 { return d.found.Load() }
 // foundHere counts leaf c, which Has found here.
 func (d *Download) foundHere(c cid.Cid, size int) {
 	d.got.Store(true)
-	if c.Prefix().Codec == cid.Raw {
-		d.found.Add(uint64(size) * uint64(len(d.leafOffsets(c))))
+	if n := d.counted(c, size); n > 0 {
+		d.found.Add(n)
 	}
-	d.counted(c, size)
 }
 
-// counted adds leaf c's bytes, at every offset it occupies, to what the download has.
-func (d *Download) counted(c cid.Cid, size int) {
-	if c.Prefix().Codec == cid.Raw {
-		d.have.Add(uint64(size) * uint64(len(d.leafOffsets(c))))
+// counted adds leaf c's bytes, at every offset it occupies and that was not counted before (the
+// fetch delivers a leaf again when the DAG links to it once more), to what the download has, and
+// returns how many bytes it added.
+func (d *Download) counted(c cid.Cid, size int) uint64 {
+	if c.Prefix().Codec != cid.Raw {
+		return 0
 	}
+	k := blockKey(c)
+	d.mu.Lock()
+	fresh := len(d.offsets[k]) - d.counts[k]
+	d.counts[k] = len(d.offsets[k])
+	d.mu.Unlock()
+	n := uint64(size) * uint64(max(fresh, 0))
+	d.have.Add(n)
+	return n
 }
 
 // Root is the file being fetched.
@@ -220,8 +235,17 @@ func (d *Download) leafSize(c cid.Cid) int {
 	return d.sizes[blockKey(c)]
 }
 
+// ErrInconsistentDAG is wrapped by Expand and Deliver for a block that matches its CID but not
+// what its parent says of it: a node whose file size differs from its parent's blocksize for it, a
+// leaf of another length. The file such a DAG describes does not exist (its parts would overlap or
+// leave gaps), so the download cannot complete.
+var ErrInconsistentDAG = errors.New("the DAG contradicts itself")
+
 // Expand parses a verified block and returns its children in file order, recording where each
-// child's bytes go.
+// child's bytes go. It checks the block against its parent's claim (ErrInconsistentDAG) and its
+// children's claimed sizes: each at least one byte (so a tree never has more leaves than its
+// file has bytes), a raw leaf no larger than a block, and one size for a child that several
+// parents share.
 func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
 	n, err := unixfs.ParseNode(c, block)
 	if err != nil {
@@ -229,23 +253,30 @@ func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if want, ok := d.sizes[blockKey(c)]; ok && !c.Equals(d.root) && uint64(want) != n.Size {
+		return nil, fmt.Errorf("%w: block %s holds %d file bytes but its parent says %d", ErrInconsistentDAG, c, n.Size, want)
+	}
+	for i, ch := range n.Children {
+		switch {
+		case ch.Size == 0:
+			return nil, fmt.Errorf("%w: block %s gives its link %d no bytes", ErrInconsistentDAG, c, i)
+		case ch.Cid.Prefix().Codec == cid.Raw && ch.Size > unixfs.MaxBlockSize:
+			return nil, fmt.Errorf("%w: block %s says its leaf %s holds %d bytes, more than a block", ErrInconsistentDAG, c, ch.Cid, ch.Size)
+		}
+		if had, ok := d.sizes[blockKey(ch.Cid)]; ok && uint64(had) != ch.Size {
+			return nil, fmt.Errorf("block %s says %s holds %d bytes, another parent says %d", c, ch.Cid, ch.Size, had)
+		}
+	}
 	if c.Equals(d.root) {
 		d.size = n.Size
 		d.sizes[blockKey(c)] = int(n.Size)
-		if d.part != nil && n.Size > 0 {
-			// Reserve the whole file at once: writes then land in allocated space, and a full
-			// disk shows up now rather than halfway through.
-			if err := fsys.Preallocate(d.part, int64(n.Size)); err != nil {
-				return nil, fmt.Errorf("reserving %d bytes for %s: %w", n.Size, PartPath(d.path), err)
-			}
-		}
 	}
 	if d.part != nil && c.Prefix().Codec != cid.Raw && len(n.Data) > 0 {
 		// File bytes held in a dag-pb node itself (DAGs of older importers) go to the file
 		// like a leaf's; Expand sees every inner node, fetched or already here.
 		for _, off := range d.offsets[blockKey(c)] {
 			if _, err := d.part.WriteAt(n.Data, int64(off)); err != nil {
-				return nil, fmt.Errorf("writing %s: %w", PartPath(d.path), err)
+				return nil, fmt.Errorf("writing %s: %w", d.partPath, err)
 			}
 		}
 	}
@@ -303,7 +334,7 @@ func (d *Download) checkLeafSize(c cid.Cid, block []byte) error {
 	want, known := d.sizes[blockKey(c)]
 	d.mu.Unlock()
 	if known && want != len(block) {
-		return fmt.Errorf("block %s holds %d bytes but its parent says %d", c, len(block), want)
+		return fmt.Errorf("%w: block %s holds %d bytes but its parent says %d", ErrInconsistentDAG, c, len(block), want)
 	}
 	return nil
 }
@@ -315,6 +346,9 @@ func (d *Download) writeLeaf(c cid.Cid, block []byte) error {
 		return fmt.Errorf("block %s arrived before its parent", c)
 	}
 	for _, off := range offs {
+		if err := d.reserve(off + uint64(len(block))); err != nil {
+			return err
+		}
 		done, err := d.direct.writeAt(block, int64(off))
 		if err == nil && !done {
 			if _, err = d.part.WriteAt(block, int64(off)); err == nil {
@@ -323,9 +357,33 @@ func (d *Download) writeLeaf(c cid.Cid, block []byte) error {
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("writing %s: %w", PartPath(d.path), err)
+			return fmt.Errorf("writing %s: %w", d.partPath, err)
 		}
 	}
+	return nil
+}
+
+// reserveStep is how much disk a download reserves at a time, ahead of the verified bytes it has
+// written: a full disk shows up early, and a root's claim of a size reserves nothing by itself.
+const reserveStep = 64 << 20
+
+// reserve preallocates the partial file in steps of reserveStep as verified leaves reach end,
+// never more than reserveStep past what the download has verified.
+func (d *Download) reserve(end uint64) error {
+	have := d.have.Load()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if end <= d.reserved || d.reserved > have+reserveStep/2 {
+		return nil
+	}
+	to := min(d.size, d.reserved+reserveStep, have+reserveStep)
+	if to <= d.reserved {
+		return nil
+	}
+	if err := fsys.Preallocate(d.part, int64(to)); err != nil {
+		return fmt.Errorf("reserving %d bytes for %s: %w", to-d.reserved, d.partPath, err)
+	}
+	d.reserved = to
 	return nil
 }
 
@@ -367,7 +425,7 @@ func (d *Download) Complete() error {
 			return err
 		}
 		d.part, d.direct = nil, nil
-		if err := os.Rename(PartPath(d.path), d.path); err != nil {
+		if err := os.Rename(d.partPath, d.path); err != nil {
 			return fmt.Errorf("moving output into place: %w", err)
 		}
 		if err := syncDir(filepath.Dir(d.path)); err != nil {
@@ -393,9 +451,9 @@ func (d *Download) Complete() error {
 }
 
 // Fail records why the download stopped; the same download started again resumes from what is
-// here. A download that got nothing (no block was here, none arrived, and its output file was
-// empty when it began) leaves nothing behind: its output file is deleted and FetchAbandoned
-// takes its partial entry out of the index.
+// here. A download whose partial file received no verified leaf (and was empty when it began)
+// deletes it; one that got nothing at all (no block was here, none arrived) also leaves no
+// partial entry: FetchAbandoned takes it out of the index.
 func (d *Download) Fail(cause error) error {
 	defer d.release()
 	d.mu.Lock()
@@ -406,12 +464,14 @@ func (d *Download) Fail(cause error) error {
 	if done || cause == nil {
 		return err
 	}
-	if !d.resumed && !d.got.Load() {
-		if hadPart {
-			if rerr := os.Remove(PartPath(d.path)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-				err = errors.Join(err, rerr)
-			}
+	if hadPart && !d.resumed && d.have.Load() == 0 {
+		// No verified leaf reached the partial file (inner nodes are in the repo): it holds
+		// nothing worth keeping, whatever the root claimed.
+		if rerr := os.Remove(d.partPath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
 		}
+	}
+	if !d.resumed && !d.got.Load() {
 		return errors.Join(err, d.s.Record(Event{Type: FetchAbandoned, Root: d.root.String(), Error: cause.Error()}))
 	}
 	return errors.Join(err, d.s.blocks.sync(), d.s.Record(Event{Type: FetchFailed, Root: d.root.String(), Error: cause.Error(), Size: d.Size(), Have: d.Have()}))

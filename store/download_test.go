@@ -121,7 +121,7 @@ func TestFailedDownloadWithNothingLeavesNothing(t *testing.T) {
 	require.NoError(t, err)
 	fetchFrom(t, src, d, 0) // nobody sends anything
 	require.NoError(t, d.Fail(errors.New("no providers")))
-	_, err = os.Stat(store.PartPath(out))
+	_, err = os.Stat(store.PartPath(out, f.Root))
 	require.ErrorIs(t, err, os.ErrNotExist, "no .part is left")
 	_, ok := dst.File(f.Root)
 	require.False(t, ok, "no partial entry")
@@ -137,7 +137,7 @@ func TestFailedDownloadWithNothingLeavesNothing(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, store.Partial, got.State)
 	require.Equal(t, uint64(2048), got.Have)
-	_, err = os.Stat(store.PartPath(out))
+	_, err = os.Stat(store.PartPath(out, f.Root))
 	require.NoError(t, err, "a fetch that got bytes keeps them")
 
 	// Resumed, it finds those bytes here and says so; failing again keeps them.
@@ -152,7 +152,7 @@ func TestFailedDownloadWithNothingLeavesNothing(t *testing.T) {
 
 	// rm deletes the partial file with the entry.
 	require.NoError(t, dst.Remove(f.Root))
-	_, err = os.Stat(store.PartPath(out))
+	_, err = os.Stat(store.PartPath(out, f.Root))
 	require.ErrorIs(t, err, os.ErrNotExist, "rm of a partial fetch deletes its .part")
 	_, same, err = dst.Replayed()
 	require.NoError(t, err)

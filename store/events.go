@@ -57,6 +57,8 @@ type Event struct {
 	// of every file under it and Files how many files it holds. False and 0 for a single file.
 	Dir   bool   `json:"dir"`
 	Files uint64 `json:"files"`
+	// Part is the partial file a fetch writes until it completes (FetchStarted with a Path).
+	Part string `json:"part"`
 }
 
 // RootCID parses the event's root.

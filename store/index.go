@@ -43,6 +43,8 @@ type File struct {
 	// many files it holds.
 	Dir   bool   `json:"dir"`
 	Files uint64 `json:"files"`
+	// Part is the partial file a fetch into Path writes until it completes (FetchStarted).
+	Part string `json:"part"`
 }
 
 // Offer is one file the network announces, as the catalog knows it.
@@ -86,7 +88,7 @@ func (ix *index) apply(e Event) {
 		if e.Name != "" {
 			f.Name = e.Name
 		}
-		f.Size, f.Path, f.ModTime, f.State, f.Error, f.Have = e.Size, e.Path, e.ModTime, Complete, "", 0
+		f.Size, f.Path, f.ModTime, f.State, f.Error, f.Have, f.Part = e.Size, e.Path, e.ModTime, Complete, "", 0, ""
 		if e.Type == FileAdded {
 			f.Source = e.Source
 		}
@@ -99,7 +101,7 @@ func (ix *index) apply(e Event) {
 			f.State, f.Error = Partial, ""
 		}
 		if e.Path != "" && f.State == Partial {
-			f.Path = e.Path
+			f.Path, f.Part = e.Path, e.Part
 		}
 	case FetchFailed:
 		if f != nil && f.State == Partial {

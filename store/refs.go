@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/ipfs/go-cid"
 
@@ -196,8 +197,13 @@ func (s *Store) markChanged(root, path, reason string) {
 	}
 }
 
-// PartPath is where a download into path is written until it is complete.
-func PartPath(path string) string { return path + ".part" }
+// PartPath is where a download of root into path is written until it is complete: a hidden file
+// named by the CID beside path (".peer-CID.part", at most 70 bytes, so that any valid file name
+// can be fetched under its own name). The FetchStarted event records it, and only a partial file
+// the log knows is resumed.
+func PartPath(path string, root cid.Cid) string {
+	return filepath.Join(filepath.Dir(path), ".peer-"+root.String()+".part")
+}
 
 // CheckFiles looks at every complete referenced file (one stat each) and records as changed those
 // that are gone or no longer have the size and modification time that were hashed. It returns how

@@ -860,7 +860,7 @@ func (s *Store) ListDir(ctx context.Context, dir cid.Cid) ([]Entry, error) {
 
 // Remove forgets a file; a pinned one is refused (ErrPinned), one being fetched too
 // (ErrFetching). From then on none of its blocks is served, and they stay on disk until gc
-// reclaims those no other file needs; the output file of a partial fetch (PartPath) is deleted
+// reclaims those no other file needs; the partial file of a fetch (File.Part) is deleted
 // at once, since nothing else can use it.
 func (s *Store) Remove(root cid.Cid) error {
 	f, ok := s.File(root)
@@ -879,8 +879,8 @@ func (s *Store) Remove(root cid.Cid) error {
 	if err := s.Record(Event{Type: FileRemoved, Root: root.String()}); err != nil {
 		return err
 	}
-	if f.State == Partial && f.Path != "" {
-		if err := os.Remove(PartPath(f.Path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if f.State == Partial && f.Part != "" {
+		if err := os.Remove(f.Part); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("removed %s, but not its partial file: %w", root, err)
 		}
 	}

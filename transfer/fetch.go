@@ -38,9 +38,12 @@ type Request struct {
 	Local Local
 	// Expand returns the children of a verified block, in file order
 	// (leaves: none). It is called from verification goroutines,
-	// concurrently, and must not retain block after it returns.
+	// concurrently, and must not retain block after it returns. An error
+	// wrapping ErrInvalidDAG (here or from Deliver) blames the parent's sender.
 	Expand func(c cid.Cid, block []byte) ([]cid.Cid, error)
-	// Deliver receives each verified block exactly once, in any order. Blocks
+	// Deliver receives each verified block once, in any order (once more if
+	// the DAG links to it again after it was delivered: Expand has then
+	// given it a new place). Blocks
 	// that arrive from peers are delivered by one goroutine per fetch, so a
 	// Deliver that blocks (a disk write) ties up one thread, not every hashing
 	// worker; blocks inlined in their CIDs are delivered from others. It must
@@ -50,6 +53,10 @@ type Request struct {
 	// Progress, if not nil, is called at most ~10 times a second from the
 	// fetch's own goroutine, and once at the end; it must not block.
 	Progress func(Progress)
+	// MaxDepth, if positive, bounds the DAG's depth: an inner node more
+	// than MaxDepth links below the root fails the fetch (raw leaves may
+	// sit one level deeper), as a reader with the same bound would.
+	MaxDepth int
 }
 
 // Progress is a snapshot of a running Fetch.
@@ -111,11 +118,16 @@ const (
 type block struct {
 	c       cid.Cid
 	path    []uint32 // child indexes from the root: the DAG order
+	parent  *block   // the block that first linked to it; nil for the root
+	from    peer.ID  // who sent it, once verified; "" when local or inline
 	inner   bool     // not a raw leaf: fetched first
 	state   blockState
 	holders []*session // sessions it is requested from
 	lacking []peer.ID  // peers that answered DontHave
 	idx     int        // index in the queue heap, -1 when not queued
+	// again is the place where the DAG links to it once more, found while it
+	// was being delivered: it is taken up again once done.
+	again []uint32
 }
 
 func (b *block) lacks(p peer.ID) bool {
@@ -170,6 +182,58 @@ func (q *blockQueue) Pop() any {
 	return b
 }
 
+// frontierBound bounds the blocks a fetch knows and has not finished, plus the
+// children it holds and has not yet taken up, plus maxFanout for each inner
+// node it has asked for and not yet expanded. A DAG unfolds lazily within it:
+// memory follows depth × fanout, not the number of leaves a root can name.
+const frontierBound = 16 << 10
+
+// maxFanout is as many links as a node may have (unixfs.MaxLinks): what an
+// inner node not yet seen may add.
+const maxFanout = 1024
+
+// expansion is the children of an expanded inner node, taken up in DAG order
+// as the frontier allows.
+type expansion struct {
+	parent *block
+	path   []uint32 // the parent's path
+	kids   []cid.Cid
+	next   int // first child not yet taken up
+}
+
+// expansionQueue orders expansions by the DAG position of their next child.
+type expansionQueue []*expansion
+
+func (q expansionQueue) Len() int { return len(q) }
+func (q expansionQueue) Less(i, j int) bool {
+	a, b := q[i], q[j]
+	n := min(len(a.path), len(b.path))
+	for k := 0; k < n; k++ {
+		if a.path[k] != b.path[k] {
+			return a.path[k] < b.path[k]
+		}
+	}
+	// One path is a prefix of the other: compare the next child's index
+	// with the longer path's element at that depth.
+	switch {
+	case len(a.path) == len(b.path):
+		return a.next < b.next
+	case len(a.path) < len(b.path):
+		return uint32(a.next) <= b.path[n]
+	default:
+		return uint32(b.next) > a.path[n]
+	}
+}
+func (q expansionQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *expansionQueue) Push(x any)   { *q = append(*q, x.(*expansion)) }
+func (q *expansionQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return e
+}
+
 // verifyItem is a received block on its way to a verification worker.
 type verifyItem struct {
 	s    *session
@@ -193,7 +257,11 @@ type fetch struct {
 	mu          sync.Mutex
 	blocks      map[cid.Cid]*block
 	queue       blockQueue
-	remaining   int // blocks known and not done
+	lacked      []*block // queued blocks every live peer lacks, out of the queue until a new peer comes
+	remaining   int      // blocks known and not done
+	pending     expansionQueue
+	pendingKids int // children in pending not yet taken up
+	innerOpen   int // inner blocks known and not yet expanded
 	sessions    map[peer.ID]*session
 	dialing     map[peer.ID]struct{} // providers from Find being connected
 	findOpen    bool                 // Find may still yield providers
@@ -259,7 +327,13 @@ func (f *fetch) run() error {
 	root := &block{c: f.req.Root, inner: f.req.Root.Type() != cid.Raw, state: stateChecking, idx: -1}
 	f.blocks[root.c] = root
 	f.remaining = 1
+	if root.inner {
+		f.innerOpen = 1
+	}
 	if err := f.resolve([]*block{root}); err != nil {
+		return err
+	}
+	if err := f.pump(); err != nil {
 		return err
 	}
 	f.mu.Lock()
@@ -321,20 +395,90 @@ func (f *fetch) fail(err error) {
 	f.cancel(err)
 }
 
+// pump takes up children of expanded nodes while the frontier has room, and
+// resolves them; it returns when the frontier is full or nothing is pending.
+func (f *fetch) pump() error {
+	for {
+		f.mu.Lock()
+		fresh := f.admitLocked()
+		f.mu.Unlock()
+		if len(fresh) == 0 {
+			return nil
+		}
+		if err := f.resolve(fresh); err != nil {
+			return err
+		}
+	}
+}
+
+// admitLocked takes up pending children in DAG order: every raw leaf (its
+// CID is held already), and an inner node only while the frontier has room
+// for what it may add, or when nothing else is under way (so a fetch always
+// progresses).
+func (f *fetch) admitLocked() []*block {
+	var fresh []*block
+	for len(f.pending) > 0 && f.ctx.Err() == nil {
+		e := f.pending[0]
+		c := e.kids[e.next]
+		inner := c.Type() != cid.Raw
+		if inner && f.remaining > 0 && f.remaining+f.pendingKids+(f.innerOpen+1)*maxFanout > frontierBound {
+			break
+		}
+		path := make([]uint32, len(e.path)+1)
+		copy(path, e.path)
+		path[len(e.path)] = uint32(e.next)
+		e.next++
+		f.pendingKids--
+		if e.next == len(e.kids) {
+			heap.Pop(&f.pending)
+		} else {
+			heap.Fix(&f.pending, 0)
+		}
+		if k := f.takeUpLocked(c, path, e.parent); k != nil {
+			fresh = append(fresh, k)
+		}
+	}
+	return fresh
+}
+
+// takeUpLocked registers the block c at path and returns it, or nil if it is
+// already on its way. A block met again once done is taken up again: its new
+// place (which Expand has recorded) needs it too.
+func (f *fetch) takeUpLocked(c cid.Cid, path []uint32, parent *block) *block {
+	k, ok := f.blocks[c]
+	if ok {
+		switch k.state {
+		case stateDone:
+		case stateVerifying:
+			if k.again == nil {
+				k.again = path
+			}
+			return nil
+		default:
+			return nil // a repeated block (say, a chunk of zeros) is fetched once
+		}
+		k.state, k.path, k.parent, k.from = stateChecking, path, parent, ""
+	} else {
+		k = &block{c: c, path: path, parent: parent, inner: c.Type() != cid.Raw, state: stateChecking, idx: -1}
+		f.blocks[c] = k
+	}
+	f.remaining++
+	if k.inner {
+		f.innerOpen++
+	}
+	return k
+}
+
 // resolve checks new blocks against Local: local leaves are done, local
 // inner nodes are read and expanded, the rest is queued for peers.
 func (f *fetch) resolve(bs []*block) error {
 	var queue []*block
-	for len(bs) > 0 {
-		b := bs[0]
-		bs = bs[1:]
+	for _, b := range bs {
 		if b.c.Prefix().MhType == multihash.IDENTITY {
 			// The block is inline in its CID: nothing to ask anyone.
-			fresh, err := f.inline(b)
-			if err != nil {
+			if err := f.inline(b); err != nil {
 				return err
 			}
-			bs = append(bs, fresh...)
 			continue
 		}
 		has := false
@@ -362,11 +506,9 @@ func (f *fetch) resolve(bs []*block) error {
 			if err != nil {
 				return fmt.Errorf("expanding %s: %w", shortCID(b.c), err)
 			}
-			fresh, err := f.addChildren(b, kids)
-			if err != nil {
+			if err := f.expanded(b, kids); err != nil {
 				return err
 			}
-			bs = append(bs, fresh...)
 		}
 		f.mu.Lock()
 		f.stats.LocalBlocks++
@@ -387,60 +529,61 @@ func (f *fetch) resolve(bs []*block) error {
 }
 
 // inline expands and delivers a block carried by its identity CID.
-func (f *fetch) inline(b *block) ([]*block, error) {
+func (f *fetch) inline(b *block) error {
 	dm, err := multihash.Decode(b.c.Hash())
 	if err != nil {
-		return nil, fmt.Errorf("decoding inline block %s: %w", shortCID(b.c), err)
+		return fmt.Errorf("decoding inline block %s: %w", shortCID(b.c), err)
 	}
 	kids, err := f.req.Expand(b.c, dm.Digest)
 	if err != nil {
-		return nil, fmt.Errorf("expanding %s: %w", shortCID(b.c), err)
+		return fmt.Errorf("expanding %s: %w", shortCID(b.c), err)
 	}
-	fresh, err := f.addChildren(b, kids)
-	if err != nil {
-		return nil, err
+	if err := f.expanded(b, kids); err != nil {
+		return err
 	}
 	if err := f.req.Deliver(b.c, dm.Digest); err != nil {
-		return nil, fmt.Errorf("delivering %s: %w", shortCID(b.c), err)
+		return fmt.Errorf("delivering %s: %w", shortCID(b.c), err)
 	}
 	f.mu.Lock()
 	f.stats.Blocks++
 	f.stats.Bytes += int64(len(dm.Digest))
 	f.doneLocked(b)
 	f.mu.Unlock()
-	return fresh, nil
+	return nil
 }
 
-// addChildren registers the children of b not seen before and returns them.
-func (f *fetch) addChildren(b *block, kids []cid.Cid) ([]*block, error) {
+// expanded records that inner block b was expanded into kids, which are
+// taken up later, in DAG order, as the frontier allows (pump).
+func (f *fetch) expanded(b *block, kids []cid.Cid) error {
 	for _, c := range kids {
 		if !c.Defined() || c.ByteLen() > wire.MaxCIDLen {
-			return nil, fmt.Errorf("block %s links to an invalid CID", shortCID(b.c))
+			return fmt.Errorf("block %s links to an invalid CID", shortCID(b.c))
+		}
+	}
+	if f.req.MaxDepth > 0 && len(b.path) >= f.req.MaxDepth {
+		for _, c := range kids {
+			if c.Type() != cid.Raw {
+				return fmt.Errorf("block %s links to an inner node deeper than %d levels", shortCID(b.c), f.req.MaxDepth)
+			}
 		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var fresh []*block
-	for i, c := range kids {
-		if _, ok := f.blocks[c]; ok {
-			continue // a repeated block (say, a chunk of zeros) is fetched once
-		}
-		path := make([]uint32, len(b.path)+1)
-		copy(path, b.path)
-		path[len(b.path)] = uint32(i)
-		k := &block{c: c, path: path, inner: c.Type() != cid.Raw, state: stateChecking, idx: -1}
-		f.blocks[c] = k
-		f.remaining++
-		fresh = append(fresh, k)
+	if b.inner {
+		f.innerOpen--
 	}
-	return fresh, nil
+	if len(kids) > 0 {
+		heap.Push(&f.pending, &expansion{parent: b, path: b.path, kids: kids})
+		f.pendingKids += len(kids)
+	}
+	return nil
 }
 
 func (f *fetch) doneLocked(b *block) {
 	b.state = stateDone
 	b.path, b.holders, b.lacking = nil, nil, nil
 	f.remaining--
-	if f.remaining == 0 {
+	if f.remaining == 0 && len(f.pending) == 0 {
 		close(f.done)
 	}
 }
@@ -493,15 +636,37 @@ func (f *fetch) deliverLoop() {
 
 func (f *fetch) deliverBlock(it verifyItem) {
 	if err := f.req.Deliver(it.b.c, it.data); err != nil {
-		f.fail(fmt.Errorf("delivering %s: %w", shortCID(it.b.c), err))
+		f.failBlock(it.b, fmt.Errorf("delivering %s: %w", shortCID(it.b.c), err))
 		return
 	}
 	f.mu.Lock()
 	f.stats.Blocks++
 	f.stats.Bytes += int64(len(it.data))
 	it.s.stats.Blocks++
-	f.doneLocked(it.b)
+	var again *block
+	if b := it.b; b.again != nil {
+		// Linked again while it was on its way: taken up again at once (never
+		// done in between, so the fetch cannot end without it).
+		again = b
+		b.state, b.path, b.again, b.from = stateChecking, b.again, nil, ""
+		b.holders, b.lacking = nil, nil
+		if b.inner {
+			f.innerOpen++
+		}
+	} else {
+		f.doneLocked(b)
+	}
 	f.mu.Unlock()
+	err := error(nil)
+	if again != nil {
+		err = f.resolve([]*block{again})
+	}
+	if err == nil {
+		err = f.pump()
+	}
+	if err != nil {
+		f.fail(err)
+	}
 }
 
 // check verifies one received block and expands it, then queues it for
@@ -519,20 +684,21 @@ func (f *fetch) check(it verifyItem) bool {
 		f.dropSession(it.s, fmt.Errorf("%w: %s", ErrBadBlock, b.c), true)
 		return false
 	}
+	f.mu.Lock()
+	b.from = it.s.p
+	f.mu.Unlock()
 	kids, err := f.req.Expand(b.c, it.data)
 	if err != nil {
-		f.fail(fmt.Errorf("expanding %s: %w", shortCID(b.c), err))
+		f.failBlock(b, fmt.Errorf("expanding %s: %w", shortCID(b.c), err))
 		return false
 	}
-	if len(kids) > 0 {
-		fresh, err := f.addChildren(b, kids)
-		if err == nil {
-			err = f.resolve(fresh)
-		}
-		if err != nil {
-			f.fail(err)
-			return false
-		}
+	err = f.expanded(b, kids)
+	if err == nil {
+		err = f.pump()
+	}
+	if err != nil {
+		f.fail(err)
+		return false
 	}
 	select {
 	case f.deliver <- it:
@@ -540,6 +706,28 @@ func (f *fetch) check(it verifyItem) bool {
 	case <-f.ctx.Done():
 		return false
 	}
+}
+
+// failBlock ends the fetch because of b. When b contradicts its parent
+// (ErrInvalidDAG), the peer that sent the parent lied about it: it is dropped
+// and banned.
+func (f *fetch) failBlock(b *block, err error) {
+	if errors.Is(err, ErrInvalidDAG) {
+		f.mu.Lock()
+		var liar peer.ID
+		if b.parent != nil {
+			liar = b.parent.from
+		}
+		s := f.sessions[liar]
+		f.mu.Unlock()
+		switch {
+		case s != nil:
+			f.dropSession(s, err, true)
+		case liar != "":
+			f.t.misbehaved(liar, err)
+		}
+	}
+	f.fail(err)
 }
 
 // addPeer starts a session with p unless it is known, banned or us.
@@ -554,6 +742,12 @@ func (f *fetch) addPeer(p peer.ID) {
 	}
 	s := newSession(f, p)
 	f.sessions[p] = s
+	// The newcomer may have what everyone else lacks.
+	for i, b := range f.lacked {
+		heap.Push(&f.queue, b)
+		f.lacked[i] = nil
+	}
+	f.lacked = f.lacked[:0]
 	f.wg.Go(s.run)
 }
 
@@ -706,7 +900,7 @@ func (f *fetch) stuckLocked() bool {
 			return false
 		}
 	}
-	if live == 0 {
+	if live == 0 || len(f.lacked) > 0 {
 		return true
 	}
 	if len(f.queue) == 0 {

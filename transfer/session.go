@@ -330,13 +330,37 @@ func (s *session) onDontHave(c cid.Cid) error {
 	return nil
 }
 
-// requeueLocked puts b back in the queue if nobody is working on it.
+// requeueLocked puts b back in the queue if nobody is working on it, or aside
+// (lackedLocked) if every live peer said it lacks it.
 func (f *fetch) requeueLocked(b *block) {
 	if b.state == stateRequested && len(b.holders) == 0 {
 		b.state = stateQueued
-		heap.Push(&f.queue, b)
+		if f.lackedByAllLocked(b) {
+			f.lacked = append(f.lacked, b)
+		} else {
+			heap.Push(&f.queue, b)
+		}
 		f.kickAllLocked()
 	}
+}
+
+// lackedByAllLocked reports whether every live peer said it lacks b (and
+// there is one): no peer asks for it again until a new one comes.
+func (f *fetch) lackedByAllLocked(b *block) bool {
+	if len(b.lacking) == 0 {
+		return false
+	}
+	live := 0
+	for _, s := range f.sessions {
+		if s.dead {
+			continue
+		}
+		if !b.lacks(s.p) {
+			return false
+		}
+		live++
+	}
+	return live > 0
 }
 
 // cancelLocked withdraws the request of b from s.
@@ -417,7 +441,17 @@ func (f *fetch) assignLocked(s *session) []cid.Cid {
 	for len(f.queue) > 0 && s.inflight < s.window && len(s.out) < maxOutstanding {
 		b := heap.Pop(&f.queue).(*block)
 		if b.lacks(s.p) {
+			if f.lackedByAllLocked(b) {
+				f.lacked = append(f.lacked, b)
+				continue
+			}
+			// Others have it: leave it to them, looking no further than
+			// maxSkipped blocks per wake, so a wake costs the same however
+			// long the queue is.
 			skipped = append(skipped, b)
+			if len(skipped) == maxSkipped {
+				break
+			}
 			continue
 		}
 		f.requestLocked(s, b, now)
@@ -431,6 +465,10 @@ func (f *fetch) assignLocked(s *session) []cid.Cid {
 	}
 	return wants
 }
+
+// maxSkipped bounds the blocks one wake of a session passes over because its
+// peer lacks them and another has them.
+const maxSkipped = 256
 
 func (f *fetch) estimateLocked(b *block) int64 {
 	if b.inner {

@@ -34,6 +34,11 @@ var (
 	ErrClosed = errors.New("transfer closed")
 	// ErrStalled is the reason a peer that stopped sending is dropped.
 	ErrStalled = errors.New("peer stalled")
+	// ErrInvalidDAG is wrapped by a Request's Expand or Deliver for a block
+	// that matches its CID but contradicts what its parent said of it (a
+	// size): the fetch fails, and the peer that sent the parent is dropped
+	// and banned.
+	ErrInvalidDAG = errors.New("block contradicts its parent")
 )
 
 // Blockstore is where the server side reads the blocks it serves. Get may be

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
@@ -141,7 +142,7 @@ func TestFetchResumesAfterKill(t *testing.T) {
 	// With no daemon, ls lists the partial file and where its bytes are.
 	out, errOut, code = peerCmd(t, leech, "ls")
 	require.Zero(t, code, errOut)
-	require.Regexp(t, root+`\s+[\d.]+ [kMGT]?B\s+partial( \d+%)?\s+big.iso\s+`+regexp.QuoteMeta(store.PartPath(target)), out)
+	require.Regexp(t, root+`\s+[\d.]+ [kMGT]?B\s+partial( \d+%)?\s+big.iso\s+`+regexp.QuoteMeta(store.PartPath(target, cid.MustParse(root))), out)
 
 	startDaemonProcess(t, leech, "--network", "resume", "--bootstrap", seedAddr)
 	out, errOut, code = peerCmd(t, leech, "fetch", root, "-o", target, "--json")

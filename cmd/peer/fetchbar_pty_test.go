@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/creack/pty"
+	"github.com/ipfs/go-cid"
 	"github.com/stretchr/testify/require"
 
 	"peer/node/api"
@@ -241,6 +242,6 @@ func TestFetchProgressOnATerminal(t *testing.T) {
 	require.Equal(t, "1", m[5], "one peer sent data: %q", last)
 	require.Contains(t, last, "  in ", last)
 	require.Regexp(t, `^fetched `+root+` `+regexp.QuoteMeta(target)+` \((12|13) MiB from 1 peer in [^,]+, [\d.]+ MB/s\)$`, summary)
-	_, err := os.Stat(store.PartPath(target))
+	_, err := os.Stat(store.PartPath(target, cid.MustParse(root)))
 	require.ErrorIs(t, err, os.ErrNotExist)
 }

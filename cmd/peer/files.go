@@ -581,9 +581,9 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 		if f.Dir {
 			name = fmt.Sprintf("%s/ (%d files)", name, f.Files)
 		}
-		path := f.Path // a referenced file, or where a fetch writes (its .part until complete)
-		if f.State == store.Partial && path != "" {
-			path = store.PartPath(path)
+		path := f.Path // a referenced file, or where a fetch writes (its partial file until complete)
+		if f.State == store.Partial && f.Part != "" {
+			path = f.Part
 		}
 		t.row(f.CID, config.FormatSize(f.Size), state, name, path)
 	}

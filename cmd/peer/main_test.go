@@ -274,13 +274,13 @@ func TestCLIPartialFetchIsListedWithItsPathAndRmDeletesIt(t *testing.T) {
 
 	out, errOut, code = peerCmd(t, repo, "ls")
 	require.Zero(t, code, errOut)
-	require.Regexp(t, root.String()+`\s+3 MiB\s+partial 33%\s+data.bin\s+`+regexp.QuoteMeta(store.PartPath(target))+`\n`, out)
-	_, err = os.Stat(store.PartPath(target))
+	require.Regexp(t, root.String()+`\s+3 MiB\s+partial 33%\s+data.bin\s+`+regexp.QuoteMeta(store.PartPath(target, root))+`\n`, out)
+	_, err = os.Stat(store.PartPath(target, root))
 	require.NoError(t, err)
 
 	_, errOut, code = peerCmd(t, repo, "rm", root.String())
 	require.Zero(t, code, errOut)
-	_, err = os.Stat(store.PartPath(target))
+	_, err = os.Stat(store.PartPath(target, root))
 	require.ErrorIs(t, err, os.ErrNotExist, "rm deletes the partial file")
 	out, errOut, code = peerCmd(t, repo, "ls")
 	require.Zero(t, code, errOut)

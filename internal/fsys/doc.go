@@ -16,6 +16,7 @@
 //     elsewhere (a sparse file: a full disk shows up later, as a write error).
 //   - OpenUncached: writes that skip the page cache (O_DIRECT on Linux, F_NOCACHE on macOS);
 //     ErrUnsupported elsewhere, where the caller writes through the page cache.
+//   - OpenNoFollow: open a file for reading and writing, never through a symbolic link.
 //   - WriteBehind: start write-back of a range without waiting (sync_file_range on Linux); a
 //     no-op elsewhere.
 //   - ProcessRunning; IsConnRefused, IsConnReset, IsAddrInUse, IsAddrFamilyUnavailable: network errors compared the way the

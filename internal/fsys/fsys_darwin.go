@@ -38,9 +38,9 @@ func Preallocate(f *os.File, size int64) error {
 }
 
 // OpenUncached opens path for writing with F_NOCACHE: the data bypasses the unified buffer
-// cache. macOS needs no alignment for it.
+// cache. macOS needs no alignment for it. A symbolic link at path is an error.
 func OpenUncached(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, err
 	}

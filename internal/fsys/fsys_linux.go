@@ -29,9 +29,9 @@ func Preallocate(f *os.File, size int64) error {
 // OpenUncached opens path for writing with O_DIRECT: buffers, offsets and lengths must be
 // aligned (4096 bytes covers every logical block size in use), and a file system may still
 // refuse a write (see IsUncachedRefused). Where the file system has no O_DIRECT (tmpfs) the open
-// fails and the caller writes through the page cache.
+// fails and the caller writes through the page cache. A symbolic link at path is an error.
 func OpenUncached(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
+	return os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT|unix.O_NOFOLLOW, 0)
 }
 
 // IsUncachedRefused reports whether a write to a file from OpenUncached failed only because the

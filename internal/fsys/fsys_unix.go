@@ -60,6 +60,11 @@ func IsConnRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED)
 // IsAddrInUse reports whether err is a bind to an address another socket holds.
 func IsAddrInUse(err error) bool { return errors.Is(err, syscall.EADDRINUSE) }
 
+// OpenNoFollow opens path for reading and writing; a symbolic link there is an error (ELOOP).
+func OpenNoFollow(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+}
+
 // ProcessRunning reports whether a process with that pid exists (one of another user's too).
 func ProcessRunning(pid int) bool {
 	if pid <= 0 {

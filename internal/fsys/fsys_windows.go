@@ -2,6 +2,7 @@ package fsys
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
 
@@ -59,6 +60,20 @@ func IsConnRefused(err error) bool {
 // IsAddrInUse reports whether err is a bind to an address another socket holds.
 func IsAddrInUse(err error) bool {
 	return errors.Is(err, windows.WSAEADDRINUSE) || errors.Is(err, syscall.EADDRINUSE)
+}
+
+// OpenNoFollow opens path for reading and writing, refusing a symbolic link or junction there.
+// (Between the check and the open a link could be planted; Windows lets only privileged users
+// create symbolic links.)
+func OpenNoFollow(path string) (*os.File, error) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode()&(os.ModeSymlink|os.ModeIrregular) != 0 {
+		return nil, fmt.Errorf("%s is a link", path)
+	}
+	return os.OpenFile(path, os.O_RDWR, 0)
 }
 
 // ProcessRunning reports whether a process with that pid exists and has not exited.

@@ -19,6 +19,11 @@ const (
 	MaxChunkSize     = 1 << 20
 	MaxLinks         = 1024
 	MaxBlockSize     = 2 << 20 // largest block any decoder accepts
+	// MaxDepth bounds the depth of the DAGs a reader walks and a fetch
+	// unfolds: inner nodes at most MaxDepth links below the root (raw leaves
+	// one more). A balanced DAG of 1024 links per node needs 7 levels for
+	// 2^64 bytes.
+	MaxDepth = 64
 )
 
 var (

@@ -19,9 +19,6 @@ type GetFunc func(ctx context.Context, c cid.Cid) ([]byte, error)
 const (
 	// readAhead is how many leaves a reader fetches ahead of its consumer.
 	readAhead = 8
-	// maxDepth bounds the depth of a DAG a reader walks. A balanced DAG of
-	// 1024 links per node needs 7 levels for 2^64 bytes.
-	maxDepth = 64
 )
 
 var errReaderClosed = errors.New("unixfs: read after close")
@@ -222,8 +219,8 @@ func (r *reader) fetchNode(c cid.Cid) (Node, error) {
 }
 
 func (r *reader) visit(n Node, depth int) error {
-	if depth > maxDepth {
-		return fmt.Errorf("block %s: DAG deeper than %d levels", n.Cid, maxDepth)
+	if depth > MaxDepth {
+		return fmt.Errorf("block %s: DAG deeper than %d levels", n.Cid, MaxDepth)
 	}
 	if len(n.Data) > 0 {
 		if err := r.queue(&task{c: n.Cid, data: n.Data, done: closedChan}); err != nil {
