@@ -186,14 +186,21 @@ func (g *Gossip) handleCatalog(s network.Stream) {
 			_ = s.Reset()
 		}
 	}()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() }) // Close ends the reply
+	defer stop()
+	// The request is read before a serving slot is taken, within a short deadline: a peer that
+	// opens streams and never finishes asking holds no slot.
+	if err := g.readCatalogRequest(s); err != nil {
+		g.log.Debug("reading catalog request", "peer", shortID(remote), "err", err)
+		_ = s.Reset()
+		return
+	}
 	if !g.serveGate.admit(remote, time.Now()) {
 		g.log.Debug("refusing catalog request", "peer", shortID(remote))
 		_ = s.Reset()
 		return
 	}
 	defer g.serveGate.done()
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() }) // Close ends the reply
-	defer stop()
 	if err := g.serveCatalog(s); err != nil {
 		g.log.Debug("serving catalog", "peer", shortID(remote), "err", err)
 		_ = s.Reset()
@@ -202,8 +209,11 @@ func (g *Gossip) handleCatalog(s network.Stream) {
 	_ = s.Close()
 }
 
-func (g *Gossip) serveCatalog(s network.Stream) error {
-	if err := s.SetDeadline(time.Now().Add(g.cfg.ExchangeTimeout)); err != nil {
+// requestTimeout bounds reading a catalog request, a few hundred bytes.
+const requestTimeout = 5 * time.Second
+
+func (g *Gossip) readCatalogRequest(s network.Stream) error {
+	if err := s.SetReadDeadline(time.Now().Add(min(requestTimeout, g.cfg.ExchangeTimeout))); err != nil {
 		return fmt.Errorf("setting deadline: %w", err)
 	}
 	br := bufio.NewReaderSize(s, 512)
@@ -220,6 +230,13 @@ func (g *Gossip) serveCatalog(s network.Stream) error {
 	}
 	if string(topic) != g.topic {
 		return fmt.Errorf("asked for topic %q, we serve %q", topic, g.topic)
+	}
+	return nil
+}
+
+func (g *Gossip) serveCatalog(s network.Stream) error {
+	if err := s.SetDeadline(time.Now().Add(g.cfg.ExchangeTimeout)); err != nil {
+		return fmt.Errorf("setting deadline: %w", err)
 	}
 	own, err := g.signShared()
 	if err != nil {

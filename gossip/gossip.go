@@ -173,7 +173,8 @@ type Gossip struct {
 	t       *pubsub.Topic
 	sub     *pubsub.Subscription
 	evh     *pubsub.TopicEventHandler
-	asked   map[peer.ID]time.Time
+	asked   map[peer.ID]time.Time // when we last asked a peer for its catalog
+	served  map[peer.ID]time.Time // when a peer last gave us its catalog
 	wg      sync.WaitGroup
 	queue   chan Announcement
 	scores  atomic.Pointer[map[peer.ID]float64]
@@ -219,6 +220,7 @@ func New(h host.Host, cfg Config) (*Gossip, error) {
 		serveGate: newServeGate(4, min(time.Minute, cfg.CatalogRefresh)),
 		joined:    make(chan struct{}),
 		asked:     make(map[peer.ID]time.Time),
+		served:    make(map[peer.ID]time.Time),
 		queue:     make(chan Announcement, 1024),
 		mesh:      make(map[peer.ID]struct{}),
 	}
@@ -619,15 +621,87 @@ func (g *Gossip) peerLoop(ctx context.Context, evh *pubsub.TopicEventHandler) {
 		g.wg.Add(1)
 		go func(p peer.ID) {
 			defer g.wg.Done()
-			defer func() { <-sem }()
-			n, err := g.fetchCatalog(ctx, p)
-			if err != nil && ctx.Err() == nil {
-				g.log.Debug("catalog exchange failed", "peer", shortID(p), "err", err)
-				return
-			}
-			g.log.Debug("catalog exchange done", "peer", shortID(p), "new", n)
+			g.exchangeWith(ctx, p, sem)
 		}(ev.Peer)
 	}
+}
+
+// Retrying a refused catalog exchange: a peer refuses when it already serves as many catalogs
+// as it will (or is gone), so the exchange is tried again soon, with another topic peer if
+// there is one, after 2 s, 4 s, 8 s … up to catalogRetryMax, catalogRetries times.
+const (
+	catalogRetries    = 6
+	catalogRetryFirst = 2 * time.Second
+	catalogRetryMax   = time.Minute
+)
+
+// exchangeWith fetches p's catalog, holding a slot of sem (taken by the caller) while it runs;
+// after a failure it waits, without the slot, and tries a peer chosen by retryPeer.
+func (g *Gossip) exchangeWith(ctx context.Context, p peer.ID, sem chan struct{}) {
+	wait := catalogRetryFirst
+	for attempt := 0; ; attempt++ {
+		n, err := g.fetchCatalog(ctx, p)
+		<-sem
+		if err == nil {
+			g.log.Debug("catalog exchange done", "peer", shortID(p), "new", n)
+			g.mu.Lock()
+			g.served[p] = time.Now()
+			g.mu.Unlock()
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		g.log.Debug("catalog exchange failed", "peer", shortID(p), "attempt", attempt+1, "err", err)
+		if errors.Is(err, errBadEntry) || attempt+1 >= catalogRetries {
+			return // a peer that forged an entry is not asked again
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		wait = min(2*wait, catalogRetryMax)
+		if p = g.retryPeer(p); p == "" {
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// retryPeer picks whom to ask after failed refused us: a topic peer that has not given us its
+// catalog within CatalogRefresh, another than failed if there is one; "" if there is none.
+func (g *Gossip) retryPeer(failed peer.ID) peer.ID {
+	peers := g.Peers()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := time.Now()
+	for p, t := range g.served {
+		if now.Sub(t) >= g.cfg.CatalogRefresh {
+			delete(g.served, p)
+		}
+	}
+	pick := peer.ID("")
+	for _, p := range peers {
+		if _, ok := g.served[p]; ok {
+			continue
+		}
+		if p != failed {
+			pick = p
+			break
+		}
+		pick = p
+	}
+	if pick != "" {
+		g.asked[pick] = now
+	}
+	return pick
 }
 
 // shortID is the compact log form of a peer ID.
