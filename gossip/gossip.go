@@ -13,6 +13,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
@@ -140,7 +141,10 @@ type Stats struct {
 	// applied (e.g. "invalid file name", "rate limit") or the pubsub reason
 	// for messages refused before it ran (e.g. "invalid signature",
 	// "missing signature"). Messages relayed from over-rate senders, which
-	// are ignored rather than rejected, count as "rate limit (relayed)".
+	// are ignored rather than rejected, count as "rate limit (relayed)";
+	// messages and catalog entries past a budget (see budgets), also
+	// ignored, as "forwarder rate", "forwarder hourly budget", "author
+	// hourly budget" or "new authors budget".
 	Rejected map[string]uint64
 }
 
@@ -161,6 +165,7 @@ type Gossip struct {
 
 	pubLimiter *rate.Limiter
 	limiters   *limiters
+	budgets    *budgets
 	cache      *catalog
 	serveGate  *serveGate
 
@@ -214,6 +219,7 @@ func New(h host.Host, cfg Config) (*Gossip, error) {
 		// (who would score it down): 80% of the rate, half the burst.
 		pubLimiter: rate.NewLimiter(rate.Limit(cfg.RatePerPeer*0.8), max(1, cfg.Burst/2)),
 		limiters:   newLimiters(rate.Limit(cfg.RatePerPeer), cfg.Burst),
+		budgets:    newBudgets(),
 		cache:      newCatalog(cfg.CatalogLimit),
 		// Serve 4 catalogs at a time, each peer at most once a minute (or
 		// once per CatalogRefresh if shorter).
@@ -225,7 +231,7 @@ func New(h host.Host, cfg Config) (*Gossip, error) {
 		mesh:      make(map[peer.ID]struct{}),
 	}
 	g.stats.Rejected = make(map[string]uint64)
-	sp, th := scoreParams(g.topic)
+	sp, th := scoreParams(g.topic, g.budgets.score)
 	g.opts = []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithFloodPublish(true),
@@ -314,11 +320,12 @@ func (g *Gossip) Start(ctx context.Context, fn func(Announcement)) error {
 	}
 	g.h.SetStreamHandler(CatalogProtocol, g.handleCatalog)
 	g.started, g.ctx, g.cancel, g.ps, g.t, g.sub, g.evh = true, rctx, cancel, ps, t, sub, evh
-	g.wg.Add(4)
+	g.wg.Add(5)
 	go func() { defer g.wg.Done(); g.readLoop(rctx, sub) }()
 	go func() { defer g.wg.Done(); g.deliverLoop(rctx, fn) }()
 	go func() { defer g.wg.Done(); g.peerLoop(rctx, evh) }()
 	go func() { defer g.wg.Done(); g.limiters.janitor(rctx) }()
+	go func() { defer g.wg.Done(); g.budgets.janitor(rctx) }()
 	g.log.Debug("gossip started", "topic", g.topic)
 	return nil
 }
@@ -515,9 +522,23 @@ func (g *Gossip) validate(_ context.Context, src peer.ID, msg *pubsub.Message) p
 		g.countReject(reasonRateRelayed)
 		return pubsub.ValidationIgnore
 	}
+	if !local && from != g.h.ID() {
+		// Past the budgets of the forwarder, the author or new authors, a message is ignored:
+		// not forwarded, not delivered, and not held against the forwarder, which may be an
+		// honest relay of an honest burst (another mesh peer may then bring it, within its own
+		// budget). A forwarder of strangers is scored down instead (budgets.score).
+		if why := g.budgets.admit(src, from, g.connected(from), true, time.Now()); why != "" {
+			g.countReject(why)
+			return pubsub.ValidationIgnore
+		}
+	}
 	a.Provider = from
 	msg.ValidatorData = a
 	return pubsub.ValidationAccept
+}
+
+func (g *Gossip) connected(p peer.ID) bool {
+	return g.h.Network().Connectedness(p) == network.Connected
 }
 
 func (g *Gossip) reject(src, from peer.ID, err error) pubsub.ValidationResult {
