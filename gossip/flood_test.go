@@ -224,3 +224,53 @@ func TestCatalogRetriedSoon(t *testing.T) {
 	require.NoError(t, err, "the refused exchange was not retried")
 	require.GreaterOrEqual(t, asked.Load(), int32(2))
 }
+
+// TestCatalogReplyFlood: a peer whose catalog reply holds thousands of entries of its own and
+// of a key no node holds gets a bounded part of them in, and is scored down for the rest.
+func TestCatalogReplyFlood(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	l := newLine(t, ctx)
+	h, err := l.nw.Mocknet.GenPeer()
+	require.NoError(t, err)
+	const each = 3000
+	own, stranger := h.Peerstore().PrivKey(h.ID()), throwaway(t, 1)[0]
+	now := time.Now()
+	var reply []byte
+	for i := range each {
+		for j, k := range []crypto.PrivKey{own, stranger} {
+			a := announce(fmt.Sprintf("spam-%d-%d", j, i))
+			a.Time = now
+			b, err := proto.Marshal(signed(t, k, uint64(i+1), a))
+			require.NoError(t, err)
+			reply = append(binary.AppendUvarint(reply, uint64(len(b))), b...)
+		}
+	}
+	reply = append(reply, 0)
+	served := make(chan struct{})
+	h.SetStreamHandler(gossip.CatalogProtocol, func(s network.Stream) {
+		defer close(served)
+		defer s.Close()
+		_, _ = s.Write(reply)
+	})
+	l.join(t, h)
+	select {
+	case <-served:
+	case <-ctx.Done():
+		t.Fatal("the honest node never asked for the catalog")
+	}
+	first := l.first.Gossip
+	// Every entry the node read is delivered or counted; it stops reading at the reply's
+	// bound.
+	require.Eventually(t, func() bool {
+		st := first.Stats()
+		return st.Catalog > 0 && st.Delivered == st.Catalog
+	}, 20*time.Second, 10*time.Millisecond)
+	delivered := fromStrangers(l.first.Received())
+	t.Logf("delivered %d of %d; rejected %v", delivered, 2*each, first.Stats().Rejected)
+	require.LessOrEqual(t, delivered, 1500, "one reply brought in too much")
+	require.Eventually(t, func() bool {
+		s, ok := first.Scores()[h.ID()]
+		return ok && s < 0
+	}, 10*time.Second, 50*time.Millisecond, "the sender of an oversized reply must score below zero")
+}

@@ -60,8 +60,8 @@ type Config struct {
 	Shared func() []Announcement
 	// CatalogLimit is the number of signed announcements (latest per
 	// provider and root) kept in memory to offer in the catalog exchange,
-	// and the most accepted from one peer's reply. Default 10000 (about
-	// 3 MB).
+	// at most a tenth of them (and at least 1000) by one provider; past it
+	// the one received longest ago is dropped. Default 10000 (about 3 MB).
 	CatalogLimit int
 	// ExchangeTimeout bounds one catalog exchange, request and reply.
 	// Default 30 seconds.
@@ -563,7 +563,7 @@ func (g *Gossip) readLoop(ctx context.Context, sub *pubsub.Subscription) {
 		if err != nil {
 			continue
 		}
-		fresh := g.cache.offer(a, raw)
+		fresh := g.cache.offer(a, raw, time.Now())
 		if a.Provider == g.h.ID() || !fresh {
 			continue
 		}
