@@ -32,13 +32,18 @@ const (
 
 // Scoring of forwarders that deliver mostly strangers (authors that are neither connected to
 // us, nor the forwarder itself, nor known): each delivery of a stranger counts +1 and of anyone
-// else −1 against a running tally that fades to 1/e in an hour. Beyond strangerTolerance, each
-// point of the tally costs a point of application score, down to −strangerPenaltyMax, which is
-// below the gossip and publish thresholds (no gossip, none of our publishes, pruned from the
-// mesh) but above the graylist one: the forwarder's RPCs are still read, and the budgets
-// above cap what they bring.
+// else −1 against a running tally that never goes below zero and fades to 1/e in an hour.
+// Beyond strangerTolerance, every strangerStep points of the tally cost a point of application
+// score, down to −strangerPenaltyMax, which is below the gossip and publish thresholds (no
+// gossip, none of our publishes, pruned from the mesh) but above the graylist one: the
+// forwarder's RPCs are still read, and the budgets above cap what they bring.
+//
+// The tolerance is the most new authors an honest node takes in an hour (newAuthorsHourly):
+// an honest relay, which applies the same budgets, passes on no more strangers than that, so a
+// node next to a flooded one does not score its honest neighbour down for what leaked through.
 const (
-	strangerTolerance  = 20
+	strangerTolerance  = newAuthorsHourly
+	strangerStep       = 10
 	strangerPenaltyMax = 50
 	strangerFade       = time.Hour
 )
@@ -165,6 +170,9 @@ func (b *budgets) isKnown(author peer.ID) bool {
 	return ok
 }
 
+// fullPenalty is the tally that takes a forwarder's score to −strangerPenaltyMax at once.
+const fullPenalty = strangerTolerance + strangerStep*strangerPenaltyMax
+
 // penalize counts n deliveries of strangers against src, for catalog entries it sent beyond
 // what a reply may hold.
 func (b *budgets) penalize(src peer.ID, n int, now time.Time) {
@@ -183,7 +191,7 @@ func (b *budgets) score(p peer.ID) float64 {
 		return 0
 	}
 	t := f.tallyLocked(time.Now(), 0)
-	return -min(max(t-strangerTolerance, 0), strangerPenaltyMax)
+	return -min(max(t-strangerTolerance, 0)/strangerStep, strangerPenaltyMax)
 }
 
 // sweep forgets what behaves as new: forwarders and authors whose buckets have refilled (and

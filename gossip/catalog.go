@@ -519,7 +519,7 @@ func (g *Gossip) readCatalog(ctx context.Context, s network.Stream) (int, error)
 		if i >= replyLimit {
 			// The rest is not read; it counts as much as the largest penalty.
 			g.countReject(reasonReplyLimit)
-			dropped += strangerTolerance + strangerPenaltyMax
+			dropped += fullPenalty
 			return fresh, fmt.Errorf("more than %d entries", replyLimit)
 		}
 		raw := make([]byte, l)
