@@ -648,8 +648,10 @@ func (g *Gossip) peerLoop(ctx context.Context, evh *pubsub.TopicEventHandler) {
 }
 
 // Retrying a refused catalog exchange: a peer refuses when it already serves as many catalogs
-// as it will (or is gone), so the exchange is tried again soon, with another topic peer if
-// there is one, after 2 s, 4 s, 8 s … up to catalogRetryMax, catalogRetries times.
+// as it will (or is gone), so the exchange is tried again soon, after 2 s, 4 s, 8 s … up to
+// catalogRetryMax, catalogRetries times in all: first with another topic peer that has not
+// given us its catalog within CatalogRefresh, if there is one (a newcomer gets a catalog from
+// someone at once), and then with the peer that refused (it may hold entries no one else does).
 const (
 	catalogRetries    = 6
 	catalogRetryFirst = 2 * time.Second
@@ -657,25 +659,30 @@ const (
 )
 
 // exchangeWith fetches p's catalog, holding a slot of sem (taken by the caller) while it runs;
-// after a failure it waits, without the slot, and tries a peer chosen by retryPeer.
+// after a failure it waits, without the slot, and tries the peer retryPeer picks, until p has
+// given its catalog or the tries run out.
 func (g *Gossip) exchangeWith(ctx context.Context, p peer.ID, sem chan struct{}) {
 	wait := catalogRetryFirst
+	target := p
 	for attempt := 0; ; attempt++ {
-		n, err := g.fetchCatalog(ctx, p)
+		n, err := g.fetchCatalog(ctx, target)
 		<-sem
-		if err == nil {
-			g.log.Debug("catalog exchange done", "peer", shortID(p), "new", n)
-			g.mu.Lock()
-			g.served[p] = time.Now()
-			g.mu.Unlock()
-			return
-		}
 		if ctx.Err() != nil {
 			return
 		}
-		g.log.Debug("catalog exchange failed", "peer", shortID(p), "attempt", attempt+1, "err", err)
-		if errors.Is(err, errBadEntry) || attempt+1 >= catalogRetries {
-			return // a peer that forged an entry is not asked again
+		if err == nil || errors.Is(err, errBadEntry) {
+			// A peer that forged an entry is not asked again either (until CatalogRefresh).
+			g.mu.Lock()
+			g.served[target] = time.Now()
+			g.mu.Unlock()
+		}
+		if err == nil {
+			g.log.Debug("catalog exchange done", "peer", shortID(target), "new", n)
+		} else {
+			g.log.Debug("catalog exchange failed", "peer", shortID(target), "attempt", attempt+1, "err", err)
+		}
+		if target == p && (err == nil || errors.Is(err, errBadEntry)) || attempt+1 >= catalogRetries {
+			return
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -685,7 +692,7 @@ func (g *Gossip) exchangeWith(ctx context.Context, p peer.ID, sem chan struct{})
 			return
 		}
 		wait = min(2*wait, catalogRetryMax)
-		if p = g.retryPeer(p); p == "" {
+		if target = g.retryPeer(p); target == "" {
 			return
 		}
 		select {
@@ -696,28 +703,29 @@ func (g *Gossip) exchangeWith(ctx context.Context, p peer.ID, sem chan struct{})
 	}
 }
 
-// retryPeer picks whom to ask after failed refused us: a topic peer that has not given us its
-// catalog within CatalogRefresh, another than failed if there is one; "" if there is none.
-func (g *Gossip) retryPeer(failed peer.ID) peer.ID {
+// retryPeer picks whom to ask after p refused us: a topic peer other than p that has not given
+// us its catalog within CatalogRefresh, else p if it has not either and is still a topic peer,
+// else "".
+func (g *Gossip) retryPeer(p peer.ID) peer.ID {
 	peers := g.Peers()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := time.Now()
-	for p, t := range g.served {
+	for q, t := range g.served {
 		if now.Sub(t) >= g.cfg.CatalogRefresh {
-			delete(g.served, p)
+			delete(g.served, q)
 		}
 	}
 	pick := peer.ID("")
-	for _, p := range peers {
-		if _, ok := g.served[p]; ok {
+	for _, q := range peers {
+		if _, ok := g.served[q]; ok {
 			continue
 		}
-		if p != failed {
-			pick = p
+		if q != p {
+			pick = q
 			break
 		}
-		pick = p
+		pick = q
 	}
 	if pick != "" {
 		g.asked[pick] = now
