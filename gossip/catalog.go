@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,11 +28,22 @@ import (
 // Request: uvarint length, then the topic name (at most maxTopicLen bytes);
 // the asker then closes its write side. Reply: a sequence of frames, each a
 // uvarint length and a pubsub message (protobuf, as signed by its author on
-// the topic), ended by a zero length. At most Config.CatalogLimit frames of
-// at most maxEntrySize bytes each.
+// the topic), ended by a zero length. At most replyLimit frames, of at most
+// maxEntrySize bytes each, and at most replyPerAuthor by one author.
 const CatalogProtocol protocol.ID = "/peer/catalog/1.0.0"
 
 const (
+	// A catalog reply holds at most replyLimit entries, at most replyPerAuthor of one author;
+	// an asker drops the excess and penalizes the sender. Of authors it does not know, the
+	// asker takes at most replyUnknown entries from one reply.
+	replyLimit     = 2000
+	replyPerAuthor = 1000
+	replyUnknown   = 500
+
+	reasonReplyLimit   = "catalog: reply too long"
+	reasonReplyAuthor  = "catalog: too many entries of one author"
+	reasonReplyUnknown = "catalog: too many entries of unknown authors"
+
 	maxTopicLen = 256
 	// maxEntrySize caps one signed message: the announcement plus the
 	// envelope (author, sequence number, topic, signature, and the public
@@ -80,14 +92,18 @@ func (sg *serveGate) done() {
 }
 
 // catalog keeps, for the exchange, the latest signed announcement of each
-// provider and root. It is bounded: past its limit the oldest (by
-// announcement time) is dropped, found in O(log n) through a heap, since a
-// single catalog reply can bring thousands of entries to a full cache.
+// provider and root. It is bounded: at most limit entries in all and
+// perAuthor of one provider; past a bound the entry received longest ago
+// (by our clock, not the sender's claim, which anyone can set) is dropped,
+// found in O(log n) through a heap, since a single catalog reply can bring
+// thousands of entries to a full cache.
 type catalog struct {
-	mu     sync.Mutex
-	limit  int
-	m      map[catalogKey]*catalogEntry
-	oldest entryHeap
+	mu        sync.Mutex
+	limit     int
+	perAuthor int
+	m         map[catalogKey]*catalogEntry
+	byAuthor  map[peer.ID]map[catalogKey]*catalogEntry
+	oldest    entryHeap
 }
 
 type catalogKey struct {
@@ -97,17 +113,18 @@ type catalogKey struct {
 
 type catalogEntry struct {
 	key      catalogKey
-	time     time.Time
+	time     time.Time // the announcement's
+	recv     time.Time // when we received it
 	withdraw bool
 	msg      []byte // the pubsub message, as signed by the provider
 	idx      int    // position in catalog.oldest
 }
 
-// entryHeap orders entries oldest first.
+// entryHeap orders entries by the time they were received, oldest first.
 type entryHeap []*catalogEntry
 
 func (h entryHeap) Len() int           { return len(h) }
-func (h entryHeap) Less(i, j int) bool { return h[i].time.Before(h[j].time) }
+func (h entryHeap) Less(i, j int) bool { return h[i].recv.Before(h[j].recv) }
 func (h entryHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].idx, h[j].idx = i, j
@@ -125,44 +142,95 @@ func (h *entryHeap) Pop() any {
 	return e
 }
 
+// newCatalog returns a cache of limit entries, at most a tenth of them (and at least
+// replyPerAuthor) from one provider.
 func newCatalog(limit int) *catalog {
-	return &catalog{limit: limit, m: make(map[catalogKey]*catalogEntry)}
+	return &catalog{
+		limit: limit, perAuthor: min(limit, max(limit/10, replyPerAuthor)),
+		m: make(map[catalogKey]*catalogEntry), byAuthor: make(map[peer.ID]map[catalogKey]*catalogEntry),
+	}
 }
 
-// offer records a if it is newer than what the catalog holds for its
-// provider and root (a withdrawal wins a tie), and reports whether it was.
-func (c *catalog) offer(a Announcement, msg []byte) bool {
+// isNew reports whether offer would take a.
+func (c *catalog) isNew(a Announcement) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, ok := c.m[catalogKey{a.Provider, a.Root.KeyString()}]
+	return !ok || newer(a, old)
+}
+
+func newer(a Announcement, old *catalogEntry) bool {
+	return a.Time.After(old.time) || a.Time.Equal(old.time) && a.Withdraw && !old.withdraw
+}
+
+// offer records a, received at now, if it is newer than what the catalog
+// holds for its provider and root (a withdrawal wins a tie), and reports
+// whether it was.
+func (c *catalog) offer(a Announcement, msg []byte, now time.Time) bool {
 	k := catalogKey{a.Provider, a.Root.KeyString()}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.m[k]; ok {
-		if a.Time.Before(old.time) || a.Time.Equal(old.time) && (old.withdraw || !a.Withdraw) {
+		if !newer(a, old) {
 			return false
 		}
-		old.time, old.withdraw, old.msg = a.Time, a.Withdraw, msg
+		old.time, old.recv, old.withdraw, old.msg = a.Time, now, a.Withdraw, msg
 		heap.Fix(&c.oldest, old.idx)
 		return true
 	}
 	if c.limit == 0 {
 		return true
 	}
-	e := &catalogEntry{key: k, time: a.Time, withdraw: a.Withdraw, msg: msg}
+	mine := c.byAuthor[a.Provider]
+	if len(mine) >= c.perAuthor {
+		var first *catalogEntry
+		for _, e := range mine {
+			if first == nil || e.recv.Before(first.recv) {
+				first = e
+			}
+		}
+		c.removeLocked(first)
+		heap.Remove(&c.oldest, first.idx)
+	}
+	e := &catalogEntry{key: k, time: a.Time, recv: now, withdraw: a.Withdraw, msg: msg}
 	c.m[k] = e
+	if c.byAuthor[a.Provider] == nil {
+		c.byAuthor[a.Provider] = make(map[catalogKey]*catalogEntry)
+	}
+	c.byAuthor[a.Provider][k] = e
 	heap.Push(&c.oldest, e)
 	if len(c.m) > c.limit {
-		delete(c.m, heap.Pop(&c.oldest).(*catalogEntry).key)
+		c.removeLocked(heap.Pop(&c.oldest).(*catalogEntry))
 	}
 	return true
 }
 
-func (c *catalog) snapshot(limit int) [][]byte {
+// removeLocked forgets e, which the caller takes out of the heap.
+func (c *catalog) removeLocked(e *catalogEntry) {
+	delete(c.m, e.key)
+	mine := c.byAuthor[e.key.provider]
+	delete(mine, e.key)
+	if len(mine) == 0 {
+		delete(c.byAuthor, e.key.provider)
+	}
+}
+
+// snapshot returns up to limit entries, at most perAuthor of one provider
+// (taking count of those already in have), the most recently received first.
+func (c *catalog) snapshot(limit, perAuthor int, have map[peer.ID]int) [][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([][]byte, 0, min(limit, len(c.m)))
-	for _, e := range c.m {
+	es := slices.Clone(c.oldest)
+	slices.SortFunc(es, func(a, b *catalogEntry) int { return b.recv.Compare(a.recv) })
+	out := make([][]byte, 0, min(limit, len(es)))
+	for _, e := range es {
 		if len(out) == limit {
 			break
 		}
+		if have[e.key.provider] >= perAuthor {
+			continue
+		}
+		have[e.key.provider]++
 		out = append(out, e.msg)
 	}
 	return out
@@ -186,14 +254,21 @@ func (g *Gossip) handleCatalog(s network.Stream) {
 			_ = s.Reset()
 		}
 	}()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() }) // Close ends the reply
+	defer stop()
+	// The request is read before a serving slot is taken, within a short deadline: a peer that
+	// opens streams and never finishes asking holds no slot.
+	if err := g.readCatalogRequest(s); err != nil {
+		g.log.Debug("reading catalog request", "peer", shortID(remote), "err", err)
+		_ = s.Reset()
+		return
+	}
 	if !g.serveGate.admit(remote, time.Now()) {
 		g.log.Debug("refusing catalog request", "peer", shortID(remote))
 		_ = s.Reset()
 		return
 	}
 	defer g.serveGate.done()
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() }) // Close ends the reply
-	defer stop()
 	if err := g.serveCatalog(s); err != nil {
 		g.log.Debug("serving catalog", "peer", shortID(remote), "err", err)
 		_ = s.Reset()
@@ -202,8 +277,11 @@ func (g *Gossip) handleCatalog(s network.Stream) {
 	_ = s.Close()
 }
 
-func (g *Gossip) serveCatalog(s network.Stream) error {
-	if err := s.SetDeadline(time.Now().Add(g.cfg.ExchangeTimeout)); err != nil {
+// requestTimeout bounds reading a catalog request, a few hundred bytes.
+const requestTimeout = 5 * time.Second
+
+func (g *Gossip) readCatalogRequest(s network.Stream) error {
+	if err := s.SetReadDeadline(time.Now().Add(min(requestTimeout, g.cfg.ExchangeTimeout))); err != nil {
 		return fmt.Errorf("setting deadline: %w", err)
 	}
 	br := bufio.NewReaderSize(s, 512)
@@ -221,15 +299,24 @@ func (g *Gossip) serveCatalog(s network.Stream) error {
 	if string(topic) != g.topic {
 		return fmt.Errorf("asked for topic %q, we serve %q", topic, g.topic)
 	}
+	return nil
+}
+
+func (g *Gossip) serveCatalog(s network.Stream) error {
+	if err := s.SetDeadline(time.Now().Add(g.cfg.ExchangeTimeout)); err != nil {
+		return fmt.Errorf("setting deadline: %w", err)
+	}
 	own, err := g.signShared()
 	if err != nil {
 		g.log.Warn("signing shared announcements", "err", err)
 	}
-	limit := g.cfg.CatalogLimit
-	if len(own) > limit {
-		own = own[:limit]
+	// A reply keeps within what an asker accepts: replyLimit entries, replyPerAuthor of one
+	// author (this node's own shares first).
+	if len(own) > replyPerAuthor {
+		own = own[:replyPerAuthor]
 	}
-	entries := append(own, g.cache.snapshot(limit-len(own))...)
+	have := map[peer.ID]int{g.h.ID(): len(own)}
+	entries := append(own, g.cache.snapshot(replyLimit-len(own), replyPerAuthor, have)...)
 	bw := bufio.NewWriter(s)
 	var lb [binary.MaxVarintLen64]byte
 	for _, e := range entries {
@@ -409,7 +496,15 @@ func (g *Gossip) readCatalog(ctx context.Context, s network.Stream) (int, error)
 	}
 	br := bufio.NewReader(s)
 	remote := s.Conn().RemotePeer()
-	fresh, skipped := 0, 0
+	fresh, skipped, dropped, unknown := 0, 0, 0, 0
+	perAuthor := map[peer.ID]int{}
+	strangers := map[peer.ID]bool{}
+	defer func() {
+		if dropped > 0 {
+			g.budgets.penalize(remote, dropped, time.Now())
+			g.log.Debug("catalog reply past its bounds", "peer", shortID(remote), "dropped", dropped)
+		}
+	}()
 	for i := 0; ; i++ {
 		l, err := binary.ReadUvarint(br)
 		if err != nil {
@@ -421,14 +516,18 @@ func (g *Gossip) readCatalog(ctx context.Context, s network.Stream) (int, error)
 		if l > maxEntrySize {
 			return fresh, fmt.Errorf("entry %d: %w: %d bytes", i, errBadEntry, l)
 		}
-		if i >= g.cfg.CatalogLimit {
-			return fresh, fmt.Errorf("more than %d entries", g.cfg.CatalogLimit)
+		if i >= replyLimit {
+			// The rest is not read; it counts as much as the largest penalty.
+			g.countReject(reasonReplyLimit)
+			dropped += fullPenalty
+			return fresh, fmt.Errorf("more than %d entries", replyLimit)
 		}
 		raw := make([]byte, l)
 		if _, err := io.ReadFull(br, raw); err != nil {
 			return fresh, fmt.Errorf("reading entry %d: %w", i, err)
 		}
-		a, err := g.openEntry(raw, time.Now())
+		now := time.Now()
+		a, err := g.openEntry(raw, now)
 		if errors.Is(err, errBadEntry) {
 			g.countReject("catalog: " + errBadEntry.Error())
 			return fresh, fmt.Errorf("entry %d from %s: %w", i, shortID(remote), err)
@@ -438,7 +537,37 @@ func (g *Gossip) readCatalog(ctx context.Context, s network.Stream) (int, error)
 			skipped++
 			continue
 		}
-		if a.Provider == g.h.ID() || !g.cache.offer(a, raw) {
+		if a.Provider == g.h.ID() || !g.cache.isNew(a) {
+			continue
+		}
+		// An honest reply keeps within replyPerAuthor entries of one author: past it, entries
+		// are dropped and the sender penalized. Entries of authors we do not know are taken up
+		// to replyUnknown, and the budgets (the sender's hourly one, the author's, new
+		// authors') apply to every entry as they do to gossip.
+		if perAuthor[a.Provider] >= replyPerAuthor {
+			g.countReject(reasonReplyAuthor)
+			dropped++
+			continue
+		}
+		connected := g.connected(a.Provider)
+		stranger, seen := strangers[a.Provider] // as it was before this reply
+		if !seen {
+			stranger = a.Provider != remote && !connected && !g.budgets.isKnown(a.Provider)
+			strangers[a.Provider] = stranger
+		}
+		if stranger && unknown >= replyUnknown {
+			g.countReject(reasonReplyUnknown)
+			continue
+		}
+		if why := g.budgets.admit(remote, a.Provider, connected, false, now); why != "" {
+			g.countReject("catalog: " + why)
+			continue
+		}
+		perAuthor[a.Provider]++
+		if stranger {
+			unknown++
+		}
+		if !g.cache.offer(a, raw, now) {
 			continue
 		}
 		if !g.enqueue(ctx, a) {

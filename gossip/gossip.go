@@ -13,6 +13,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
@@ -59,8 +60,8 @@ type Config struct {
 	Shared func() []Announcement
 	// CatalogLimit is the number of signed announcements (latest per
 	// provider and root) kept in memory to offer in the catalog exchange,
-	// and the most accepted from one peer's reply. Default 10000 (about
-	// 3 MB).
+	// at most a tenth of them (and at least 1000) by one provider; past it
+	// the one received longest ago is dropped. Default 10000 (about 3 MB).
 	CatalogLimit int
 	// ExchangeTimeout bounds one catalog exchange, request and reply.
 	// Default 30 seconds.
@@ -140,7 +141,10 @@ type Stats struct {
 	// applied (e.g. "invalid file name", "rate limit") or the pubsub reason
 	// for messages refused before it ran (e.g. "invalid signature",
 	// "missing signature"). Messages relayed from over-rate senders, which
-	// are ignored rather than rejected, count as "rate limit (relayed)".
+	// are ignored rather than rejected, count as "rate limit (relayed)";
+	// messages and catalog entries past a budget (see budgets), also
+	// ignored, as "forwarder rate", "forwarder hourly budget", "author
+	// hourly budget" or "new authors budget".
 	Rejected map[string]uint64
 }
 
@@ -161,6 +165,7 @@ type Gossip struct {
 
 	pubLimiter *rate.Limiter
 	limiters   *limiters
+	budgets    *budgets
 	cache      *catalog
 	serveGate  *serveGate
 
@@ -173,7 +178,8 @@ type Gossip struct {
 	t       *pubsub.Topic
 	sub     *pubsub.Subscription
 	evh     *pubsub.TopicEventHandler
-	asked   map[peer.ID]time.Time
+	asked   map[peer.ID]time.Time // when we last asked a peer for its catalog
+	served  map[peer.ID]time.Time // when a peer last gave us its catalog
 	wg      sync.WaitGroup
 	queue   chan Announcement
 	scores  atomic.Pointer[map[peer.ID]float64]
@@ -213,17 +219,19 @@ func New(h host.Host, cfg Config) (*Gossip, error) {
 		// (who would score it down): 80% of the rate, half the burst.
 		pubLimiter: rate.NewLimiter(rate.Limit(cfg.RatePerPeer*0.8), max(1, cfg.Burst/2)),
 		limiters:   newLimiters(rate.Limit(cfg.RatePerPeer), cfg.Burst),
+		budgets:    newBudgets(),
 		cache:      newCatalog(cfg.CatalogLimit),
 		// Serve 4 catalogs at a time, each peer at most once a minute (or
 		// once per CatalogRefresh if shorter).
 		serveGate: newServeGate(4, min(time.Minute, cfg.CatalogRefresh)),
 		joined:    make(chan struct{}),
 		asked:     make(map[peer.ID]time.Time),
+		served:    make(map[peer.ID]time.Time),
 		queue:     make(chan Announcement, 1024),
 		mesh:      make(map[peer.ID]struct{}),
 	}
 	g.stats.Rejected = make(map[string]uint64)
-	sp, th := scoreParams(g.topic)
+	sp, th := scoreParams(g.topic, g.budgets.score)
 	g.opts = []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithFloodPublish(true),
@@ -312,11 +320,12 @@ func (g *Gossip) Start(ctx context.Context, fn func(Announcement)) error {
 	}
 	g.h.SetStreamHandler(CatalogProtocol, g.handleCatalog)
 	g.started, g.ctx, g.cancel, g.ps, g.t, g.sub, g.evh = true, rctx, cancel, ps, t, sub, evh
-	g.wg.Add(4)
+	g.wg.Add(5)
 	go func() { defer g.wg.Done(); g.readLoop(rctx, sub) }()
 	go func() { defer g.wg.Done(); g.deliverLoop(rctx, fn) }()
 	go func() { defer g.wg.Done(); g.peerLoop(rctx, evh) }()
 	go func() { defer g.wg.Done(); g.limiters.janitor(rctx) }()
+	go func() { defer g.wg.Done(); g.budgets.janitor(rctx) }()
 	g.log.Debug("gossip started", "topic", g.topic)
 	return nil
 }
@@ -513,9 +522,23 @@ func (g *Gossip) validate(_ context.Context, src peer.ID, msg *pubsub.Message) p
 		g.countReject(reasonRateRelayed)
 		return pubsub.ValidationIgnore
 	}
+	if !local && from != g.h.ID() {
+		// Past the budgets of the forwarder, the author or new authors, a message is ignored:
+		// not forwarded, not delivered, and not held against the forwarder, which may be an
+		// honest relay of an honest burst (another mesh peer may then bring it, within its own
+		// budget). A forwarder of strangers is scored down instead (budgets.score).
+		if why := g.budgets.admit(src, from, g.connected(from), true, time.Now()); why != "" {
+			g.countReject(why)
+			return pubsub.ValidationIgnore
+		}
+	}
 	a.Provider = from
 	msg.ValidatorData = a
 	return pubsub.ValidationAccept
+}
+
+func (g *Gossip) connected(p peer.ID) bool {
+	return g.h.Network().Connectedness(p) == network.Connected
 }
 
 func (g *Gossip) reject(src, from peer.ID, err error) pubsub.ValidationResult {
@@ -540,7 +563,7 @@ func (g *Gossip) readLoop(ctx context.Context, sub *pubsub.Subscription) {
 		if err != nil {
 			continue
 		}
-		fresh := g.cache.offer(a, raw)
+		fresh := g.cache.offer(a, raw, time.Now())
 		if a.Provider == g.h.ID() || !fresh {
 			continue
 		}
@@ -619,15 +642,95 @@ func (g *Gossip) peerLoop(ctx context.Context, evh *pubsub.TopicEventHandler) {
 		g.wg.Add(1)
 		go func(p peer.ID) {
 			defer g.wg.Done()
-			defer func() { <-sem }()
-			n, err := g.fetchCatalog(ctx, p)
-			if err != nil && ctx.Err() == nil {
-				g.log.Debug("catalog exchange failed", "peer", shortID(p), "err", err)
-				return
-			}
-			g.log.Debug("catalog exchange done", "peer", shortID(p), "new", n)
+			g.exchangeWith(ctx, p, sem)
 		}(ev.Peer)
 	}
+}
+
+// Retrying a refused catalog exchange: a peer refuses when it already serves as many catalogs
+// as it will (or is gone), so the exchange is tried again soon, after 2 s, 4 s, 8 s … up to
+// catalogRetryMax, catalogRetries times in all: first with another topic peer that has not
+// given us its catalog within CatalogRefresh, if there is one (a newcomer gets a catalog from
+// someone at once), and then with the peer that refused (it may hold entries no one else does).
+const (
+	catalogRetries    = 6
+	catalogRetryFirst = 2 * time.Second
+	catalogRetryMax   = time.Minute
+)
+
+// exchangeWith fetches p's catalog, holding a slot of sem (taken by the caller) while it runs;
+// after a failure it waits, without the slot, and tries the peer retryPeer picks, until p has
+// given its catalog or the tries run out.
+func (g *Gossip) exchangeWith(ctx context.Context, p peer.ID, sem chan struct{}) {
+	wait := catalogRetryFirst
+	target := p
+	for attempt := 0; ; attempt++ {
+		n, err := g.fetchCatalog(ctx, target)
+		<-sem
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil || errors.Is(err, errBadEntry) {
+			// A peer that forged an entry is not asked again either (until CatalogRefresh).
+			g.mu.Lock()
+			g.served[target] = time.Now()
+			g.mu.Unlock()
+		}
+		if err == nil {
+			g.log.Debug("catalog exchange done", "peer", shortID(target), "new", n)
+		} else {
+			g.log.Debug("catalog exchange failed", "peer", shortID(target), "attempt", attempt+1, "err", err)
+		}
+		if target == p && (err == nil || errors.Is(err, errBadEntry)) || attempt+1 >= catalogRetries {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		wait = min(2*wait, catalogRetryMax)
+		if target = g.retryPeer(p); target == "" {
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// retryPeer picks whom to ask after p refused us: a topic peer other than p that has not given
+// us its catalog within CatalogRefresh, else p if it has not either and is still a topic peer,
+// else "".
+func (g *Gossip) retryPeer(p peer.ID) peer.ID {
+	peers := g.Peers()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := time.Now()
+	for q, t := range g.served {
+		if now.Sub(t) >= g.cfg.CatalogRefresh {
+			delete(g.served, q)
+		}
+	}
+	pick := peer.ID("")
+	for _, q := range peers {
+		if _, ok := g.served[q]; ok {
+			continue
+		}
+		if q != p {
+			pick = q
+			break
+		}
+		pick = q
+	}
+	if pick != "" {
+		g.asked[pick] = now
+	}
+	return pick
 }
 
 // shortID is the compact log form of a peer ID.

@@ -32,7 +32,10 @@ const (
 // parameters reward presence and first deliveries a little, never punish a
 // quiet mesh peer for delivering too little, and punish invalid messages
 // hard: they are the only thing an honest node never sends.
-func scoreParams(topic string) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresholds) {
+//
+// app is the application-specific score (P5, weight 1): forwarders of strangers go below zero
+// (see budgets.score).
+func scoreParams(topic string, app func(peer.ID) float64) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresholds) {
 	tp := &pubsub.TopicScoreParams{
 		TopicWeight: 1,
 
@@ -71,8 +74,8 @@ func scoreParams(topic string) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresh
 		Topics:        map[string]*pubsub.TopicScoreParams{topic: tp},
 		TopicScoreCap: topicScoreCap,
 
-		AppSpecificScore:  func(peer.ID) float64 { return 0 },
-		AppSpecificWeight: 0,
+		AppSpecificScore:  app,
+		AppSpecificWeight: 1,
 
 		// P6, many peer IDs behind one IP (a Sybil on one machine): beyond
 		// 10 per address (per /64 for IPv6), -5 times the square of the

@@ -68,6 +68,7 @@ type index struct {
 	Seq     uint64            `json:"seq"` // last applied event
 	Files   map[string]*File  `json:"files"`
 	Catalog map[string]*offer `json:"catalog"`
+	cat     *catalogBounds    // the catalog's eviction order (catalog.go), derived from Catalog
 }
 
 func newIndex() *index {
@@ -78,6 +79,7 @@ func newIndex() *index {
 // order give the same index, which is what makes replay and snapshots correct.
 func (ix *index) apply(e Event) {
 	ix.Seq = e.Seq
+	ix.catalogExpire(e.Time)
 	f := ix.Files[e.Root]
 	switch e.Type {
 	case FileAdded, FetchCompleted:
@@ -129,20 +131,9 @@ func (ix *index) apply(e Event) {
 			f.Shared = e.Type == Shared
 		}
 	case AnnounceSeen:
-		o := ix.Catalog[e.Root]
-		if o == nil {
-			o = &offer{Providers: map[string]time.Time{}}
-			ix.Catalog[e.Root] = o
-		}
-		o.Name, o.Size = e.Name, e.Size
-		o.Providers[e.Peer] = e.Time
+		ix.catalogSeen(e)
 	case AnnounceGone:
-		if o := ix.Catalog[e.Root]; o != nil {
-			delete(o.Providers, e.Peer)
-			if len(o.Providers) == 0 {
-				delete(ix.Catalog, e.Root)
-			}
-		}
+		ix.catalogGone(e)
 	}
 }
 
