@@ -310,7 +310,7 @@ block does not come within --timeout; a fetch that fails midway stops the output
 that came (always a prefix of the file) and exits non-zero.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := parseCID(args[0])
+			c, err := unixfs.DecodeCID(args[0]) // the store says what a CID of another codec is
 			if err != nil {
 				return err
 			}
