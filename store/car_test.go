@@ -522,3 +522,75 @@ func TestCARExportNeedsTheWholeDAG(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.Zero(t, buf.Len())
 }
+
+// FuzzImportCAR feeds hostile bytes to ImportCAR: it never panics, and input it refuses leaves
+// no event and no file.
+func FuzzImportCAR(f *testing.F) {
+	leaf := []byte("leaf")
+	f.Add([]byte("not a CAR"))
+	f.Add(append(append([]byte{}, carv2.Pragma...), make([]byte, 40)...))
+	for _, seed := range fuzzSeeds(f, leaf) {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, car []byte) {
+		s := open(t, newRepo(t))
+		res, err := s.ImportCAR(t.Context(), bytes.NewReader(car))
+		n := 0
+		require.NoError(t, s.Events(0, func(store.Event) error { n++; return nil }))
+		if err != nil {
+			require.Zero(t, n, "a refused CAR records nothing")
+			require.Empty(t, s.Files())
+			return
+		}
+		added := 0
+		for _, r := range res.Roots {
+			if r.State == store.RootAdded {
+				added++
+			}
+		}
+		require.Equal(t, added, n)
+	})
+}
+
+// fuzzSeeds are small valid CARs: v1 and v2 (indexed) of a raw block under a dag-cbor root.
+func fuzzSeeds(f *testing.F, leaf []byte) [][]byte {
+	leafCID, err := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: mh.SHA2_256, MhLength: -1}.Sum(leaf)
+	require.NoError(f, err)
+	n, err := qp.BuildMap(basicnode.Prototype.Any, 1, func(ma datamodel.MapAssembler) {
+		qp.MapEntry(ma, "leaf", qp.Link(cidlink.Link{Cid: leafCID}))
+	})
+	require.NoError(f, err)
+	var enc bytes.Buffer
+	require.NoError(f, dagcbor.Encode(n, &enc))
+	root, err := cid.Prefix{Version: 1, Codec: cid.DagCBOR, MhType: mh.SHA2_256, MhLength: -1}.Sum(enc.Bytes())
+	require.NoError(f, err)
+	var v1 bytes.Buffer
+	w, err := storage.NewWritable(&v1, []cid.Cid{root}, carv2.WriteAsCarV1(true))
+	require.NoError(f, err)
+	require.NoError(f, w.Put(context.Background(), root.KeyString(), enc.Bytes()))
+	require.NoError(f, w.Put(context.Background(), leafCID.KeyString(), leaf))
+	br, err := carv2.NewBlockReader(bytes.NewReader(v1.Bytes()))
+	require.NoError(f, err)
+	var recs []carindex.Record
+	for {
+		m, err := br.SkipNext()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(f, err)
+		recs = append(recs, carindex.Record{Cid: m.Cid, Offset: m.Offset})
+	}
+	idx, err := carindex.New(0x0401)
+	require.NoError(f, err)
+	require.NoError(f, idx.Load(recs))
+	var out bytes.Buffer
+	h := carv2.NewHeader(uint64(v1.Len()))
+	h.IndexOffset = h.DataOffset + h.DataSize
+	out.Write(carv2.Pragma)
+	_, err = h.WriteTo(&out)
+	require.NoError(f, err)
+	out.Write(v1.Bytes())
+	_, err = carindex.WriteTo(idx, &out)
+	require.NoError(f, err)
+	return [][]byte{v1.Bytes(), out.Bytes()}
+}
