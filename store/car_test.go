@@ -338,6 +338,11 @@ func TestCARDagCBORAndIdentity(t *testing.T) {
 		}
 	}
 	check()
+	for _, b := range blocks {
+		served, err := s.ServeBlock(t.Context(), b.c, nil)
+		require.NoError(t, err, "peers get every block of a held DAG: %s", b.c)
+		require.Equal(t, b.data, served)
+	}
 	gc, err := s.GC(t.Context())
 	require.NoError(t, err)
 	require.Zero(t, gc.Removed, "gc follows dag-cbor and dag-json links")
