@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/storage"
@@ -89,7 +90,7 @@ func requireCARRoot(t *testing.T, car []byte, root string) int {
 
 // exportImport runs export and import between repos a and b, offline or through their daemons
 // (the commands are the same; the caller starts the daemons).
-func exportImport(t *testing.T, a, b string) {
+func exportImport(t *testing.T, a, b string, daemons bool) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "clip.bin")
 	data := writeRandom(t, src, 3<<20+4321, 41)
@@ -191,6 +192,37 @@ func exportImport(t *testing.T, a, b string) {
 	require.Contains(t, errOut, "1 of 1 roots of standard input are incomplete")
 	out, _, _ = peerCmd(t, b, "ls")
 	require.NotContains(t, out, root)
+
+	// A leaf that rots on disk passes export's check (which only sees that it is there) and
+	// fails when it is read: the command fails, one line, and leaves no CAR behind.
+	br, err = carv2.NewBlockReader(bytes.NewReader(car))
+	require.NoError(t, err)
+	var leaf blocks.Block
+	for range 4 { // the root, then leaves: the third leaf fails after a MiB of the CAR went out
+		leaf, err = br.Next()
+		require.NoError(t, err)
+	}
+	k := leaf.Cid().String()
+	leafPath := filepath.Join(a, "blocks", k[len(k)-3:len(k)-1], k)
+	rotten := bytes.Clone(leaf.RawData())
+	rotten[0] ^= 0xff
+	require.NoError(t, os.WriteFile(leafPath, rotten, 0o600))
+	rotCAR := filepath.Join(dir, "rot.car")
+	_, errOut, code = peerCmd(t, a, "export", root, "-o", rotCAR)
+	require.NotZero(t, code)
+	requireCleanError(t, errOut, "export", "rotten")
+	if daemons { // the CAR was under way: the stream breaks
+		require.Contains(t, errOut, "the daemon broke off the CAR of "+root)
+	} else {
+		require.Contains(t, errOut, "stored block is corrupt: "+leaf.Cid().String())
+	}
+	_, err = os.Stat(rotCAR)
+	require.ErrorIs(t, err, os.ErrNotExist, "no short CAR is left")
+	entries, err = os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.NotContains(t, e.Name(), ".tmp-", "no temporary file is left")
+	}
 }
 
 func TestCLIExportImportOffline(t *testing.T) {
@@ -198,7 +230,7 @@ func TestCLIExportImportOffline(t *testing.T) {
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	initRepo(t, a)
 	initRepo(t, b)
-	exportImport(t, a, b)
+	exportImport(t, a, b, false)
 }
 
 func TestCLIExportImportThroughTheDaemon(t *testing.T) {
@@ -208,7 +240,7 @@ func TestCLIExportImportThroughTheDaemon(t *testing.T) {
 	initRepo(t, b)
 	startDaemonProcess(t, a)
 	startDaemonProcess(t, b)
-	exportImport(t, a, b)
+	exportImport(t, a, b, true)
 }
 
 // export refuses to write binary to a terminal.

@@ -42,7 +42,7 @@ type exportReader struct {
 func (r *exportReader) Read(p []byte) (int, error) {
 	n, err := r.body.Read(p)
 	if err != nil && err != io.EOF && !errors.Is(err, context.Canceled) {
-		err = fmt.Errorf("the daemon broke off the CAR of %s: %w (`peer events` and the daemon's log say why)", r.root, err)
+		err = fmt.Errorf("the daemon broke off the CAR of %s: %w (a block failed to read: the daemon's log says which)", r.root, err)
 	}
 	return n, err
 }
