@@ -357,6 +357,23 @@ func TestCARDagCBORAndIdentity(t *testing.T) {
 	require.Equal(t, 4, gc.Removed)
 }
 
+// A CAR whose root is an identity CID needs no block: the root is held at once, and exports
+// to a CAR with no section.
+func TestCARIdentityRoot(t *testing.T) {
+	n, err := qp.BuildMap(basicnode.Prototype.Any, 1, func(ma datamodel.MapAssembler) {
+		qp.MapEntry(ma, "inline", qp.Bool(true))
+	})
+	require.NoError(t, err)
+	data := encode(t, dagcbor.Encode, n)
+	root := sum(t, cid.DagCBOR, mh.IDENTITY, data)
+	s := open(t, newRepo(t))
+	res := importCAR(t, s, goCARv1(t, []cid.Cid{root}, nil))
+	require.Equal(t, []store.ImportedRoot{{CID: root.String(), State: store.RootAdded, Size: uint64(len(data))}}, res.Roots)
+	roots, blocks, _ := readCAR(t, export(t, s, root))
+	require.Equal(t, []cid.Cid{root}, roots)
+	require.Empty(t, blocks)
+}
+
 // Every hash function go-multihash can compute verifies; one it cannot is refused clearly.
 func TestCAREveryHashFunction(t *testing.T) {
 	var blocks []carBlock

@@ -138,6 +138,9 @@ valid CAR (truncated, a block that does not match its CID, a CARv2 index that li
 and nothing of it is kept. Works offline and through the daemon.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if st, err := os.Stat(args[0]); err == nil && st.IsDir() {
+				return fmt.Errorf("%s is a directory: give a CAR file", args[0])
+			}
 			in, err := openAddInput(app, args[0], "")
 			if err != nil {
 				if errors.Is(err, os.ErrNotExist) {

@@ -170,6 +170,9 @@ func exportImport(t *testing.T, a, b string, daemons bool) {
 	_, errOut, code = peerCmd(t, b, "import", filepath.Join(dir, "nothing.car"))
 	require.NotZero(t, code)
 	require.Contains(t, errOut, "nothing.car: no such file")
+	_, errOut, code = peerCmd(t, b, "import", dir)
+	require.NotZero(t, code)
+	require.Contains(t, errOut, dir+" is a directory: give a CAR file")
 
 	// A root whose DAG is not all there is reported, and the command fails.
 	_, _, code = peerCmd(t, b, "rm", root)
