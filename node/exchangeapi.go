@@ -42,6 +42,8 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrRootTimeout):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, unixfs.ErrNotFile):
+		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError
 }
@@ -209,6 +211,10 @@ func (n *Node) Cat(ctx context.Context, root cid.Cid, rootTimeout time.Duration)
 	if f, ok := st.File(root); ok && f.State == store.Complete {
 		rc, err := st.Cat(ctx, root)
 		return rc, f.Size, err
+	}
+	if t := root.Type(); t != cid.Raw && t != cid.DagProtobuf {
+		_, err := st.Cat(ctx, root) // not a file: its error says so
+		return nil, 0, err
 	}
 	ex, err := n.exchange()
 	if err != nil {

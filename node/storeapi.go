@@ -32,6 +32,76 @@ func (n *Node) storeRoutes() {
 	s.HandleFunc("GET "+api.PathEvents, n.handleEvents)
 	s.HandleFunc("POST "+api.PathPin, n.handlePin(true))
 	s.HandleFunc("POST "+api.PathUnpin, n.handlePin(false))
+	s.HandleFunc("GET "+api.PathExport+"{cid}", n.handleExport)
+	s.HandleUpload("POST "+api.PathImport, http.HandlerFunc(n.handleImport))
+}
+
+// handleExport answers a CARv1 of the DAG under {cid}. A DAG the repo does not hold whole is a
+// 404 before any byte; a block that fails to read midway aborts the response, so the client
+// sees a broken stream, never a short CAR that ends cleanly.
+func (n *Node) handleExport(w http.ResponseWriter, r *http.Request) {
+	st := n.needStore(w)
+	if st == nil {
+		return
+	}
+	root, err := unixfs.DecodeCID(r.PathValue("cid"))
+	if err != nil {
+		api.WriteError(w, http.StatusBadRequest, err)
+		return
+	}
+	lw := &lazyHeaders{w: w, set: func(h http.Header) {
+		h.Set("Content-Type", api.ContentTypeCAR)
+		h.Set("X-Content-Type-Options", "nosniff")
+	}}
+	_, err = st.Export(r.Context(), root, lw)
+	switch {
+	case err == nil || r.Context().Err() != nil:
+	case !lw.started:
+		status := http.StatusInternalServerError
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrIncomplete) {
+			status = http.StatusNotFound
+		}
+		api.WriteError(w, status, err)
+	default:
+		logger().Warn("export stopped", "cid", root.String(), "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// lazyHeaders sets its headers on the first write, so that an error before any byte can still
+// be answered with a status of its own.
+type lazyHeaders struct {
+	w       http.ResponseWriter
+	set     func(http.Header)
+	started bool
+}
+
+func (l *lazyHeaders) Write(p []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.set(l.w.Header())
+		l.w.WriteHeader(http.StatusOK)
+	}
+	return l.w.Write(p)
+}
+
+// handleImport reads a CAR from the request body, streamed into the store, and answers what it
+// stored (store.ImportResult). A body that is not a valid CAR is a 400, with nothing recorded.
+func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
+	st := n.needStore(w)
+	if st == nil {
+		return
+	}
+	res, err := st.ImportCAR(r.Context(), r.Body)
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, store.ErrBadCAR) {
+			status = http.StatusBadRequest
+		}
+		api.WriteError(w, status, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, res)
 }
 
 func (n *Node) needStore(w http.ResponseWriter) *store.Store {
@@ -181,7 +251,7 @@ func (n *Node) handleCat(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	root, err := unixfs.ParseCID(r.PathValue("cid"))
+	root, err := unixfs.DecodeCID(r.PathValue("cid")) // Cat says what a CID of another codec is
 	if err != nil {
 		api.WriteError(w, http.StatusBadRequest, err)
 		return

@@ -23,5 +23,10 @@
 // fetch: it tells the transfer layer what is already here, and writes each verified leaf once, at
 // its offset in the output file.
 //
+// CAR files (car.go, with go-car/v2) bring in DAGs of other codecs too: ImportCAR verifies and
+// stores every block and holds each complete root as a file is held; Export writes any held DAG.
+// Whatever follows links (gc, serving, export) reads them with Links (dag.go), for dag-pb, raw,
+// dag-cbor and dag-json alike; identity blocks live in their CIDs and are never stored.
+//
 // This package imports no libp2p package and never trusts bytes it did not hash.
 package store

@@ -888,14 +888,33 @@ func (s *Store) Remove(root cid.Cid) error {
 }
 
 // Cat streams a held file's bytes, verifying every block.
+// A root that is not a UnixFS file (a dag-cbor DAG a CAR brought in, a directory) is an error
+// wrapping unixfs.ErrNotFile.
 func (s *Store) Cat(ctx context.Context, root cid.Cid) (io.ReadCloser, error) {
+	if t := root.Type(); t != cid.Raw && t != cid.DagProtobuf {
+		return nil, notFile(root, fmt.Sprintf("a %s block", codecName(t)))
+	}
 	if err := unixfs.CheckCID(root); err != nil {
 		return nil, err
 	}
 	if !s.HasBlock(ctx, root) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownFile, root)
 	}
+	if root.Type() == cid.DagProtobuf {
+		data, err := s.GetBlock(ctx, root)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := unixfs.ParseNode(root, data); err != nil {
+			return nil, notFile(root, "a dag-pb node that is not a UnixFS file")
+		}
+	}
 	return unixfs.NewReader(ctx, root, s.GetBlock), nil
+}
+
+// notFile is Cat's error for a root that is held but is not a file's.
+func notFile(root cid.Cid, what string) error {
+	return fmt.Errorf("%s is %s, %w: only a UnixFS file has bytes to cat (`peer export %s` writes its blocks as a CAR)", root, what, unixfs.ErrNotFile, root)
 }
 
 // GetBlock returns a verified block: an owned one, or a leaf read from a referenced file.
@@ -1004,13 +1023,13 @@ func (s *Store) markLive(ctx context.Context, c cid.Cid, live map[string]bool, s
 		return err
 	}
 	live[blockKey(c)] = true
-	if c.Prefix().Codec == cid.Raw {
+	if !mayLink(c) {
 		return nil
 	}
 	data, err := s.blocks.get(c)
-	var children []cid.Cid
+	var links []cid.Cid
 	if err == nil {
-		children, err = unixfs.Children(c, data) // a file's, or a folder's entries
+		links, err = Links(c, data) // any DAG: a file, or what a CAR brought in
 	}
 	if err != nil {
 		if strict {
@@ -1018,7 +1037,7 @@ func (s *Store) markLive(ctx context.Context, c cid.Cid, live map[string]bool, s
 		}
 		return nil
 	}
-	for _, ch := range children {
+	for _, ch := range links {
 		if err := s.markLive(ctx, ch, live, strict); err != nil {
 			return err
 		}

@@ -418,6 +418,12 @@ a prefix of the file) and exits non-zero.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, names, err := parsePath(args[0])
 			if err != nil {
+				// A CID of another codec (dag-cbor, say): the store says what it is.
+				if dc, derr := unixfs.DecodeCID(args[0]); derr == nil {
+					c, names, err = dc, nil, nil
+				}
+			}
+			if err != nil {
 				return err
 			}
 			d, err := app.daemon(cmd.Context())

@@ -154,6 +154,18 @@ var ErrBadCID = errors.New("not a valid CID")
 // ParseCID decodes s and checks it with CheckCID. Its error is one line that quotes s and says
 // what is wrong once (go-cid nests its "invalid cid: " prefix).
 func ParseCID(s string) (cid.Cid, error) {
+	c, err := DecodeCID(s)
+	if err != nil {
+		return cid.Undef, err
+	}
+	if err := CheckCID(c); err != nil {
+		return cid.Undef, err
+	}
+	return c, nil
+}
+
+// DecodeCID decodes s as a CID of any codec and hash function, with ParseCID's one-line errors.
+func DecodeCID(s string) (cid.Cid, error) {
 	c, err := cid.Decode(s)
 	if err != nil {
 		msg := err.Error()
@@ -165,9 +177,6 @@ func ParseCID(s string) (cid.Cid, error) {
 			msg = rest
 		}
 		return cid.Undef, fmt.Errorf("%q is %w: %s", s, ErrBadCID, msg)
-	}
-	if err := CheckCID(c); err != nil {
-		return cid.Undef, err
 	}
 	return c, nil
 }
