@@ -128,6 +128,22 @@ func (b *blockFiles) read(c cid.Cid, alloc func(n int) []byte) ([]byte, error) {
 	return data, nil
 }
 
+// size is an owned block's size, from its file's metadata.
+func (b *blockFiles) size(c cid.Cid) (int, error) {
+	_, path := b.path(c)
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("%w: %s", ErrNotFound, c)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading block %s: %w", c, err)
+	}
+	if st.Size() > unixfs.MaxBlockSize {
+		return 0, fmt.Errorf("%w: %s at %s is %d bytes, larger than any block", ErrCorruptBlock, c, path, st.Size())
+	}
+	return int(st.Size()), nil
+}
+
 // makeBuf is the allocation of reads whose buffers are not reused.
 func makeBuf(n int) []byte { return make([]byte, n) }
 
