@@ -41,11 +41,12 @@ type BitswapLimits struct {
 	// its highest-priority entries. Default 1024 (Kubo's).
 	Wantlist int
 	// OutstandingBytes is how many bytes of blocks the node has on their way to one peer at a
-	// time: the peer's further wants wait until those are sent. Default 4 MiB: four 1 MiB
-	// blocks, enough to keep a fast link busy, out of a total of Workers messages in flight.
+	// time: the peer's further wants wait until those are sent, so a peer that does not read
+	// holds one of the Workers, not all. Default 1 MiB (Kubo's): one block of a file. Four
+	// did not fetch faster (BenchmarkBitswapServe1GiB).
 	OutstandingBytes int
-	// MessageSize is the size the server aims each message at (one block of 1 MiB, or many
-	// small ones). Default 1 MiB.
+	// MessageSize is the size the server aims each message at: it packs small blocks until
+	// then. Default 16 KiB (Kubo's); 1 MiB was slower.
 	MessageSize int
 	// Workers is how many messages the node sends at once, to all Bitswap peers together.
 	// Default 8 (Kubo's).
@@ -54,7 +55,7 @@ type BitswapLimits struct {
 
 // DefaultBitswapLimits are the limits a node serves Bitswap with.
 func DefaultBitswapLimits() BitswapLimits {
-	return BitswapLimits{Wantlist: 1024, OutstandingBytes: 4 << 20, MessageSize: 1 << 20, Workers: 8}
+	return BitswapLimits{Wantlist: 1024, OutstandingBytes: 1 << 20, MessageSize: 16 << 10, Workers: 8}
 }
 
 func (l BitswapLimits) withDefaults() BitswapLimits {
@@ -83,9 +84,6 @@ func (l BitswapLimits) serverOptions() []server.Option {
 		server.WithTargetMessageSize(l.MessageSize),
 		server.TaskWorkerCount(l.Workers),
 		server.EngineTaskWorkerCount(l.Workers),
-		// Each wantlist's entries are looked up in parallel; a lookup is a map lookup and a
-		// stat, so a few workers do.
-		server.EngineBlockstoreWorkerCount(16),
 	}
 }
 

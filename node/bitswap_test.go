@@ -60,7 +60,16 @@ type ipfsClient struct {
 // newIPFSClient connects a boxo Bitswap client to n, speaking only protos (nil: every version).
 func newIPFSClient(tb testing.TB, n *node.Node, protos ...protocol.ID) *ipfsClient {
 	tb.Helper()
-	h := loopbackHost(tb)
+	c := dialIPFSClient(tb, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()}, protos...)
+	tb.Cleanup(c.close)
+	return c
+}
+
+// dialIPFSClient connects a boxo Bitswap client to ai; close stops it and its host.
+func dialIPFSClient(tb testing.TB, ai peer.AddrInfo, protos ...protocol.ID) *ipfsClient {
+	tb.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	require.NoError(tb, err)
 	var opts []bsnet.NetOpt
 	if len(protos) > 0 {
 		opts = append(opts, bsnet.SupportedProtocols(protos))
@@ -70,26 +79,35 @@ func newIPFSClient(tb testing.TB, n *node.Node, protos ...protocol.ID) *ipfsClie
 	bs := client.New(context.Background(), net, nil, bstore)
 	net.Start(bs)
 	serv := blockservice.New(bstore, bs)
-	tb.Cleanup(func() {
-		net.Stop()
-		_ = serv.Close()
-	})
-	connectTo(tb, h, n)
+	require.NoError(tb, h.Connect(context.Background(), ai))
 	return &ipfsClient{h: h, bs: bs, net: net, serv: serv}
+}
+
+func (c *ipfsClient) close() {
+	c.net.Stop()
+	_ = c.serv.Close()
+	_ = c.h.Close()
 }
 
 // cat reads the UnixFS file root with boxo's DAG reader, every block over Bitswap.
 func (c *ipfsClient) cat(ctx context.Context, root cid.Cid) ([]byte, error) {
-	dag := merkledag.NewDAGService(c.serv)
+	var b bytes.Buffer
+	_, err := c.catTo(ctx, root, &b)
+	return b.Bytes(), err
+}
+
+// catTo reads the file root into w as `ipfs cat` does: a DAG reader over one Bitswap session.
+func (c *ipfsClient) catTo(ctx context.Context, root cid.Cid, w io.Writer) (int64, error) {
+	dag := merkledag.NewSession(ctx, merkledag.NewDAGService(c.serv))
 	nd, err := dag.Get(ctx, root)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	r, err := uio.NewDagReader(ctx, nd, dag)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	return io.ReadAll(r)
+	return io.Copy(w, r)
 }
 
 // The node answers every Bitswap version Kubo speaks, and a boxo Bitswap client (1.2.0 as Kubo,
