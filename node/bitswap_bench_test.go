@@ -111,4 +111,3 @@ func fetchOnce(b *testing.B, to peer.AddrInfo, root cid.Cid, size int) {
 	require.NoError(b, err)
 	require.Equal(b, int64(size), n)
 }
-
