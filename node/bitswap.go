@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/time/rate"
 
 	"peer/store"
 )
@@ -89,17 +90,20 @@ func (l BitswapLimits) serverOptions() []server.Option {
 
 // bitswapServer is boxo's Bitswap server on the node's host.
 type bitswapServer struct {
-	h   host.Host
-	net interface{ Stop() }
-	srv *server.Server
+	h     host.Host
+	net   interface{ Stop() }
+	srv   *server.Server
+	store servedStore
 }
 
-// startBitswap registers the Bitswap protocols on h and answers them from st.
-func startBitswap(h host.Host, st *store.Store, m *Metrics, limits BitswapLimits) *bitswapServer {
+// startBitswap registers the Bitswap protocols on h and answers them from st. Blocks sent take
+// their bytes from lim (nil: no cap), the bucket the transfer server takes from.
+func startBitswap(h host.Host, st *store.Store, m *Metrics, limits BitswapLimits, lim *rate.Limiter) *bitswapServer {
 	evm := bsnetwork.NewConnectEventManager()
 	net := bsnet.NewFromIpfsHost(h, bsnet.SupportedProtocols(append([]protocol.ID(nil), BitswapProtocols...)),
 		bsnet.WithConnectEventManager(evm))
-	srv := server.New(context.Background(), net, servedStore{st: st, m: m}, limits.serverOptions()...)
+	bs := servedStore{st: st, m: m, lim: lim}
+	srv := server.New(context.Background(), net, bs, limits.serverOptions()...)
 	net.Start(srv) // sets the stream handlers and follows connections from now on
 	// Peers connected before now are told of too, or their wantlists would outlive them.
 	for _, p := range h.Network().Peers() {
@@ -108,7 +112,7 @@ func startBitswap(h host.Host, st *store.Store, m *Metrics, limits BitswapLimits
 			evm.Disconnected(p) // gone meanwhile; its event may have come first
 		}
 	}
-	return &bitswapServer{h: h, net: net, srv: srv}
+	return &bitswapServer{h: h, net: net, srv: srv, store: bs}
 }
 
 // Close stops answering: the protocols are unregistered first, so no new stream reaches the
@@ -155,8 +159,9 @@ var errReadOnly = errors.New("the store is read-only over Bitswap")
 // store.ServeBlock serves. A block that is not served is ipld.ErrNotFound, which the server
 // answers with DONT_HAVE.
 type servedStore struct {
-	st *store.Store
-	m  *Metrics
+	st  *store.Store
+	m   *Metrics
+	lim *rate.Limiter // upload_limit, shared with the transfer server; nil: no cap
 }
 
 var _ blockstore.Blockstore = servedStore{}
@@ -177,7 +182,8 @@ func (b servedStore) GetSize(_ context.Context, c cid.Cid) (int, error) {
 
 // Get reads a served block without hashing it (the receiver verifies every block, as over our
 // transfer protocol). The server keeps the bytes until the message is sent, so they are not
-// taken from a reused pool.
+// taken from a reused pool. Under upload_limit it waits for the block's bytes first: the
+// server's workers then send no faster than the cap, and Close (which cancels ctx) ends the wait.
 func (b servedStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	data, err := b.st.ServeBlock(ctx, c, nil)
 	if errors.Is(err, store.ErrNotFound) {
@@ -185,6 +191,11 @@ func (b servedStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if b.lim != nil {
+		if err := b.lim.WaitN(ctx, len(data)); err != nil {
+			return nil, fmt.Errorf("upload limit: %w", err)
+		}
 	}
 	blk, err := blocks.NewBlockWithCid(data, c)
 	if err != nil {

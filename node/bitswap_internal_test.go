@@ -9,15 +9,18 @@ import (
 	"github.com/ipfs/boxo/bitswap/client"
 	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
 	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"peer/internal/config"
 	"peer/store"
 )
 
@@ -48,7 +51,7 @@ func TestBitswapCloseLeavesNoGoroutine(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 
 	m := &Metrics{BlocksSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "sent"})}
-	bs := startBitswap(h1, st, m, BitswapLimits{})
+	bs := startBitswap(h1, st, m, BitswapLimits{}, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	blk, err := c.GetBlock(ctx, f.Root)
@@ -63,4 +66,52 @@ func TestBitswapCloseLeavesNoGoroutine(t *testing.T) {
 	net.Stop()
 	require.NoError(t, c.Close())
 	goleak.VerifyNone(t, before)
+}
+
+// upload_limit holds over Bitswap too: its blocks take their bytes from the bucket the transfer
+// server takes from, so once the burst is spent a block waits for its bytes.
+func TestBitswapTakesFromTheUploadLimit(t *testing.T) {
+	dir := t.TempDir()
+	_, err := store.Init(dir)
+	require.NoError(t, err)
+	st, err := store.Open(dir)
+	require.NoError(t, err)
+	defer st.Close()
+	key, err := store.ReadIdentity(dir)
+	require.NoError(t, err)
+	cfg := config.Default()
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.API = ""
+	cfg.UploadLimit = 1000 // bytes/s: a 1 MiB block past the burst waits for 17 minutes
+	n, err := New(Options{Config: cfg, Key: key, Store: st})
+	require.NoError(t, err)
+	require.NoError(t, n.Start(t.Context()))
+	defer n.Close()
+
+	data := bytes.Repeat([]byte("0123456789abcdef"), 4<<20/16)
+	_, err = st.Add(t.Context(), bytes.NewReader(data), "f", store.AddOptions{})
+	require.NoError(t, err)
+	ex, err := n.exchange()
+	require.NoError(t, err)
+	require.NotNil(t, ex.xfer.RateLimit())
+	require.Same(t, ex.xfer.RateLimit(), ex.bs.store.lim, "one bucket for both protocols")
+
+	leaf := func(i int) cid.Cid {
+		c, err := cid.NewPrefixV1(cid.Raw, multihash.SHA2_256).Sum(data[i<<20 : (i+1)<<20])
+		require.NoError(t, err)
+		return c
+	}
+	// A deadline the wait would pass makes WaitN fail at once instead of waiting.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	sent := 0
+	for i := range 4 {
+		if _, err := ex.bs.store.Get(ctx, leaf(i)); err == nil {
+			sent++
+		} else {
+			require.ErrorContains(t, err, "upload limit")
+		}
+	}
+	burst := ex.xfer.RateLimit().Burst()
+	require.Equal(t, burst/(1<<20), sent, "the burst's worth of blocks, no more")
 }

@@ -72,7 +72,7 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	}
 	n.closers = append(n.closers, ex.xfer.Close)
 	if n.cfg.Bitswap && !n.opts.NoBitswap {
-		ex.bs = startBitswap(h, st, n.metrics, n.opts.BitswapLimits)
+		ex.bs = startBitswap(h, st, n.metrics, n.opts.BitswapLimits, ex.xfer.RateLimit())
 		n.closers = append(n.closers, ex.bs.Close)
 	}
 
