@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ipfs/boxo/bitswap/client"
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	pb "github.com/ipfs/boxo/bitswap/message/pb"
 	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
 	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/go-cid"
@@ -114,4 +116,39 @@ func TestBitswapTakesFromTheUploadLimit(t *testing.T) {
 	}
 	burst := ex.xfer.RateLimit().Burst()
 	require.Equal(t, burst/(1<<20), sent, "the burst's worth of blocks, no more")
+}
+
+// A peer connected before the server starts is followed like any other: when it leaves, its
+// wantlist goes with it.
+func TestBitswapForgetsPeerConnectedBeforeStart(t *testing.T) {
+	dir := t.TempDir()
+	_, err := store.Init(dir)
+	require.NoError(t, err)
+	st, err := store.Open(dir)
+	require.NoError(t, err)
+	defer st.Close()
+	h1, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	require.NoError(t, err)
+	defer h1.Close()
+	h2, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	require.NoError(t, err)
+	defer h2.Close()
+	require.NoError(t, h2.Connect(t.Context(), peer.AddrInfo{ID: h1.ID(), Addrs: h1.Addrs()}))
+
+	m := &Metrics{BlocksSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "sent"})}
+	bs := startBitswap(h1, st, m, BitswapLimits{}, nil)
+	defer bs.Close()
+
+	want, err := cid.NewPrefixV1(cid.Raw, multihash.SHA2_256).Sum([]byte("not here"))
+	require.NoError(t, err)
+	s, err := h2.NewStream(t.Context(), h1.ID(), bsnet.ProtocolBitswap)
+	require.NoError(t, err)
+	msg := bsmsg.New(true)
+	msg.AddEntry(want, 1, pb.Message_Wantlist_Block, false)
+	require.NoError(t, msg.ToNetV1(s))
+	require.Eventually(t, func() bool { return len(bs.srv.WantlistForPeer(h2.ID())) == 1 }, 10*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, h2.Network().ClosePeer(h1.ID()))
+	require.Eventually(t, func() bool { return len(bs.srv.WantlistForPeer(h2.ID())) == 0 }, 10*time.Second, 10*time.Millisecond,
+		"the wantlist of a peer gone is dropped")
 }
