@@ -2,7 +2,8 @@
 // config (TCP and QUIC, TLS then Noise, yamux, a resource manager and a connection manager, NAT
 // traversal when configured, a pre-shared key for private networks), starts discovery and the
 // other subsystems on it, and serves the local API gateway that the command line, scripts and
-// web pages use. It is where discovery, transfer, gossip and the store meet.
+// web pages use. It is where discovery, transfer, gossip and the store meet, and where IPFS peers
+// are answered over Bitswap (boxo's server, over what the store serves: bitswap.go).
 //
 // New builds a node and starts nothing; Start listens, starts the subsystems in order and opens
 // the API; Close stops them in reverse order and waits. The node must never dial a peer its

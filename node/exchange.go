@@ -30,6 +30,7 @@ type exchange struct {
 	n    *Node
 	st   *store.Store
 	xfer *transfer.Transfer
+	bs   *bitswapServer // nil when Bitswap is off
 	gsp  *gossip.Gossip
 	disc *discovery.Discovery
 	h    host.Host
@@ -46,7 +47,7 @@ type exchange struct {
 	fetching map[string]*store.Download // root → the download in progress
 }
 
-// startExchange starts transfer and gossip on the host, re-provides what the node shares, and
+// startExchange starts transfer, Bitswap (unless off) and gossip on the host, re-provides what the node shares, and
 // registers their Close with the node. Called from Start with n.mu held.
 func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	st := n.opts.Store
@@ -70,6 +71,10 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 		return fmt.Errorf("starting transfer: %w", err)
 	}
 	n.closers = append(n.closers, ex.xfer.Close)
+	if n.cfg.Bitswap && !n.opts.NoBitswap {
+		ex.bs = startBitswap(h, st, n.metrics, n.opts.BitswapLimits, ex.xfer.RateLimit())
+		n.closers = append(n.closers, ex.bs.Close)
+	}
 
 	gcfg := gossip.DefaultConfig()
 	gcfg.Network = n.cfg.Network

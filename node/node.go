@@ -59,6 +59,10 @@ type Options struct {
 	Host host.Host
 	// Transfer are extra options for the block exchange (a rate limit, say).
 	Transfer []transfer.Option
+	// NoBitswap turns off serving Bitswap whatever Config.Bitswap says (tests).
+	NoBitswap bool
+	// BitswapLimits bound each Bitswap peer; zero fields keep DefaultBitswapLimits.
+	BitswapLimits BitswapLimits
 	// FileCheck is how often the files the node references in place are checked for changes
 	// (one stat each); a changed or deleted one is withdrawn. Default one minute.
 	FileCheck time.Duration

@@ -185,6 +185,25 @@ func (b *blockFiles) readStat(c cid.Cid, alloc func(n int) []byte) ([]byte, file
 	return data, statOf(st), nil
 }
 
+// size is an owned block's size, from its file's metadata (an identity block's, from its CID).
+func (b *blockFiles) size(c cid.Cid) (int, error) {
+	if d, ok := identityData(c); ok {
+		return len(d), nil
+	}
+	_, path := b.path(c)
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("%w: %s", ErrNotFound, c)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading block %s: %w", c, err)
+	}
+	if st.Size() > unixfs.MaxBlockSize {
+		return 0, fmt.Errorf("%w: %s at %s is %d bytes, larger than any block", ErrCorruptBlock, c, path, st.Size())
+	}
+	return int(st.Size()), nil
+}
+
 // makeBuf is the allocation of reads whose buffers are not reused.
 func makeBuf(n int) []byte { return make([]byte, n) }
 
@@ -202,21 +221,8 @@ func (b *blockFiles) get(c cid.Cid) ([]byte, error) {
 }
 
 func (b *blockFiles) has(c cid.Cid) bool {
-	_, ok := b.size(c)
-	return ok
-}
-
-// size is the stored block's size, and whether it is here.
-func (b *blockFiles) size(c cid.Cid) (int64, bool) {
-	if d, ok := identityData(c); ok {
-		return int64(len(d)), true
-	}
-	_, path := b.path(c)
-	st, err := os.Stat(path)
-	if err != nil {
-		return 0, false
-	}
-	return st.Size(), true
+	_, err := b.size(c)
+	return err == nil
 }
 
 func (b *blockFiles) remove(c cid.Cid) error {

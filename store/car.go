@@ -272,8 +272,8 @@ func (s *Store) rootState(ctx context.Context, root cid.Cid) (ImportedRoot, erro
 	errMissing := errors.New("missing")
 	err := eachBlock(ctx, root, false, func(c cid.Cid, read bool) ([]byte, error) {
 		if !read {
-			n, ok := s.blocks.size(c)
-			if !ok {
+			n, err := s.blocks.size(c)
+			if err != nil {
 				ir.Missing = c.String()
 				return nil, errMissing
 			}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/ipfs/go-cid"
 )
@@ -18,11 +20,7 @@ import (
 func (s *Store) servable(c cid.Cid) bool {
 	k := blockKey(c)
 	s.mu.Lock()
-	if s.served == nil || len(s.servedAdd) > 0 {
-		s.mu.Unlock()
-		s.buildServed()
-		s.mu.Lock()
-	}
+	s.ensureServedLocked()
 	defer s.mu.Unlock()
 	if s.served[k] {
 		return true
@@ -33,6 +31,16 @@ func (s *Store) servable(c cid.Cid) bool {
 		}
 	}
 	return false
+}
+
+// ensureServedLocked builds the set if an event dropped it. Called with s.mu held, which it
+// releases while building.
+func (s *Store) ensureServedLocked() {
+	for s.served == nil || len(s.servedAdd) > 0 {
+		s.mu.Unlock()
+		s.buildServed()
+		s.mu.Lock()
+	}
 }
 
 // buildServed derives the set from the index. Like buildRefs, a build that an event overtook
@@ -119,4 +127,44 @@ func (d *Download) knows(k string) bool {
 	defer d.mu.Unlock()
 	_, ok := d.offsets[k]
 	return ok
+}
+
+// ServeHas reports whether ServeBlock would serve c: the block is offered and here (a referenced
+// leaf is not read to answer).
+func (s *Store) ServeHas(c cid.Cid) bool {
+	return s.servable(c) && s.HasBlock(context.Background(), c)
+}
+
+// ServeSize is the size of the block ServeBlock would serve for c, found without reading it:
+// ErrNotFound when the block is not offered or not here.
+func (s *Store) ServeSize(c cid.Cid) (int, error) {
+	if !s.servable(c) {
+		return 0, fmt.Errorf("%w: %s", ErrNotFound, c)
+	}
+	if n, err := s.blocks.size(c); !errors.Is(err, ErrNotFound) {
+		return n, err
+	}
+	if locs := s.refsFor(c); len(locs) > 0 {
+		return int(locs[0].size), nil
+	}
+	return 0, fmt.Errorf("%w: %s", ErrNotFound, c)
+}
+
+// Served lists the blocks the node offers to peers and has here, in no particular order.
+func (s *Store) Served() []cid.Cid {
+	s.mu.Lock()
+	s.ensureServedLocked()
+	keys := make([]string, 0, len(s.served))
+	for k := range s.served {
+		keys = append(keys, k)
+	}
+	s.mu.Unlock()
+	out := make([]cid.Cid, 0, len(keys))
+	for _, k := range keys {
+		c, err := cid.Decode(k)
+		if err == nil && s.HasBlock(context.Background(), c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -82,3 +82,29 @@ func TestAddedFileIsServedWithoutRebuilding(t *testing.T) {
 	}
 	require.EqualValues(t, 1, s.ServedBuilds(), "one full build, then only the added files were walked")
 }
+
+// ServeHas, ServeSize and Served answer as ServeBlock serves, owned or referenced, without
+// reading a block, and stop with the file.
+func TestServeSizeAndListFollowServeBlock(t *testing.T) {
+	s := open(t, newRepo(t))
+	owned, err := s.Add(t.Context(), bytes.NewReader(randomBytes(5, 2500)), "owned", store.AddOptions{ChunkSize: 1024})
+	require.NoError(t, err)
+	inPlace := randomBytes(6, 3000)
+	ref, _ := shareInPlace(t, s, inPlace)
+	for _, c := range []cid.Cid{owned.Root, rawCID(t, randomBytes(5, 2500)[1024:2048]), ref.Root, rawCID(t, inPlace[:1024])} {
+		data, err := s.ServeBlock(t.Context(), c, nil)
+		require.NoError(t, err)
+		n, err := s.ServeSize(c)
+		require.NoError(t, err)
+		require.Equal(t, len(data), n, "%s", c)
+		require.True(t, s.ServeHas(c))
+		require.Contains(t, s.Served(), c)
+	}
+	require.Len(t, s.Served(), 4+4, "each: a root and three leaves")
+
+	require.NoError(t, s.Remove(owned.Root))
+	_, err = s.ServeSize(owned.Root)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.False(t, s.ServeHas(owned.Root))
+	require.ElementsMatch(t, append(leaves(t, s, ref.Root), ref.Root), s.Served())
+}

@@ -131,6 +131,10 @@ func New(h host.Host, bs Blockstore, opts ...Option) *Transfer {
 	return t
 }
 
+// RateLimit is the token bucket that WithRateLimit set (nil: no cap). Another protocol the node
+// serves blocks over may take from it too, so that the cap holds over everything sent.
+func (t *Transfer) RateLimit() *rate.Limiter { return t.limiter }
+
 // Start registers the stream handler: from then on the host serves blocks.
 func (t *Transfer) Start() error {
 	if t.cfgErr != nil {

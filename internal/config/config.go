@@ -83,6 +83,9 @@ type Config struct {
 	// Rendezvous advertises and looks up the network's rendezvous key on the DHT so peers of one
 	// network find each other. It only talks to peers the DHT already knows. Default true.
 	Rendezvous bool `json:"rendezvous"`
+	// Bitswap answers IPFS peers (Kubo and any Bitswap 1.0.0–1.2.0 client) for every block of
+	// the files the node holds, bounded per peer. Default true.
+	Bitswap bool `json:"bitswap"`
 }
 
 // Default returns the settings of a new repo.
@@ -103,6 +106,7 @@ func Default() Config {
 		DHTMode:          "auto",
 		BootstrapTimeout: Duration(10 * time.Second),
 		Rendezvous:       true,
+		Bitswap:          true,
 	}
 }
 

@@ -105,7 +105,7 @@ func TestSetEveryKey(t *testing.T) {
 		"swarm_key": {good: []good{{keyFile, keyFile}, {"", ""}}, bad: []string{notKey, filepath.Join(t.TempDir(), "missing")}},
 		"dht_mode":  {good: []good{{"server", "server"}, {"client", "client"}, {"auto", "auto"}}, bad: []string{"sometimes", "SERVER"}},
 	}
-	for _, key := range []string{"mdns", "autonat", "hole_punching", "relay_client", "port_mapping", "dht_public_only", "rendezvous"} {
+	for _, key := range []string{"mdns", "autonat", "hole_punching", "relay_client", "port_mapping", "dht_public_only", "rendezvous", "bitswap"} {
 		cases[key] = struct {
 			good []good
 			bad  []string
@@ -231,5 +231,6 @@ func TestSaveLoad(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "old", got.Network)
 	require.True(t, got.Rendezvous)
+	require.True(t, got.Bitswap)
 	require.Equal(t, config.Default().Listen, got.Listen)
 }

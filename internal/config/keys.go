@@ -93,6 +93,7 @@ var setters = map[string]struct {
 	"dht_public_only":   {kindBool, func(c *Config, v any) { c.DHTPublicOnly = v.(bool) }},
 	"bootstrap_timeout": {kindDuration, func(c *Config, v any) { c.BootstrapTimeout = Duration(v.(time.Duration)) }},
 	"rendezvous":        {kindBool, func(c *Config, v any) { c.Rendezvous = v.(bool) }},
+	"bitswap":           {kindBool, func(c *Config, v any) { c.Bitswap = v.(bool) }},
 }
 
 // Set changes one setting from its text form and checks the result as the daemon would at start;
