@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"peer/internal/config"
 	"peer/store"
 )
 
@@ -150,7 +151,11 @@ func Demo(ctx context.Context, opts DemoOptions) (res DemoResult, err error) {
 		return res, fmt.Errorf("searching for %s on %s: %w", term, searcher.Name, err)
 	}
 	res.Search = time.Since(t0)
-	step("   found %s, %d bytes, offered by %d peer(s) (%v)", offer.Name, offer.Size, len(offer.Providers), res.Search.Round(time.Millisecond))
+	peers := "1 peer"
+	if n := len(offer.Providers); n != 1 {
+		peers = fmt.Sprintf("%d peers", n)
+	}
+	step("   found %s, %s, offered by %s (%v)", offer.Name, config.FormatSize(offer.Size), peers, res.Search.Round(time.Millisecond))
 
 	step("4. %s fetches it by CID: peer fetch", fetcher.Name)
 	dst := filepath.Join(dir, "fetched-"+name)
