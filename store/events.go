@@ -26,6 +26,11 @@ const (
 	AnnounceSeen   EventType = "AnnouncementSeen"
 	AnnounceGone   EventType = "AnnouncementWithdrawn"
 	FetchAbandoned EventType = "FetchAbandoned" // a download stopped before any byte of the file was here: no partial entry is left
+	FetchQueued    EventType = "FetchQueued"    // a transfer joined the daemon's queue
+	FetchPaused    EventType = "FetchPaused"    // a transfer was paused: what was received stays
+	FetchResumed   EventType = "FetchResumed"   // a paused (or stopped) transfer joined the queue again
+	FetchCanceled  EventType = "FetchCanceled"  // a transfer was given up
+	FetchPromoted  EventType = "FetchPromoted"  // a queued transfer moved to the front of the queue
 )
 
 // Event is one record of the log. Fields that do not apply to a type are empty. Its JSON for
@@ -52,6 +57,12 @@ type Event struct {
 	Error   string `json:"error"`
 	// Have is how many bytes a stopped fetch had verified (FetchFailed).
 	Have uint64 `json:"have"`
+	// Transfer names the daemon's transfer an event is about (transfers.go); events with one
+	// change the transfer list and not the index of files. Force and Limit are the transfer's
+	// options (FetchQueued). These three are left out of the JSON when empty.
+	Transfer string `json:"transfer,omitempty"`
+	Force    bool   `json:"force,omitempty"`
+	Limit    int64  `json:"limit,omitempty"` // bytes/s, 0: no cap of its own
 }
 
 // RootCID parses the event's root.

@@ -62,16 +62,23 @@ type index struct {
 	Seq     uint64            `json:"seq"` // last applied event
 	Files   map[string]*File  `json:"files"`
 	Catalog map[string]*offer `json:"catalog"`
+	// Transfers is the daemon's transfer list (transfers.go), fed by the events that name one.
+	Transfers *Transfers `json:"transfers"`
 }
 
 func newIndex() *index {
-	return &index{Files: map[string]*File{}, Catalog: map[string]*offer{}}
+	return &index{Files: map[string]*File{}, Catalog: map[string]*offer{}, Transfers: newTransfers()}
 }
 
 // apply folds one event into the index. It must be deterministic: the same events in the same
 // order give the same index, which is what makes replay and snapshots correct.
 func (ix *index) apply(e Event) {
 	ix.Seq = e.Seq
+	if e.Transfer != "" {
+		// A transfer's own events: the download it runs records the file's.
+		ix.Transfers.apply(e)
+		return
+	}
 	f := ix.Files[e.Root]
 	switch e.Type {
 	case FileAdded, FetchCompleted:
