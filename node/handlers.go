@@ -22,6 +22,7 @@ func (n *Node) routes() {
 	s.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
 	n.storeRoutes()
 	n.exchangeRoutes()
+	n.transferRoutes()
 	// Go's profiler, behind the token like everything else: `go tool pprof` with
 	// -http and a header, or curl -H "Authorization: Bearer $(cat REPO/api.token)".
 	s.HandleFunc("GET /debug/pprof/", func(w http.ResponseWriter, r *http.Request) {

@@ -56,6 +56,18 @@ func (t *Transfer) handleStream(s network.Stream) {
 	_ = s.Close()
 }
 
+// Serving returns the peers that have transfer streams open to this node's server, and how
+// many each: who is fetching from it now.
+func (t *Transfer) Serving() map[peer.ID]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[peer.ID]int, len(t.streams))
+	for p, n := range t.streams {
+		out[p] = n
+	}
+	return out
+}
+
 func (t *Transfer) acquireStream(p peer.ID) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
