@@ -429,16 +429,18 @@ func (m *transferManager) list() []api.Transfer {
 	return append(out, m.ex.uploads()...)
 }
 
-// uploads are the peers fetching from the node now: their open transfer streams, and the bytes
-// sent to each and the rate, as the host counts them (every protocol, so a little more than
-// blocks).
+// uploads are the peers fetching from the node now: their open transfer streams, the block
+// bytes sent to each since its first stream opened, and the average rate since then.
 func (ex *exchange) uploads() []api.Transfer {
 	serving := ex.xfer.Serving()
 	out := make([]api.Transfer, 0, len(serving))
-	for p, streams := range serving {
-		bw := ex.n.bw.GetBandwidthForPeer(p)
+	for p, s := range serving {
+		rate := 0.0
+		if d := time.Since(s.Since).Seconds(); d > 0 {
+			rate = float64(s.Sent) / d
+		}
 		out = append(out, api.Transfer{ID: "up-" + shortID(p), Direction: api.Upload, Name: p.String(), State: string(store.TransferRunning),
-			BytesDone: bw.TotalOut, Rate: bw.RateOut, Peers: 1, Streams: streams})
+			BytesDone: s.Sent, Rate: rate, Peers: 1, Streams: s.Streams, Queued: s.Since, Changed: s.Since})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

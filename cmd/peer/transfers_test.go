@@ -107,6 +107,17 @@ func TestFetchDetachCompletesAfterTheCommandExits(t *testing.T) {
 	require.Equal(t, "download", tr.Direction)
 	require.Equal(t, root, tr.CID)
 
+	// The seeder lists the leecher as an upload while it fetches.
+	leechID := strings.Fields(func() string { out, _, _ := peerCmd(t, leech, "id"); return out }())[0]
+	require.Eventually(t, func() bool {
+		for _, up := range transfersOf(t, seed) {
+			if up.Direction == "upload" && up.Name == leechID && up.BytesDone > 0 && up.Streams > 0 {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 20*time.Millisecond, "the seeder lists the upload")
+
 	out, errOut, code := peerCmd(t, leech, "transfers")
 	require.Zero(t, code, errOut)
 	require.Regexp(t, `ID\s+NAME\s+DIRECTION\s+STATE\s+DONE\s+RATE\s+PEERS\s+LEFT`, out)
@@ -342,4 +353,52 @@ func TestDownloadLimitHolds(t *testing.T) {
 	t.Logf("--limit 4 MB/s: %.2f MB/s over 2 s", rate/1e6)
 	require.LessOrEqual(t, rate, 4.4e6)
 	require.GreaterOrEqual(t, rate, 2e6)
+}
+
+// TestForegroundFetchInterruptedCancelsAndKeeps: Ctrl-C on `peer fetch` cancels its transfer and
+// keeps what was received; the same command resumes from it. A daemon stopped with SIGTERM
+// resumes its running transfer when it starts again.
+func TestForegroundFetchInterruptedCancelsAndKeeps(t *testing.T) {
+	seed, leech, leechCmd := transferNet(t, "sigint", "4MB")
+	root, data := shareRandom(t, seed, "i.iso", 12<<20, 71)
+	target := filepath.Join(t.TempDir(), "i.iso")
+	fetch := exec.Command(peerBin, "--repo", leech, "fetch", root, "-o", target, "--json")
+	stdout, err := fetch.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, fetch.Start())
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		var ev api.FetchEvent
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &ev))
+		if ev.Progress != nil && ev.Progress.BytesDone >= 2<<20 {
+			break
+		}
+	}
+	require.NoError(t, fetch.Process.Signal(syscall.SIGINT))
+	err = fetch.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	require.Equal(t, 130, ee.ExitCode())
+	var id string
+	require.Eventually(t, func() bool {
+		for _, tr := range transfersOf(t, leech) {
+			if tr.CID == root && tr.State == "canceled" {
+				id = tr.ID
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond, "the transfer is canceled")
+	_, err = os.Stat(store.PartPath(target))
+	require.NoError(t, err, "what was received is kept")
+
+	// Queued again, it runs; a daemon stopped with SIGTERM meanwhile resumes it at start.
+	id2 := detach(t, leech, root, target)
+	require.NotEqual(t, id, id2)
+	require.Eventually(t, func() bool { return transfersOf(t, leech)[id2].BytesDone >= 6<<20 }, 30*time.Second, 20*time.Millisecond)
+	stopDaemon(t, leechCmd)
+	startDaemonProcess(t, leech, "--network", "sigint", "--bootstrap", daemonAddr(t, seed))
+	tr := waitState(t, leech, id2, "done", 60*time.Second)
+	require.GreaterOrEqual(t, tr.Resumed, int64(6<<20), "the restarted daemon went on from what was here")
+	sameFile(t, target, data)
 }
