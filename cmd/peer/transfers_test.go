@@ -392,7 +392,12 @@ func TestForegroundFetchInterruptedCancelsAndKeeps(t *testing.T) {
 	_, err = os.Stat(store.PartPath(target))
 	require.NoError(t, err, "what was received is kept")
 
-	// Queued again, it runs; a daemon stopped with SIGTERM meanwhile resumes it at start.
+	// Queued again, it runs; a daemon stopped with SIGTERM meanwhile resumes it at start, and
+	// leaves a paused one paused.
+	rootP, _ := shareRandom(t, seed, "p.iso", 4<<20, 72)
+	paused := detach(t, leech, rootP, filepath.Join(t.TempDir(), "p.iso"))
+	_, errOut, code := peerCmd(t, leech, "transfers", "pause", paused)
+	require.Zero(t, code, errOut)
 	id2 := detach(t, leech, root, target)
 	require.NotEqual(t, id, id2)
 	require.Eventually(t, func() bool { return transfersOf(t, leech)[id2].BytesDone >= 6<<20 }, 30*time.Second, 20*time.Millisecond)
@@ -401,4 +406,5 @@ func TestForegroundFetchInterruptedCancelsAndKeeps(t *testing.T) {
 	tr := waitState(t, leech, id2, "done", 60*time.Second)
 	require.GreaterOrEqual(t, tr.Resumed, int64(6<<20), "the restarted daemon went on from what was here")
 	sameFile(t, target, data)
+	require.Equal(t, "paused", transfersOf(t, leech)[paused].State, "a paused transfer stays paused")
 }
