@@ -56,7 +56,8 @@ type transferManager struct {
 type liveTransfer struct {
 	root     cid.Cid
 	cancel   context.CancelFunc
-	progress FetchProgress
+	progress FetchProgress // until reported, the figures the log had
+	reported bool          // progress is the fetch's own
 	result   FetchResult
 	err      error
 	ended    bool
@@ -233,7 +234,7 @@ func (m *transferManager) run(ctx context.Context, t store.Transfer, lt *liveTra
 	res, err := m.n.Fetch(ctx, lt.root, FetchOptions{Output: t.Output, Force: t.Force, Limit: t.Limit,
 		Progress: func(p FetchProgress) {
 			m.mu.Lock()
-			lt.progress = p
+			lt.progress, lt.reported = p, true
 			m.notifyLocked()
 			m.mu.Unlock()
 		}})

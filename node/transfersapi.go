@@ -220,14 +220,15 @@ func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
 		}
 		var p FetchProgress
 		var final *liveTransfer
+		reported := false
 		if lt != nil {
-			p = lt.progress
+			p, reported = lt.progress, lt.reported
 			if lt.ended && !cur.State.Active() {
 				final = lt
 			}
 		}
 		tm.mu.Unlock()
-		if lt != nil && (p != last || !sentAny) && (p.Size > 0 || p.Blocks > 0) {
+		if reported && (p != last || !sentAny) {
 			fp := progressOf(p)
 			send(api.FetchEvent{Type: "progress", Progress: &fp})
 			last, sentAny = p, true
