@@ -110,6 +110,20 @@ func (n *Node) Status() api.Status {
 	if s := n.opts.Store; s != nil {
 		st.Files = len(s.Files())
 	}
+	if tm, err := n.transfers(); err == nil {
+		for _, t := range tm.list() {
+			switch {
+			case t.Direction == api.Upload:
+				st.Transfers.Uploads++
+			case t.State == "running":
+				st.Transfers.Running++
+			case t.State == "queued":
+				st.Transfers.Queued++
+			case t.State == "paused":
+				st.Transfers.Paused++
+			}
+		}
+	}
 	bw := n.bw.GetBandwidthTotals()
 	st.BytesIn, st.BytesOut = bw.TotalIn, bw.TotalOut
 	n.mu.Lock()

@@ -118,7 +118,11 @@ func TestFetchDetachCompletesAfterTheCommandExits(t *testing.T) {
 		return false
 	}, 30*time.Second, 20*time.Millisecond, "the seeder lists the upload")
 
-	out, errOut, code := peerCmd(t, leech, "transfers")
+	out, errOut, code := peerCmd(t, leech, "status")
+	require.Zero(t, code, errOut)
+	require.Regexp(t, `transfers\s+[01] running, [01] queued, 0 paused; 0 uploads\n`, out)
+
+	out, errOut, code = peerCmd(t, leech, "transfers")
 	require.Zero(t, code, errOut)
 	require.Regexp(t, `ID\s+NAME\s+DIRECTION\s+STATE\s+DONE\s+RATE\s+PEERS\s+LEFT`, out)
 	require.Regexp(t, id+`\s+d.iso\s+download\s+(queued|running)`, out)
