@@ -203,7 +203,7 @@ func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 	}
-	send(api.FetchEvent{Type: "queued"})
+	send(api.FetchEvent{Type: "queued", State: string(t.State)})
 	var last FetchProgress
 	sentAny := false
 	for {

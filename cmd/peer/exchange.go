@@ -250,6 +250,9 @@ func fetchProgress(app *App, asJSON bool) func(api.FetchEvent) {
 	var last time.Time
 	told := false
 	return func(ev api.FetchEvent) {
+		if ev.Type == "queued" && ev.State == "queued" && !asJSON {
+			fmt.Fprintf(app.Err, "transfer %s waits in the daemon's queue (at most max_fetches run at once; `peer transfers` lists them)\n", ev.Transfer)
+		}
 		if p := ev.Progress; p != nil && !told && p.Bytes > 0 {
 			told = true
 			if p.Resumed > 0 && p.Resumed < p.Bytes { // all of it here is a copy, not a resume

@@ -248,6 +248,11 @@ func TestMaxFetchesOneRunsTransfersInTurn(t *testing.T) {
 	out, errOut, code := peerCmd(t, leech, "transfers", "top", ids[2])
 	require.Zero(t, code, errOut)
 	require.Equal(t, ids[2]+" queued\n", out)
+	// A foreground fetch of the second attaches to it, says it waits, and ends when it is done.
+	fg := exec.Command(peerBin, "--repo", leech, "fetch", roots[1], "-o", targets[1])
+	var fgOut, fgErr syncBuffer
+	fg.Stdout, fg.Stderr = &fgOut, &fgErr
+	require.NoError(t, fg.Start())
 	require.Eventually(t, func() bool {
 		ts := transfersOf(t, leech)
 		running := 0
@@ -259,6 +264,10 @@ func TestMaxFetchesOneRunsTransfersInTurn(t *testing.T) {
 		require.LessOrEqual(t, running, 1, "one at a time: %+v", ts)
 		return ts[ids[0]].State == "done" && ts[ids[1]].State == "done" && ts[ids[2]].State == "done"
 	}, 90*time.Second, 10*time.Millisecond)
+	require.NoError(t, fg.Wait(), "stderr: %s", fgErr.String())
+	require.Contains(t, fgErr.String(), "transfer "+ids[1]+" waits in the daemon's queue")
+	require.Contains(t, fgOut.String(), "fetched "+roots[1])
+	require.Len(t, transfersOf(t, leech), 3, "the foreground fetch made no transfer of its own")
 	for i := range ids {
 		sameFile(t, targets[i], datas[i])
 	}

@@ -56,7 +56,9 @@ type FetchProgress struct {
 type FetchEvent struct {
 	Type string `json:"type"` // "progress", "done", "error"
 	// Transfer is the ID of the daemon's transfer the request queued or attached to.
-	Transfer string         `json:"transfer,omitempty"`
+	Transfer string `json:"transfer,omitempty"`
+	// State is the transfer's state when the request queued or found it ("queued" line).
+	State    string         `json:"state,omitempty"`
 	Progress *FetchProgress `json:"progress,omitempty"`
 	File     *store.File    `json:"file,omitempty"`
 	Path     string         `json:"path,omitempty"`
