@@ -56,6 +56,7 @@ type transferManager struct {
 type liveTransfer struct {
 	root     cid.Cid
 	cancel   context.CancelFunc
+	done     chan struct{} // closed once the fetch returned and its end is recorded
 	progress FetchProgress // until reported, the figures the log had
 	reported bool          // progress is the fetch's own
 	result   FetchResult
@@ -220,7 +221,7 @@ func (m *transferManager) startLocked(t store.Transfer) {
 		return
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
-	lt := &liveTransfer{root: root, cancel: cancel}
+	lt := &liveTransfer{root: root, cancel: cancel, done: make(chan struct{})}
 	lt.progress.Size, lt.progress.Have = t.Size, t.Have
 	m.running[t.ID] = lt
 	m.wg.Add(1)
@@ -230,6 +231,7 @@ func (m *transferManager) startLocked(t store.Transfer) {
 // run is one transfer's fetch, from start to the event that says how it ended.
 func (m *transferManager) run(ctx context.Context, t store.Transfer, lt *liveTransfer) {
 	defer m.wg.Done()
+	defer close(lt.done) // after the end is recorded (and mu released)
 	defer lt.cancel()
 	res, err := m.n.Fetch(ctx, lt.root, FetchOptions{Output: t.Output, Force: t.Force, Limit: t.Limit,
 		Progress: func(p FetchProgress) {
@@ -304,25 +306,45 @@ func (m *transferManager) haveLocked(t store.Transfer) uint64 {
 	return t.Have
 }
 
+// waitStopped waits until a fetch that was told to stop has returned (or ctx ends), so that an
+// action answers once no more bytes come in.
+func waitStopped(ctx context.Context, lt *liveTransfer) {
+	if lt == nil {
+		return
+	}
+	select {
+	case <-lt.done:
+	case <-ctx.Done():
+	}
+}
+
 // pause stops a queued or running transfer; what it received stays, and resume goes on from it.
-func (m *transferManager) pause(id string) error {
+// It returns once the fetch has stopped.
+func (m *transferManager) pause(ctx context.Context, id string) error {
+	lt, err := m.pauseStop(id)
+	waitStopped(ctx, lt)
+	return err
+}
+
+func (m *transferManager) pauseStop(id string) (*liveTransfer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, err := m.get(id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !t.State.Active() {
-		return fmt.Errorf("transfer %s is %s: %w (only a queued or running one can be paused)", id, t.State, ErrTransferState)
+		return nil, fmt.Errorf("transfer %s is %s: %w (only a queued or running one can be paused)", id, t.State, ErrTransferState)
 	}
 	if err := m.recordLocked(store.Event{Type: store.FetchPaused, Transfer: id, Root: t.CID, Have: m.haveLocked(t)}); err != nil {
-		return err
+		return nil, err
 	}
-	if lt := m.running[id]; lt != nil {
+	lt := m.running[id]
+	if lt != nil {
 		lt.stop = store.FetchPaused
 		lt.cancel()
 	}
-	return nil
+	return lt, nil
 }
 
 // resume queues a paused, failed or canceled transfer again, at the back; it goes on from what
@@ -347,34 +369,41 @@ func (m *transferManager) resume(id string) error {
 	return nil
 }
 
-// cancel gives a transfer up; what it received is deleted unless keep.
-func (m *transferManager) cancelTransfer(id string, keep bool) error {
+// cancelTransfer gives a transfer up; what it received is deleted unless keep. It returns once
+// the fetch has stopped (and what it received is gone).
+func (m *transferManager) cancelTransfer(ctx context.Context, id string, keep bool) error {
+	lt, err := m.cancelStop(id, keep)
+	waitStopped(ctx, lt)
+	return err
+}
+
+func (m *transferManager) cancelStop(id string, keep bool) (*liveTransfer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, err := m.get(id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switch t.State {
 	case store.TransferDone:
-		return fmt.Errorf("transfer %s is done: %w (remove the file with `peer rm`)", id, ErrTransferState)
+		return nil, fmt.Errorf("transfer %s is done: %w (remove the file with `peer rm`)", id, ErrTransferState)
 	case store.TransferCanceled:
-		return nil
+		return m.running[id], nil
 	}
 	if err := m.recordLocked(store.Event{Type: store.FetchCanceled, Transfer: id, Root: t.CID, Have: m.haveLocked(t)}); err != nil {
-		return err
+		return nil, err
 	}
 	if lt := m.running[id]; lt != nil {
 		lt.stop, lt.keep = store.FetchCanceled, keep
 		lt.cancel() // run discards when the fetch has returned
-		return nil
+		return lt, nil
 	}
 	if !keep {
 		if root, err := cid.Decode(t.CID); err == nil {
 			m.discardLocked(root, t.Output)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // top moves a queued transfer to the front of the queue.
@@ -399,7 +428,7 @@ func (m *transferManager) viewLocked(t store.Transfer) api.Transfer {
 	if lt == nil {
 		lt = m.ended[t.ID]
 	}
-	if lt != nil && (t.State == store.TransferRunning || lt.ended) {
+	if lt != nil { // its figures, also while a paused or canceled one stops, and after
 		p := lt.progress
 		if p.Size > 0 {
 			v.Bytes = int64(p.Size)

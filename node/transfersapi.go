@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,11 +82,11 @@ func (n *Node) handleTransferAction(w http.ResponseWriter, r *http.Request) {
 	}
 	switch action {
 	case "pause":
-		err = tm.pause(id)
+		err = tm.pause(r.Context(), id)
 	case "resume":
 		err = tm.resume(id)
 	case "cancel":
-		err = tm.cancelTransfer(id, req.Keep)
+		err = tm.cancelTransfer(r.Context(), id, req.Keep)
 	case "top":
 		err = tm.top(id)
 	default:
@@ -240,7 +241,7 @@ func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			if !attached && !n.stopping() {
-				if err := tm.cancelTransfer(t.ID, true); err != nil && !errors.Is(err, ErrTransferState) {
+				if err := tm.cancelTransfer(context.Background(), t.ID, true); err != nil && !errors.Is(err, ErrTransferState) {
 					logger().Warn("canceling a transfer its client left", "id", t.ID, "err", err)
 				}
 			}
