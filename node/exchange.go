@@ -14,6 +14,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 
 	"peer/discovery"
 	"peer/gossip"
@@ -45,6 +46,15 @@ type exchange struct {
 
 	mu       sync.Mutex
 	fetching map[string]*store.Download // root → the download in progress
+
+	limit *rate.Limiter // download_limit, shared by every fetch; nil: none
+	tm    *transferManager
+}
+
+// newLimiter is a token bucket of bytesPerSec that holds a quarter second's worth (at least the
+// largest block): enough that a pipeline that runs dry for a moment does not lose its share.
+func newLimiter(bytesPerSec int64) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(bytesPerSec), int(max(bytesPerSec/4, wire.MaxBlockSize)))
 }
 
 // startExchange starts transfer, Bitswap (unless off) and gossip on the host, re-provides what the node shares, and
@@ -57,6 +67,9 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	ex := &exchange{n: n, st: st, h: h, disc: d, seen: make(chan store.Event, 4096), cancel: cancel, fetching: map[string]*store.Download{},
 		withdrawals: newAnnouncementQueue()}
+	if n.cfg.DownloadLimit > 0 {
+		ex.limit = newLimiter(n.cfg.DownloadLimit)
+	}
 	// Follow the store from before anything below can record a change.
 	events, unsubscribe := st.Subscribe()
 	var topts []transfer.Option
@@ -123,6 +136,9 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	if len(roots) > 0 {
 		d.Provide(roots...)
 	}
+	// The transfer manager stops first: its fetches end while everything they use still runs.
+	ex.tm = newTransferManager(n, ex)
+	n.closers = append(n.closers, ex.tm.close)
 	n.ex = ex
 	return nil
 }
@@ -357,6 +373,9 @@ type FetchOptions struct {
 	Progress func(FetchProgress)
 	// Timeout bounds the search for providers when none answers (0: the transfer default).
 	Timeout time.Duration
+	// Limit caps what this fetch receives, in bytes per second (0: only the node's
+	// download_limit, if any).
+	Limit int64
 }
 
 // FetchProgress is how far a fetch is: the transfer's figures, and the file's.
@@ -393,30 +412,9 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 	if err := unixfs.CheckCID(root); err != nil {
 		return FetchResult{}, err
 	}
-	name := ex.announcedName(root)
-	out := opts.Output
-	if out == "" {
-		dir := opts.Dir
-		if dir == "" {
-			dir = "."
-		}
-		out = filepath.Join(dir, SafeName(name, root))
-	}
-	out, err = filepath.Abs(out)
-	if err != nil {
-		return FetchResult{}, err
-	}
-	if f, ok := ex.st.File(root); ok && f.State == store.Complete && f.Path == out && ex.st.Intact(f) {
-		return FetchResult{File: f, Path: out}, nil // already here
-	}
-	if st, err := os.Stat(out); err == nil && st.IsDir() {
-		// Checked before the first byte: renaming the finished file onto a directory fails.
-		return FetchResult{}, fmt.Errorf("%w: %s (use -o to choose a file name)", ErrIsDir, out)
-	} else if err == nil && !opts.Force {
-		return FetchResult{}, fmt.Errorf("%w: %s (use --force to overwrite, or -o to choose another name)", ErrExists, out)
-	}
-	if name == "" {
-		name = filepath.Base(out)
+	name, out, here, err := ex.target(root, opts)
+	if err != nil || here.CID != "" {
+		return FetchResult{File: here, Path: out}, err
 	}
 	d, err := ex.begin(root, name, out)
 	if err != nil {
@@ -435,6 +433,38 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 	ex.provide(root)
 	f, _ := ex.st.File(root)
 	return FetchResult{File: f, Path: out, Stats: stats, Resumed: d.Found()}, nil
+}
+
+// target is where a fetch of root writes, and the name it records: opts.Output, or opts.Dir
+// joined with the announced name. here is the file when it is already complete at that path;
+// an output that is a directory, or that exists without opts.Force, is an error.
+func (ex *exchange) target(root cid.Cid, opts FetchOptions) (name, out string, here store.File, err error) {
+	name = ex.announcedName(root)
+	out = opts.Output
+	if out == "" {
+		dir := opts.Dir
+		if dir == "" {
+			dir = "."
+		}
+		out = filepath.Join(dir, SafeName(name, root))
+	}
+	out, err = filepath.Abs(out)
+	if err != nil {
+		return "", "", store.File{}, err
+	}
+	if f, ok := ex.st.File(root); ok && f.State == store.Complete && f.Path == out && ex.st.Intact(f) {
+		return name, out, f, nil // already here
+	}
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		// Checked before the first byte: renaming the finished file onto a directory fails.
+		return "", out, store.File{}, fmt.Errorf("%w: %s (use -o to choose a file name)", ErrIsDir, out)
+	} else if err == nil && !opts.Force {
+		return "", out, store.File{}, fmt.Errorf("%w: %s (use --force to overwrite, or -o to choose another name)", ErrExists, out)
+	}
+	if name == "" {
+		name = filepath.Base(out)
+	}
+	return name, out, store.File{}, nil
 }
 
 // begin registers a download so that two fetches of one root never run at once.
@@ -464,6 +494,13 @@ func (ex *exchange) run(ctx context.Context, d *store.Download, opts FetchOption
 	root := d.Root()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var limiters []*rate.Limiter
+	if ex.limit != nil {
+		limiters = append(limiters, ex.limit)
+	}
+	if opts.Limit > 0 {
+		limiters = append(limiters, newLimiter(opts.Limit))
+	}
 	req := transfer.Request{
 		Root:      root,
 		Providers: ex.likelyProviders(root),
@@ -475,6 +512,13 @@ func (ex *exchange) run(ctx context.Context, d *store.Download, opts FetchOption
 		},
 		Deliver: func(c cid.Cid, block []byte) error {
 			ex.n.metrics.BlocksReceived.Inc()
+			// A limit holds back delivery, one block at a time: the scheduler's windows then
+			// fill, and it asks for no more than is taken.
+			for _, l := range limiters {
+				if err := l.WaitN(ctx, len(block)); err != nil {
+					return err
+				}
+			}
 			return dagError(d.Deliver(c, block))
 		},
 		MaxDepth: unixfs.MaxDepth,

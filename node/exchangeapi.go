@@ -2,13 +2,11 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -37,6 +35,10 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrExists), errors.Is(err, ErrIsDir), errors.Is(err, store.ErrBusy), errors.Is(err, store.ErrPinned), errors.Is(err, store.ErrFetching),
 		errors.Is(err, store.ErrUnknownPart):
+		return http.StatusConflict
+	case errors.Is(err, ErrUnknownTransfer):
+		return http.StatusNotFound
+	case errors.Is(err, ErrTransferState):
 		return http.StatusConflict
 	case errors.Is(err, ErrNotStarted), errors.Is(err, ErrNoExchange):
 		return http.StatusServiceUnavailable
@@ -115,73 +117,6 @@ func (n *Node) handleGC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, res)
-}
-
-// handleFetch runs a fetch and streams its progress as NDJSON: progress lines at most four a
-// second, then one "done" or "error" line. A client that goes away stops the fetch, which a
-// later request resumes.
-func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
-	var req api.FetchRequest
-	if !api.ReadJSON(w, r, &req) {
-		return
-	}
-	root, ok := parseRoot(w, req.CID)
-	if !ok {
-		return
-	}
-	for _, p := range []string{req.Output, req.Dir} {
-		if p != "" && !filepath.IsAbs(p) {
-			api.WriteError(w, http.StatusBadRequest, fmt.Errorf("path %q must be absolute", p))
-			return
-		}
-	}
-	fl, _ := w.(http.Flusher)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	var mu sync.Mutex // progress comes from the transfer's goroutine
-	enc := json.NewEncoder(w)
-	send := func(ev api.FetchEvent) {
-		mu.Lock()
-		defer mu.Unlock()
-		_ = enc.Encode(ev)
-		if fl != nil {
-			fl.Flush()
-		}
-	}
-	var last time.Time            // guarded by mu
-	var unsent *api.FetchProgress // the latest progress, when it was not sent; guarded by mu
-	res, err := n.Fetch(r.Context(), root, FetchOptions{
-		Output: req.Output, Dir: req.Dir, Force: req.Force,
-		Progress: func(p FetchProgress) {
-			fp := progressOf(p)
-			mu.Lock()
-			due := time.Since(last) >= 250*time.Millisecond
-			if due {
-				last, unsent = time.Now(), nil
-			} else {
-				unsent = &fp
-			}
-			mu.Unlock()
-			if due {
-				send(api.FetchEvent{Type: "progress", Progress: &fp})
-			}
-		},
-	})
-	mu.Lock()
-	final := unsent
-	mu.Unlock()
-	if final != nil { // the last figures, so that a client shows where the fetch ended
-		send(api.FetchEvent{Type: "progress", Progress: final})
-	}
-	if err != nil {
-		send(api.FetchEvent{Type: "error", Error: err.Error()})
-		return
-	}
-	ev := api.FetchEvent{Type: "done", File: &res.File, Path: res.Path,
-		Received: res.Stats.Received, Duplicates: res.Stats.DuplicateBytes, Peers: res.Stats.Sources(),
-		BadBlocks: res.Stats.BadBlocks, Duration: res.Stats.Duration, Resumed: int64(res.Resumed)}
-	send(ev)
 }
 
 func progressOf(p FetchProgress) api.FetchProgress {

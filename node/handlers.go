@@ -22,6 +22,7 @@ func (n *Node) routes() {
 	s.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
 	n.storeRoutes()
 	n.exchangeRoutes()
+	n.transferRoutes()
 	// Go's profiler, behind the token like everything else: `go tool pprof` with
 	// -http and a header, or curl -H "Authorization: Bearer $(cat REPO/api.token)".
 	s.HandleFunc("GET /debug/pprof/", func(w http.ResponseWriter, r *http.Request) {
@@ -108,6 +109,20 @@ func (n *Node) Status() api.Status {
 	}
 	if s := n.opts.Store; s != nil {
 		st.Files = len(s.Files())
+	}
+	if tm, err := n.transfers(); err == nil {
+		for _, t := range tm.list() {
+			switch {
+			case t.Direction == api.Upload:
+				st.Transfers.Uploads++
+			case t.State == "running":
+				st.Transfers.Running++
+			case t.State == "queued":
+				st.Transfers.Queued++
+			case t.State == "paused":
+				st.Transfers.Paused++
+			}
+		}
 	}
 	bw := n.bw.GetBandwidthTotals()
 	st.BytesIn, st.BytesOut = bw.TotalIn, bw.TotalOut

@@ -234,6 +234,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 
 	n.started = time.Now()
 	n.running = true
+	if n.ex != nil {
+		n.ex.tm.start() // resumes the transfers the log left queued or running
+	}
 	// 4. The API answers.
 	if n.api != nil {
 		n.api.SetStarting("")

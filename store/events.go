@@ -27,6 +27,11 @@ const (
 	AnnounceGone   EventType = "AnnouncementWithdrawn"
 	FetchAbandoned EventType = "FetchAbandoned" // a download stopped before any byte of the file was here: no partial entry is left
 	BlockCorrupt   EventType = "BlockCorrupt"   // an owned block no longer matches its CID (Root: the block); moved aside, no longer served
+	FetchQueued    EventType = "FetchQueued"    // a transfer joined the daemon's queue
+	FetchPaused    EventType = "FetchPaused"    // a transfer was paused: what was received stays
+	FetchResumed   EventType = "FetchResumed"   // a paused (or stopped) transfer joined the queue again
+	FetchCanceled  EventType = "FetchCanceled"  // a transfer was given up
+	FetchPromoted  EventType = "FetchPromoted"  // a queued transfer moved to the front of the queue
 )
 
 // Event is one record of the log. Fields that do not apply to a type are empty. Its JSON for
@@ -59,6 +64,12 @@ type Event struct {
 	Files uint64 `json:"files"`
 	// Part is the partial file a fetch writes until it completes (FetchStarted with a Path).
 	Part string `json:"part"`
+	// Transfer names the daemon's transfer an event is about (transfers.go); events with one
+	// change the transfer list and not the index of files. Force and Limit are the transfer's
+	// options (FetchQueued).
+	Transfer string `json:"transfer"`
+	Force    bool   `json:"force"`
+	Limit    int64  `json:"limit"` // bytes/s, 0: no cap of its own
 }
 
 // RootCID parses the event's root.

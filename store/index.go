@@ -69,10 +69,12 @@ type index struct {
 	Files   map[string]*File  `json:"files"`
 	Catalog map[string]*offer `json:"catalog"`
 	cat     *catalogBounds    // the catalog's eviction order (catalog.go), derived from Catalog
+	// Transfers is the daemon's transfer list (transfers.go), fed by the events that name one.
+	Transfers *Transfers `json:"transfers"`
 }
 
 func newIndex() *index {
-	return &index{Files: map[string]*File{}, Catalog: map[string]*offer{}}
+	return &index{Files: map[string]*File{}, Catalog: map[string]*offer{}, Transfers: newTransfers()}
 }
 
 // apply folds one event into the index. It must be deterministic: the same events in the same
@@ -80,6 +82,11 @@ func newIndex() *index {
 func (ix *index) apply(e Event) {
 	ix.Seq = e.Seq
 	ix.catalogExpire(e.Time)
+	if e.Transfer != "" {
+		// A transfer's own events: the download it runs records the file's.
+		ix.Transfers.apply(e)
+		return
+	}
 	f := ix.Files[e.Root]
 	switch e.Type {
 	case FileAdded, FetchCompleted:

@@ -206,6 +206,9 @@ func (s *Store) loadSnapshot() (*index, int64, []mark) {
 	if sn.Index.Catalog == nil {
 		sn.Index.Catalog = map[string]*offer{}
 	}
+	if sn.Index.Transfers == nil { // a snapshot from before transfers: none were recorded
+		sn.Index.Transfers = newTransfers()
+	}
 	marks := start // an older snapshot without marks, or bad ones: Events starts at the log's start
 	if validMarks(sn.Marks, sn.Index.Seq, sn.Offset) {
 		marks = sn.Marks

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -56,6 +57,36 @@ func (t *Transfer) handleStream(s network.Stream) {
 	_ = s.Close()
 }
 
+// Serving is one peer fetching from this node's server: its open streams, the block bytes sent
+// to it since its first open stream, and when that was.
+type Serving struct {
+	Streams int
+	Sent    int64
+	Since   time.Time
+}
+
+// sentTo counts what was sent to one peer while it has streams open.
+type sentTo struct {
+	bytes atomic.Int64
+	since time.Time
+}
+
+// Serving returns the peers that have transfer streams open to this node's server: who is
+// fetching from it now.
+func (t *Transfer) Serving() map[peer.ID]Serving {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[peer.ID]Serving, len(t.streams))
+	for p, n := range t.streams {
+		s := Serving{Streams: n}
+		if st := t.sending[p]; st != nil {
+			s.Sent, s.Since = st.bytes.Load(), st.since
+		}
+		out[p] = s
+	}
+	return out
+}
+
 func (t *Transfer) acquireStream(p peer.ID) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -63,6 +94,9 @@ func (t *Transfer) acquireStream(p peer.ID) bool {
 		return false
 	}
 	t.streams[p]++
+	if t.sending[p] == nil {
+		t.sending[p] = &sentTo{since: time.Now()}
+	}
 	t.wg.Add(1)
 	return true
 }
@@ -71,9 +105,20 @@ func (t *Transfer) releaseStream(p peer.ID) {
 	t.mu.Lock()
 	if t.streams[p]--; t.streams[p] <= 0 {
 		delete(t.streams, p)
+		delete(t.sending, p)
 	}
 	t.mu.Unlock()
 	t.wg.Done()
+}
+
+// sentCounter is what counts the bytes sent to p (which has a stream open).
+func (t *Transfer) sentCounter(p peer.ID) *atomic.Int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.sending[p]; st != nil {
+		return &st.bytes
+	}
+	return new(atomic.Int64)
 }
 
 // serveQueue holds the CIDs a client wants, in order, shared by the reading
@@ -227,6 +272,7 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 		}
 	}()
 
+	sent := t.sentCounter(s.Conn().RemotePeer())
 	bw := bufio.NewWriterSize(s, 32<<10)
 	var ctl []byte
 	for {
@@ -278,6 +324,7 @@ func (t *Transfer) serve(ctx context.Context, s network.Stream) (err error) {
 			fl.writing(time.Time{})
 			t.served.blocks.Add(1)
 			t.served.bytes.Add(int64(len(it.data)))
+			sent.Add(int64(len(it.data)))
 			t.drop(s, it) // bw copied it or wrote it through
 			fl.wroteOne()
 		}

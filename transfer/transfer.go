@@ -93,6 +93,7 @@ type Transfer struct {
 	started bool
 	closed  bool
 	streams map[peer.ID]int       // open server streams per peer
+	sending map[peer.ID]*sentTo   // what was sent to each peer with open server streams
 	banned  map[peer.ID]time.Time // misbehaving peers, until when
 
 	served struct {
@@ -122,6 +123,7 @@ func New(h host.Host, bs Blockstore, opts ...Option) *Transfer {
 		ctx:     ctx,
 		cancel:  cancel,
 		streams: make(map[peer.ID]int),
+		sending: make(map[peer.ID]*sentTo),
 		banned:  make(map[peer.ID]time.Time),
 		mem:     newServeMemory(cfg.serveMemory, cfg.serveMemoryPerPeer),
 	}

@@ -141,18 +141,31 @@ func newShareCmd(app *App) *cobra.Command {
 }
 
 func newFetchCmd(app *App) *cobra.Command {
-	var out string
-	var force, asJSON bool
+	var out, limit string
+	var force, asJSON, detach bool
 	cmd := &cobra.Command{
-		Use:   "fetch CID [-o PATH] [--force]",
+		Use:   "fetch CID [-o PATH] [--force] [--detach] [--limit RATE]",
 		Short: "download a file from every peer that has it, verify every block, write it; resumes",
-		Args:  cobra.ExactArgs(1),
+		Long: `Download a file from every peer that has it, verify every block and write it. The fetch is a
+transfer of the daemon (see peer transfers): in the foreground this command follows it, shows its
+progress and exits 0 once every block is verified; Ctrl-C cancels it and keeps what was received,
+so the same command resumes it later. A fetch of a file the daemon is already fetching follows
+that transfer. With --detach the transfer is queued and its ID printed at once; the daemon goes
+on without the command.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root, err := parseCID(args[0])
 			if err != nil {
 				return err
 			}
 			req := api.FetchRequest{CID: root.String(), Force: force}
+			if limit != "" {
+				n, err := config.ParseBytes(limit)
+				if err != nil {
+					return fmt.Errorf("--limit: %w (0 means no cap of its own)", err)
+				}
+				req.Limit = int64(n)
+			}
 			if out != "" {
 				abs, err := filepath.Abs(out)
 				if err != nil {
@@ -173,6 +186,17 @@ func newFetchCmd(app *App) *cobra.Command {
 			c, err := app.needDaemon(cmd.Context(), "fetch")
 			if err != nil {
 				return err
+			}
+			if detach {
+				t, err := c.Queue(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(app.Out, t)
+				}
+				fmt.Fprintln(app.Out, t.ID)
+				return nil
 			}
 			show := fetchProgress(app, asJSON)
 			ev, err := c.Fetch(cmd.Context(), req, show)
@@ -197,6 +221,8 @@ func newFetchCmd(app *App) *cobra.Command {
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file (or directory) to write; default: the announced name in the current directory")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print progress as one JSON line per second, and the result as JSON")
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "queue the fetch in the daemon, print its transfer ID and return")
+	cmd.Flags().StringVar(&limit, "limit", "", "cap this fetch at RATE bytes per second (10MB, 1.5MiB); the node's download_limit holds too")
 	return cmd
 }
 
@@ -225,6 +251,9 @@ func fetchProgress(app *App, asJSON bool) func(api.FetchEvent) {
 	var last time.Time
 	told := false
 	return func(ev api.FetchEvent) {
+		if ev.Type == "queued" && ev.State == "queued" && !asJSON {
+			fmt.Fprintf(app.Err, "transfer %s waits in the daemon's queue (at most max_fetches run at once; `peer transfers` lists them)\n", ev.Transfer)
+		}
 		if p := ev.Progress; p != nil && !told && p.Bytes > 0 {
 			told = true
 			if p.Resumed > 0 && p.Resumed < p.Bytes { // all of it here is a copy, not a resume

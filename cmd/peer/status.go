@@ -15,7 +15,7 @@ func newStatusCmd(app *App) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status [--json]",
-		Short: "one screen about the running daemon: peers, DHT, files, traffic",
+		Short: "one screen about the running daemon: peers, DHT, files, transfers, traffic",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := app.needDaemon(cmd.Context(), "status")
@@ -44,6 +44,8 @@ func newStatusCmd(app *App) *cobra.Command {
 			fmt.Fprintf(tw, "DHT\t%s, %s, %d in routing table\n", s.DHT.Protocol, s.DHT.Mode, s.DHT.RoutingTable)
 			fmt.Fprintf(tw, "provides\t%d roots, %d pending, %d done, %d failed\n", s.DHT.ProvidedRoots, s.DHT.ProvidesPending, s.DHT.ProvidesDone, s.DHT.ProvidesFailed)
 			fmt.Fprintf(tw, "files\t%d\n", s.Files)
+			tc := s.Transfers
+			fmt.Fprintf(tw, "transfers\t%d running, %d queued, %d paused; %s\n", tc.Running, tc.Queued, tc.Paused, plural(tc.Uploads, "upload"))
 			fmt.Fprintf(tw, "traffic\t%s in, %s out\n", byteSize(s.BytesIn), byteSize(s.BytesOut))
 			for _, a := range s.Addrs {
 				fmt.Fprintf(tw, "address\t%s\n", a)

@@ -70,6 +70,12 @@ type Config struct {
 	SwarmKey string `json:"swarm_key"`
 	// UploadLimit caps what the node sends to peers, in bytes per second. Default 0: no cap.
 	UploadLimit int64 `json:"upload_limit"`
+	// DownloadLimit caps what the node's fetches receive, in bytes per second, all together.
+	// Default 0: no cap.
+	DownloadLimit int64 `json:"download_limit"`
+	// MaxFetches is how many of the daemon's transfers download at once; the others wait in
+	// the queue. Default 4.
+	MaxFetches int `json:"max_fetches"`
 	// DHTMode is "auto", "server" or "client". Auto serves the DHT when the node listens only on
 	// loopback or private addresses (LANs, testnets) or uses a named network, and otherwise
 	// serves until AutoNAT (if on) finds it unreachable. Default "auto".
@@ -107,6 +113,7 @@ func Default() Config {
 		BootstrapTimeout: Duration(10 * time.Second),
 		Rendezvous:       true,
 		Bitswap:          true,
+		MaxFetches:       4,
 	}
 }
 
@@ -170,6 +177,12 @@ func (c Config) Validate() error {
 	}
 	if c.UploadLimit < 0 {
 		return errors.New("upload_limit must not be negative (0 means no cap)")
+	}
+	if c.DownloadLimit < 0 {
+		return errors.New("download_limit must not be negative (0 means no cap)")
+	}
+	if c.MaxFetches < 1 || c.MaxFetches > 256 {
+		return fmt.Errorf("max_fetches %d: want from 1 to 256 transfers at once", c.MaxFetches)
 	}
 	if c.Reprovide < 0 || c.CatalogTTL < 0 || c.BootstrapTimeout < 0 {
 		return errors.New("reprovide, catalog_ttl and bootstrap_timeout must not be negative")

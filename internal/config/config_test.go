@@ -102,8 +102,13 @@ func TestSetEveryKey(t *testing.T) {
 			good: []good{{"10MB", "10000000"}, {"1.5GiB", "1610612736"}, {"64 KiB", "65536"}, {"2mb/s", "2000000"}, {"1000", "1000"}, {"0", "0"}},
 			bad:  []string{"-5", "-5MB", "fast", "MB", "1e400", "NaN"},
 		},
-		"swarm_key": {good: []good{{keyFile, keyFile}, {"", ""}}, bad: []string{notKey, filepath.Join(t.TempDir(), "missing")}},
-		"dht_mode":  {good: []good{{"server", "server"}, {"client", "client"}, {"auto", "auto"}}, bad: []string{"sometimes", "SERVER"}},
+		"download_limit": {
+			good: []good{{"20MB", "20000000"}, {"64 KiB", "65536"}, {"0", "0"}},
+			bad:  []string{"-5", "slow", "1e400"},
+		},
+		"max_fetches": {good: []good{{"1", "1"}, {"4", "4"}, {"256", "256"}}, bad: []string{"0", "-1", "257", "many"}},
+		"swarm_key":   {good: []good{{keyFile, keyFile}, {"", ""}}, bad: []string{notKey, filepath.Join(t.TempDir(), "missing")}},
+		"dht_mode":    {good: []good{{"server", "server"}, {"client", "client"}, {"auto", "auto"}}, bad: []string{"sometimes", "SERVER"}},
 	}
 	for _, key := range []string{"mdns", "autonat", "hole_punching", "relay_client", "port_mapping", "dht_public_only", "rendezvous", "bitswap"} {
 		cases[key] = struct {
@@ -156,6 +161,9 @@ func TestShow(t *testing.T) {
 	require.NoError(t, c.Set("upload_limit", "0"))
 	s, _ = c.Show("upload_limit")
 	require.Equal(t, "0 (no cap)", s)
+	require.NoError(t, c.Set("download_limit", "20MB"))
+	s, _ = c.Show("download_limit")
+	require.Equal(t, "20 MB/s (20000000 bytes/s)", s)
 	s, _ = c.Show("bootstrap")
 	require.Equal(t, "(none)", s)
 	require.NoError(t, c.Set("reprovide", "7d"))

@@ -89,6 +89,8 @@ var setters = map[string]struct {
 	"catalog_ttl":       {kindDuration, func(c *Config, v any) { c.CatalogTTL = Duration(v.(time.Duration)) }},
 	"swarm_key":         {kindString, func(c *Config, v any) { c.SwarmKey = v.(string) }},
 	"upload_limit":      {kindBytes, func(c *Config, v any) { c.UploadLimit = v.(int64) }},
+	"download_limit":    {kindBytes, func(c *Config, v any) { c.DownloadLimit = v.(int64) }},
+	"max_fetches":       {kindInt, func(c *Config, v any) { c.MaxFetches = int(v.(int64)) }},
 	"dht_mode":          {kindString, func(c *Config, v any) { c.DHTMode = v.(string) }},
 	"dht_public_only":   {kindBool, func(c *Config, v any) { c.DHTPublicOnly = v.(bool) }},
 	"bootstrap_timeout": {kindDuration, func(c *Config, v any) { c.BootstrapTimeout = Duration(v.(time.Duration)) }},
@@ -98,7 +100,7 @@ var setters = map[string]struct {
 
 // Set changes one setting from its text form and checks the result as the daemon would at start;
 // on error c is unchanged. Strings take the bare text; booleans yes/no, true/false, on/off or 1/0;
-// durations Go syntax or days (90s, 22h, 7d); upload_limit a rate in bytes per second with an
+// durations Go syntax or days (90s, 22h, 7d); upload_limit and download_limit a rate in bytes per second with an
 // optional unit (10MB, 1.5GiB; 0 is no cap); lists a JSON array or comma-separated values ("" for
 // an empty list).
 func (c *Config) Set(key, value string) error {
@@ -202,11 +204,15 @@ func (c Config) Show(key string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("unknown setting %q (known: %s)", key, strings.Join(Keys(), ", "))
 	}
-	if key == "upload_limit" {
-		if c.UploadLimit == 0 {
+	if key == "upload_limit" || key == "download_limit" {
+		limit := c.UploadLimit
+		if key == "download_limit" {
+			limit = c.DownloadLimit
+		}
+		if limit == 0 {
 			return "0 (no cap)", nil
 		}
-		return fmt.Sprintf("%s/s (%d bytes/s)", FormatBytes(float64(c.UploadLimit)), c.UploadLimit), nil
+		return fmt.Sprintf("%s/s (%d bytes/s)", FormatBytes(float64(limit)), limit), nil
 	}
 	v, err := c.Get(key)
 	if err != nil {

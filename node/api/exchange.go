@@ -35,6 +35,7 @@ type FetchRequest struct {
 	Output string `json:"output,omitempty"` // absolute path of the file to write
 	Dir    string `json:"dir,omitempty"`    // absolute directory for the announced name, when no output
 	Force  bool   `json:"force,omitempty"`  // overwrite an existing output
+	Limit  int64  `json:"limit,omitempty"`  // bytes/s for this fetch, 0: only the node's download_limit
 }
 
 // FetchProgress is how far a fetch is.
@@ -53,7 +54,11 @@ type FetchProgress struct {
 // FetchEvent is one line of the NDJSON answer of POST /api/v1/fetch: progress lines, then one
 // "done" or "error" line.
 type FetchEvent struct {
-	Type     string         `json:"type"` // "progress", "done", "error"
+	Type string `json:"type"` // "progress", "done", "error"
+	// Transfer is the ID of the daemon's transfer the request queued or attached to.
+	Transfer string `json:"transfer,omitempty"`
+	// State is the transfer's state when the request queued or found it ("queued" line).
+	State    string         `json:"state,omitempty"`
 	Progress *FetchProgress `json:"progress,omitempty"`
 	File     *store.File    `json:"file,omitempty"`
 	Path     string         `json:"path,omitempty"`

@@ -71,6 +71,16 @@ type Status struct {
 	Started  time.Time `json:"started"`
 	// Private is true when a swarm key keeps the node on a private network.
 	Private bool `json:"private"`
+	// Transfers counts the daemon's downloads by state, and its uploads.
+	Transfers TransferCounts `json:"transfers"`
+}
+
+// TransferCounts counts transfers for the status screen.
+type TransferCounts struct {
+	Running int `json:"running"`
+	Queued  int `json:"queued"`
+	Paused  int `json:"paused"`
+	Uploads int `json:"uploads"`
 }
 
 // Error is the body of every error answer.
