@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -37,7 +38,6 @@ import (
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -53,24 +53,27 @@ import (
 
 const figuresEnv = "PEER_ATTACK_FIGURES"
 
-// figuresRan: the resident set never shrinks back to idle, so each figure needs a process of
-// its own.
+// figuresRan: a process that measured once holds what it took, so each figure needs a process
+// of its own.
 var figuresRan atomic.Bool
 
-// figures is one attacked node, the file it serves, an honest node, and a sampler of the
-// process's memory.
+// figures is an attacked node in a child process (this test binary, running
+// TestAttackFiguresTarget), the file it serves, an honest node in this process, and a sampler of
+// the child's memory.
 type figures struct {
 	t        *testing.T
-	target   *node.Node
+	target   peer.AddrInfo
 	root     cid.Cid
 	sum      [32]byte
+	pid      int
+	stdin    io.WriteCloser
+	lines    chan string
 	honest   *node.Node
 	idleRSS  uint64
-	idleHeap uint64
 	peakRSS  atomic.Uint64
-	peakHeap atomic.Uint64
 	stop     chan struct{}
 	sampled  chan struct{}
+	finalHWM uint64
 }
 
 // publicNode is a node on the public DHT (values kept, as discovery/records.go caps them),
@@ -85,25 +88,45 @@ func newFigures(t *testing.T) *figures {
 		t.Skip("set " + figuresEnv + "=1 to measure")
 	}
 	if figuresRan.Swap(true) {
-		t.Fatal("run one TestAttackFigures test per process (-run '^TestAttackFiguresX$'): the resident set of the one before stays")
+		t.Fatal("run one TestAttackFigures test per process (-run '^TestAttackFiguresX$')")
 	}
-	f := &figures{t: t, stop: make(chan struct{}), sampled: make(chan struct{})}
-	f.target = repoNode(t, nil, publicNode)
-	p := filepath.Join(t.TempDir(), "data.bin")
-	f.sum = writeRandom(t, p, 64<<20)
-	sf, err := f.target.Share(t.Context(), p, node.ShareOptions{})
+	f := &figures{t: t, stop: make(chan struct{}), sampled: make(chan struct{}), lines: make(chan string, 16)}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAttackFiguresTarget$")
+	cmd.Env = append(os.Environ(), "PEER_ATTACK_CHILD=1")
+	var err error
+	f.stdin, err = cmd.StdinPipe()
 	require.NoError(t, err)
-	f.root = sf.Root
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = io.Discard
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = f.stdin.Close(); _ = cmd.Wait() })
+	f.pid = cmd.Process.Pid
+	go func() {
+		defer close(f.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			f.lines <- sc.Text()
+		}
+	}()
+	ready := strings.Fields(f.reply("", "ready "))
+	require.Len(t, ready, 4, "ready ID ADDR ROOT SHA256")
+	ai, err := peer.AddrInfoFromString(ready[1] + "/p2p/" + ready[0])
+	require.NoError(t, err)
+	f.target = *ai
+	f.root, err = cid.Decode(ready[2])
+	require.NoError(t, err)
+	sum, err := hex.DecodeString(ready[3])
+	require.NoError(t, err)
+	f.sum = [32]byte(sum)
 	f.honest = repoNode(t, nil, func(o *node.Options) { o.Config.Network = "" })
-	debug.FreeOSMemory()
-	f.idleRSS, f.idleHeap = vmRSS(), heapInUse()
+	f.idleRSS = procStatus(f.pid, "VmRSS")
 	go func() {
 		defer close(f.sampled)
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			f.peakRSS.Store(max(f.peakRSS.Load(), vmRSS()))
-			f.peakHeap.Store(max(f.peakHeap.Load(), heapInUse()))
+			f.peakRSS.Store(max(f.peakRSS.Load(), procStatus(f.pid, "VmRSS")))
 			select {
 			case <-f.stop:
 				return
@@ -113,6 +136,86 @@ func newFigures(t *testing.T) *figures {
 	}()
 	t.Cleanup(f.end)
 	return f
+}
+
+// reply sends cmd (unless "") to the child and returns the rest of its first line that starts
+// with prefix.
+func (f *figures) reply(cmd, prefix string) string {
+	if cmd != "" {
+		_, err := io.WriteString(f.stdin, cmd+"\n")
+		require.NoError(f.t, err)
+	}
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case l, ok := <-f.lines:
+			require.True(f.t, ok, "the attacked node's process ended")
+			if v, ok := strings.CutPrefix(l, prefix); ok {
+				return v
+			}
+		case <-timeout:
+			f.t.Fatalf("no %q from the attacked node's process", prefix)
+		}
+	}
+}
+
+// gossipPeers is the peers the attacked node's gossip counts on its topic.
+func (f *figures) gossipPeers() []string { return strings.Fields(f.reply("peers", "peers")) }
+
+func (f *figures) conns() int {
+	n, err := strconv.Atoi(strings.TrimSpace(f.reply("conns", "conns ")))
+	require.NoError(f.t, err)
+	return n
+}
+
+// TestAttackFiguresTarget is the attacked node of the figures, in a process of its own: it
+// serves a 64 MiB file, prints "ready ID ADDR ROOT SHA256", answers "peers", "conns" and "heap"
+// on its standard input, and ends when that closes.
+func TestAttackFiguresTarget(t *testing.T) {
+	if os.Getenv("PEER_ATTACK_CHILD") == "" {
+		t.Skip("the attacked node of the TestAttackFigures tests")
+	}
+	n := repoNode(t, nil, publicNode)
+	p := filepath.Join(t.TempDir(), "data.bin")
+	sum := writeRandom(t, p, 64<<20)
+	sf, err := n.Share(t.Context(), p, node.ShareOptions{})
+	require.NoError(t, err)
+	debug.FreeOSMemory()
+	// Reset the peak resident set (VmHWM) to what is resident now.
+	require.NoError(t, os.WriteFile("/proc/self/clear_refs", []byte("5"), 0))
+	idleHeap := heapInUse()
+	var peakHeap atomic.Uint64
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			peakHeap.Store(max(peakHeap.Load(), heapInUse()))
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	fmt.Printf("ready %s %s %s %x\n", n.ID(), n.Addrs()[0], sf.Root, sum)
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		switch sc.Text() {
+		case "peers":
+			fmt.Printf("peers %s\n", strings.Join(func() (s []string) {
+				for _, p := range node.GossipPeers(n) {
+					s = append(s, p.String())
+				}
+				return
+			}(), " "))
+		case "conns":
+			fmt.Printf("conns %d\n", len(n.Host().Network().Peers()))
+		case "heap":
+			fmt.Printf("heap %d %d\n", idleHeap, peakHeap.Load())
+		}
+	}
 }
 
 // writeRandom writes size random bytes to p a MiB at a time (so that the idle figure holds no
@@ -134,6 +237,7 @@ func (f *figures) end() {
 	default:
 		close(f.stop)
 		<-f.sampled
+		f.finalHWM = procStatus(f.pid, "VmHWM")
 	}
 }
 
@@ -143,7 +247,7 @@ func (f *figures) end() {
 func (f *figures) fetchWhile(done <-chan struct{}) (verified int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := f.honest.Host().Connect(ctx, peer.AddrInfo{ID: f.target.ID(), Addrs: f.target.Host().Addrs()}); err != nil {
+	if err := f.honest.Host().Connect(ctx, f.target); err != nil {
 		return 0, err
 	}
 	out := filepath.Join(f.t.TempDir(), "fetched.bin")
@@ -185,20 +289,25 @@ func (f *figures) honestFetch(done <-chan struct{}) func() (int, error) {
 }
 
 func (f *figures) report(attack string, verified int, took time.Duration) {
+	var idleHeap, peakHeap uint64
+	_, err := fmt.Sscan(f.reply("heap", "heap "), &idleHeap, &peakHeap)
+	require.NoError(f.t, err)
 	f.end()
+	peak := max(f.finalHWM, f.peakRSS.Load())
 	mib := func(v uint64) float64 { return float64(v) / (1 << 20) }
-	f.t.Logf("%s: RSS idle %.0f MiB, peak %.0f MiB (+%.0f); heap in use idle %.0f MiB, peak %.0f MiB (+%.0f); honest 64 MiB fetch verified %d times; attack took %v",
-		attack, mib(f.idleRSS), mib(f.peakRSS.Load()), mib(f.peakRSS.Load()-min(f.idleRSS, f.peakRSS.Load())),
-		mib(f.idleHeap), mib(f.peakHeap.Load()), mib(f.peakHeap.Load()-min(f.idleHeap, f.peakHeap.Load())), verified, took.Round(time.Millisecond))
+	f.t.Logf("%s: attacked node RSS idle %.0f MiB, peak %.0f MiB (+%.0f); its heap in use idle %.0f MiB, peak %.0f MiB (+%.0f); honest 64 MiB fetch verified %d times; attack took %v",
+		attack, mib(f.idleRSS), mib(peak), mib(peak-min(f.idleRSS, peak)),
+		mib(idleHeap), mib(peakHeap), mib(peakHeap-min(idleHeap, peakHeap)), verified, took.Round(time.Millisecond))
 }
 
-func vmRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
+// procStatus is a field of /proc/PID/status in kB, in bytes.
+func procStatus(pid int, field string) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10
 		}
@@ -252,8 +361,8 @@ func TestAttackFiguresTopicFlood(t *testing.T) {
 			}
 		})
 	}
-	connectTo(t, h, f.target)
-	st, err := h.NewStream(ctx, f.target.ID(), pubsub.GossipSubID_v11)
+	require.NoError(t, h.Connect(ctx, f.target))
+	st, err := h.NewStream(ctx, f.target.ID, pubsub.GossipSubID_v11)
 	require.NoError(t, err)
 	defer st.Reset()
 	bw := bufio.NewWriterSize(st, 256<<10)
@@ -274,7 +383,7 @@ func TestAttackFiguresTopicFlood(t *testing.T) {
 	}
 	write(&pb.RPC{Subscriptions: []*pb.RPC_SubOpts{{Subscribe: &yes, Topicid: &ours}}})
 	require.NoError(t, bw.Flush())
-	require.Eventually(t, func() bool { return slices.Contains(node.GossipPeers(f.target), h.ID()) }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return slices.Contains(f.gossipPeers(), h.ID().String()) }, 20*time.Second, 50*time.Millisecond)
 
 	done := make(chan struct{})
 	fetched := f.honestFetch(done)
@@ -297,7 +406,7 @@ func TestAttackFiguresTopicFlood(t *testing.T) {
 	close(done)
 	n, err := fetched()
 	require.NoError(t, err)
-	require.Contains(t, node.GossipPeers(f.target), h.ID(), "the RPC of 1,000 subscriptions was ignored whole")
+	require.Contains(t, f.gossipPeers(), h.ID().String(), "the RPC of 1,000 subscriptions was ignored whole")
 	f.report(fmt.Sprintf("%d topics", topics), n, took)
 }
 
@@ -324,7 +433,7 @@ func TestAttackFiguresDHTRecords(t *testing.T) {
 	defer cancel()
 	kad := protocol.ID(discovery.ProtocolPrefix("") + "/kad/1.0.0")
 	h := loopbackHost(t)
-	connectTo(t, h, f.target)
+	require.NoError(t, h.Connect(ctx, f.target))
 	done := make(chan struct{})
 	fetched := f.honestFetch(done)
 	start := time.Now()
@@ -338,7 +447,7 @@ func TestAttackFiguresDHTRecords(t *testing.T) {
 	for range records {
 		if s == nil {
 			var err error
-			s, err = h.NewStream(ctx, f.target.ID(), kad)
+			s, err = h.NewStream(ctx, f.target.ID, kad)
 			require.NoError(t, err)
 			w, r = pbio.NewDelimitedWriter(s), pbio.NewDelimitedReader(s, 1<<20)
 		}
@@ -376,9 +485,9 @@ func TestAttackFiguresDHTRecords(t *testing.T) {
 	}
 	for i := range providers {
 		a := loopbackHost(t)
-		connectTo(t, a, f.target)
+		require.NoError(t, a.Connect(ctx, f.target))
 		wg.Go(func() {
-			s, err := a.NewStream(ctx, f.target.ID(), kad)
+			s, err := a.NewStream(ctx, f.target.ID, kad)
 			if err != nil {
 				return
 			}
@@ -413,48 +522,47 @@ func TestAttackFiguresDHTRecords(t *testing.T) {
 	f.report("DHT records", n, took)
 }
 
-// TestAttackFiguresConnections: 300 identities (each a libp2p host, in a child process so that
-// their memory is not counted here) connect to the node; then the honest node connects, retrying
-// until it is let in, and fetches.
+// TestAttackFiguresConnections: 300 identities (each a libp2p host) connect to the node; then
+// the honest node connects, dialling again until it is let in, and fetches.
 func TestAttackFiguresConnections(t *testing.T) {
 	f := newFigures(t)
 	const identities = 300
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAttackFiguresConnector$", "-test.v")
-	cmd.Env = append(os.Environ(), "PEER_ATTACK_TARGET="+f.target.ID().String()+"@"+f.target.Addrs()[0].String(), "PEER_ATTACK_IDS="+strconv.Itoa(identities))
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = io.Discard
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
 	start := time.Now()
-	var connected string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "connected "); ok {
-			connected = v
-			break
-		}
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for range identities {
+		h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.ResourceManager(&network.NullResourceManager{}), libp2p.DisableRelay())
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = h.Close() })
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			if h.Connect(ctx, f.target) == nil {
+				ok.Add(1)
+			}
+		})
 	}
-	require.NotEmpty(t, connected, "the connector process ended before connecting")
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	before := len(f.target.Host().Network().Peers())
+	wg.Wait()
+	before := f.conns()
 
-	// The honest node dials until it is let in (the trim waits for the grace period).
-	ai := peer.AddrInfo{ID: f.target.ID(), Addrs: f.target.Host().Addrs()}
+	// The honest node dials until it is let in (trimming waits for the grace period).
 	dialStart := time.Now()
-	tries := 0
-	var lastErr error
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); tries++ {
+	refused := 0
+	var lastErr, firstErr error
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); refused++ {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		lastErr = f.honest.Host().Connect(ctx, ai)
+		lastErr = f.honest.Host().Connect(ctx, f.target)
 		cancel()
 		if lastErr == nil {
 			break
 		}
-		f.honest.Host().Network().ClosePeer(f.target.ID())
-		f.honest.Host().Peerstore().RemovePeer(f.target.ID())
+		if firstErr == nil {
+			firstErr = lastErr
+		}
+		f.honest.Host().Network().ClosePeer(f.target.ID)
 		select {
 		case <-time.After(500 * time.Millisecond):
 		case <-t.Context().Done():
@@ -466,48 +574,7 @@ func TestAttackFiguresConnections(t *testing.T) {
 	close(done)
 	n, err := f.fetchWhile(done)
 	require.NoError(t, err)
-	t.Logf("%s of %d identities connected; the node had %d peers then, %d now; the honest node connected after %v and %d refused dials (last: %v)",
-		connected, identities, before, len(f.target.Host().Network().Peers()), toConnect.Round(time.Millisecond), tries, lastErr)
+	t.Logf("%d of %d identities connected; the node had %d peers then, %d now; the honest node connected after %v and %d refused dials (first: %v)",
+		ok.Load(), identities, before, f.conns(), toConnect.Round(time.Millisecond), refused, firstErr)
 	f.report(fmt.Sprintf("%d identities", identities), n, time.Since(start))
-}
-
-// TestAttackFiguresConnector is the child process of TestAttackFiguresConnections: it connects
-// PEER_ATTACK_IDS hosts to PEER_ATTACK_TARGET (ID@address), 16 at a time, prints how many got
-// in, and holds them until its standard input closes.
-func TestAttackFiguresConnector(t *testing.T) {
-	target := os.Getenv("PEER_ATTACK_TARGET")
-	if target == "" {
-		t.Skip("the child process of TestAttackFiguresConnections")
-	}
-	id, addr, _ := strings.Cut(target, "@")
-	pid, err := peer.Decode(id)
-	require.NoError(t, err)
-	ai, err := peer.AddrInfoFromString(addr + "/p2p/" + pid.String())
-	require.NoError(t, err)
-	n, err := strconv.Atoi(os.Getenv("PEER_ATTACK_IDS"))
-	require.NoError(t, err)
-	var ok atomic.Int64
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	hosts := make([]host.Host, n)
-	for i := range hosts {
-		h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.ResourceManager(&network.NullResourceManager{}), libp2p.DisableRelay())
-		require.NoError(t, err)
-		hosts[i] = h
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if h.Connect(ctx, *ai) == nil {
-				ok.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	fmt.Printf("connected %d\n", ok.Load())
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	for _, h := range hosts {
-		_ = h.Close()
-	}
 }
