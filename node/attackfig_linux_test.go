@@ -110,6 +110,7 @@ func newFigures(t *testing.T) *figures {
 		}
 	}()
 	ready := strings.Fields(f.reply("", "ready "))
+	t.Logf("the attacked node is process %d", f.pid)
 	require.Len(t, ready, 4, "ready ID ADDR ROOT SHA256")
 	ai, err := peer.AddrInfoFromString(ready[1] + "/p2p/" + ready[0])
 	require.NoError(t, err)
@@ -214,6 +215,15 @@ func TestAttackFiguresTarget(t *testing.T) {
 			fmt.Printf("conns %d\n", len(n.Host().Network().Peers()))
 		case "heap":
 			fmt.Printf("heap %d %d\n", idleHeap, peakHeap.Load())
+		default:
+			if p, ok := strings.CutPrefix(sc.Text(), "heapprofile "); ok {
+				out, err := os.Create(p)
+				if err == nil {
+					err = pprof.Lookup("heap").WriteTo(out, 0)
+					_ = out.Close()
+				}
+				fmt.Printf("heapprofile %v\n", err)
+			}
 		}
 	}
 }
@@ -474,13 +484,9 @@ func TestAttackFiguresDHTRecords(t *testing.T) {
 	var wg sync.WaitGroup
 	until := time.Now().Add(floodFor)
 	if p := os.Getenv("PEER_ATTACK_HEAPPROFILE"); p != "" {
-		// The heap when the flood stops, while the node still works through what was sent.
-		prof := time.AfterFunc(floodFor, func() {
-			if out, err := os.Create(p); err == nil {
-				_ = pprof.Lookup("heap").WriteTo(out, 0)
-				_ = out.Close()
-			}
-		})
+		// The attacked node's heap when the flood stops, while it still works through what
+		// was sent.
+		prof := time.AfterFunc(floodFor, func() { _, _ = io.WriteString(f.stdin, "heapprofile "+p+"\n") })
 		defer prof.Stop()
 	}
 	for i := range providers {
