@@ -2,9 +2,10 @@ package node_test
 
 // Figures of memory under attack: a node serving a 64 MiB file is attacked by peers of the
 // test's own making while an honest node fetches the file from it again and again, verifying
-// each copy. These tests only measure (set PEER_ATTACK_FIGURES=1 to run them); they log the
-// process's resident set (VmRSS of /proc/self/status, which holds the attacked node and the
-// honest node, and for some attacks the attacker) and the Go heap in use, idle and at peak.
+// each copy. These tests only measure (set PEER_ATTACK_FIGURES=1 to run them, one per process;
+// docs/BENCHMARKS.md has the command and the figures). The attacked node runs in a child
+// process, this test binary running TestAttackFiguresTarget, so that its resident set (VmRSS
+// and VmHWM of /proc/PID/status) holds nothing else; it reports its own heap in use.
 
 import (
 	"bufio"
