@@ -14,3 +14,12 @@ func BitswapWantlist(n *Node, p peer.ID) []cid.Cid {
 	}
 	return ex.bs.srv.WantlistForPeer(p)
 }
+
+// GossipPeers is the peers the node's gossip counts on its topic.
+func GossipPeers(n *Node) []peer.ID {
+	ex, err := n.exchange()
+	if err != nil {
+		return nil
+	}
+	return ex.gsp.Peers()
+}
