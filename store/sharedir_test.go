@@ -90,6 +90,9 @@ func TestAddTreeReferenceKeepsFilesInPlace(t *testing.T) {
 		require.Equal(t, big[ch.Offset:ch.Offset+ch.Size], leaf)
 	}
 	require.Equal(t, 0, s.CheckFiles())
+	_, err = s.GC(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 7, blockFiles(t, dir), "gc keeps the folder's owned nodes")
 
 	// Reopened, the folder is still intact and served.
 	require.NoError(t, s.Close())
