@@ -181,7 +181,7 @@ func (ex *exchange) sharedAnnouncements() []gossip.Announcement {
 	for _, f := range ex.st.Files() {
 		// Intact: a referenced file that changed since is not offered (and is withdrawn).
 		if f.Shared && f.State == store.Complete && ex.st.Intact(f) {
-			out = append(out, gossip.Announcement{Root: f.Root, Name: SafeName(f.Name, f.Root), Size: f.Size, Time: f.Added})
+			out = append(out, announcementOf(f))
 		}
 	}
 	return out
@@ -191,6 +191,7 @@ func (ex *exchange) sharedAnnouncements() []gossip.Announcement {
 // announcements are queued and recorded in batches (one fsync per batch).
 func (ex *exchange) onAnnouncement(a gossip.Announcement) {
 	e := store.Event{Type: store.AnnounceSeen, Root: a.Root.String(), Name: a.Name, Size: a.Size, Peer: a.Provider.String(), AnnTime: a.Time.UnixMilli()}
+	e.Dir, e.Files = a.Folder()
 	if a.Withdraw {
 		e = store.Event{Type: store.AnnounceGone, Root: a.Root.String(), Peer: a.Provider.String()}
 	}
@@ -278,10 +279,13 @@ func (n *Node) exchange() (*exchange, error) {
 type ShareOptions struct {
 	// Copy imports the file's bytes into the repo; by default the file is served in place.
 	Copy bool
+	// Hidden includes, in a folder, the entries whose names start with '.'.
+	Hidden bool
 }
 
-// Share imports the file at path (in place unless opts.Copy), provides its root on the DHT and
-// announces it on gossip.
+// Share imports the file or folder at path (in place unless opts.Copy), provides its root on the
+// DHT and announces it on gossip; a folder's announcement says it is one and how many files it
+// holds.
 func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (store.File, error) {
 	ex, err := n.exchange()
 	if err != nil {
@@ -291,21 +295,23 @@ func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (store
 	if err != nil {
 		return store.File{}, err
 	}
-	fh, err := os.Open(abs)
+	st, err := os.Stat(abs)
 	if err != nil {
 		return store.File{}, err
 	}
-	defer fh.Close()
-	if st, err := fh.Stat(); err != nil {
-		return store.File{}, err
-	} else if !st.Mode().IsRegular() {
-		return store.File{}, fmt.Errorf("%s is not a regular file", path)
+	var f store.File
+	switch {
+	case st.IsDir():
+		f, err = ex.st.AddTree(ctx, abs, store.AddOptions{Reference: !opts.Copy, Path: abs, Hidden: opts.Hidden})
+	case st.Mode().IsRegular():
+		f, err = ex.shareFile(ctx, abs, opts)
+	default:
+		return store.File{}, fmt.Errorf("%s is not a regular file or folder", path)
 	}
-	f, err := ex.st.Add(ctx, fh, filepath.Base(abs), store.AddOptions{Reference: !opts.Copy, Path: abs})
 	if err != nil {
 		return store.File{}, err
 	}
-	// The file at this path was shared before with other bytes: that version goes.
+	// The file or folder at this path was shared before with other bytes: that version goes.
 	if err := ex.replacePath(ctx, abs, f.Root); err != nil {
 		return store.File{}, err
 	}
@@ -318,13 +324,34 @@ func (n *Node) Share(ctx context.Context, path string, opts ShareOptions) (store
 	if err != nil {
 		return store.File{}, err
 	}
-	// Announce a name every peer accepts: gossip validators refuse separators and control
-	// characters, which a local file name may hold.
-	if err := ex.gsp.Publish(ctx, gossip.Announcement{Root: f.Root, Name: SafeName(f.Name, f.Root), Size: f.Size}); err != nil {
+	a := announcementOf(f)
+	a.Time = time.Time{} // stamped now by Publish
+	if err := ex.gsp.Publish(ctx, a); err != nil {
 		return store.File{}, fmt.Errorf("announcing %s: %w", f.CID, err)
 	}
 	f, _ = ex.st.File(f.Root)
 	return f, nil
+}
+
+// shareFile imports the regular file at abs.
+func (ex *exchange) shareFile(ctx context.Context, abs string, opts ShareOptions) (store.File, error) {
+	fh, err := os.Open(abs)
+	if err != nil {
+		return store.File{}, err
+	}
+	defer fh.Close()
+	return ex.st.Add(ctx, fh, filepath.Base(abs), store.AddOptions{Reference: !opts.Copy, Path: abs})
+}
+
+// announcementOf is how the node announces a file or folder it shares. The name is one every peer
+// accepts: gossip validators refuse separators and control characters, which a local name may
+// hold.
+func announcementOf(f store.File) gossip.Announcement {
+	a := gossip.Announcement{Root: f.Root, Name: SafeName(f.Name, f.Root), Size: f.Size, Time: f.Added}
+	if f.Dir {
+		a.Fields = gossip.FolderFields(f.Files)
+	}
+	return a
 }
 
 // Remove forgets a file; a shared one is withdrawn from gossip and no longer provided. A pinned

@@ -68,7 +68,7 @@ func (n *Node) handleShare(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("path %q must be absolute", req.Path))
 		return
 	}
-	f, err := n.Share(r.Context(), req.Path, ShareOptions{Copy: req.Copy})
+	f, err := n.Share(r.Context(), req.Path, ShareOptions{Copy: req.Copy, Hidden: req.Hidden})
 	if err != nil {
 		api.WriteError(w, statusOf(err), err)
 		return

@@ -216,3 +216,46 @@ func BenchmarkHashTree10k(b *testing.B) {
 	}
 	reportFiles(b, 10000)
 }
+
+// BenchmarkShareTree10k is `peer share DIR` of the same tree into a fresh repo: files hashed in
+// place, only the 101 directory nodes stored (one sync), the folder recorded by one event.
+func BenchmarkShareTree10k(b *testing.B) {
+	tree := makeSmallTree(b)
+	b.SetBytes(10000 * 4096)
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		_, err := store.Init(dir)
+		require.NoError(b, err)
+		s, err := store.Open(dir)
+		require.NoError(b, err)
+		b.StartTimer()
+		f, err := s.AddTree(b.Context(), tree, store.AddOptions{Reference: true})
+		require.NoError(b, err)
+		require.Equal(b, uint64(10000), f.Files)
+		b.StopTimer()
+		require.NoError(b, s.Close())
+		b.StartTimer()
+	}
+	reportFiles(b, 10000)
+}
+
+// BenchmarkCheckSharedTree10k is the periodic check of that shared folder: its directory nodes
+// read and one lstat per file.
+func BenchmarkCheckSharedTree10k(b *testing.B) {
+	tree := makeSmallTree(b)
+	dir := b.TempDir()
+	_, err := store.Init(dir)
+	require.NoError(b, err)
+	s, err := store.Open(dir)
+	require.NoError(b, err)
+	b.Cleanup(func() { s.Close() })
+	_, err = s.AddTree(b.Context(), tree, store.AddOptions{Reference: true})
+	require.NoError(b, err)
+	for b.Loop() {
+		if n := s.CheckFiles(); n != 0 {
+			b.Fatalf("%d changed", n)
+		}
+	}
+	reportFiles(b, 10000)
+}

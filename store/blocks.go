@@ -359,11 +359,12 @@ func forEach(items []string, fn func(string) error) error {
 
 // refLoc is where a referenced leaf lives: a byte range of a file the store does not own.
 type refLoc struct {
-	root   string // the file it belongs to
-	path   string
+	root   string // the file or folder it belongs to
+	path   string // the file it is read from
 	offset uint64
 	size   uint64
-	leaf   int // its place among the file's leaves
+	leaf   int    // its place among the file's leaves
+	fsize  uint64 // the file's size, for a file in a folder
 }
 
 // readRef reads and verifies a referenced leaf. A mismatch means the file changed under us.

@@ -143,7 +143,7 @@ func (ix *index) catalogSeen(e Event) {
 		o = &offer{Providers: map[string]time.Time{}}
 		ix.Catalog[e.Root] = o
 	}
-	o.Name, o.Size = e.Name, e.Size
+	o.Name, o.Size, o.Dir, o.Files = e.Name, e.Size, e.Dir, e.Files
 	o.Providers[e.Peer] = e.Time
 	b := ix.bounds()
 	b.put(e.Root, e.Peer, e.Time)

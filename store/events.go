@@ -58,8 +58,9 @@ type Event struct {
 	Error   string `json:"error"`
 	// Have is how many bytes a stopped fetch had verified (FetchFailed).
 	Have uint64 `json:"have"`
-	// Dir says the root is a UnixFS directory (FileAdded, FetchCompleted); Size is then the bytes
-	// of every file under it and Files how many files it holds. False and 0 for a single file.
+	// Dir says the root is a UnixFS directory (FileAdded, FetchCompleted, and AnnounceSeen when
+	// the announcement said so); Size is then the bytes of every file under it and Files how many
+	// files it holds. False and 0 for a single file.
 	Dir   bool   `json:"dir"`
 	Files uint64 `json:"files"`
 	// Part is the partial file a fetch writes until it completes (FetchStarted with a Path).

@@ -54,12 +54,17 @@ type Offer struct {
 	Size      uint64    `json:"size"`
 	Providers []string  `json:"providers"`
 	LastSeen  time.Time `json:"last_seen"`
+	// Dir says the announcements name a folder, of Files files (Size is then their bytes).
+	Dir   bool   `json:"dir"`
+	Files uint64 `json:"files"`
 }
 
 type offer struct {
 	Name      string               `json:"name"`
 	Size      uint64               `json:"size"`
 	Providers map[string]time.Time `json:"providers"` // peer → when last seen
+	Dir       bool                 `json:"dir,omitempty"`
+	Files     uint64               `json:"files,omitempty"`
 }
 
 // index is the projection of the log: files held and the network catalog. It is rebuilt by
@@ -175,7 +180,7 @@ func (ix *index) search(term string, cutoff time.Time) []Offer {
 		if term != "" && !strings.Contains(strings.ToLower(o.Name), term) && root != asCID {
 			continue
 		}
-		off := Offer{CID: root, Name: o.Name, Size: o.Size}
+		off := Offer{CID: root, Name: o.Name, Size: o.Size, Dir: o.Dir, Files: o.Files}
 		for p, seen := range o.Providers {
 			if seen.Before(cutoff) {
 				continue

@@ -73,6 +73,9 @@ func (s *Store) fileRefs(f File) map[string][]refLoc {
 	if !s.Intact(f) {
 		return nil
 	}
+	if f.Dir {
+		return s.folderRefs(f)
+	}
 	locs := map[string][]refLoc{}
 	leaf := 0
 	err := s.walk(context.Background(), f.Root, f.Size, func(c cid.Cid, n unixfs.Node, off uint64) error {
@@ -117,8 +120,13 @@ func (s *Store) readRefServed(c cid.Cid, loc refLoc, alloc func(n int) []byte) (
 	if err != nil {
 		return nil, err
 	}
-	if err := matches(st, f); err != nil {
-		s.markChanged(f.CID, f.Path, err.Error())
+	if f.Dir {
+		err = matchesInFolder(st, f, loc.fsize)
+	} else {
+		err = matches(st, f)
+	}
+	if err != nil {
+		s.markChanged(f.CID, f.Path, refReason(f, loc, err.Error()))
 		return nil, ErrNotFound
 	}
 	fst := statOf(st)
@@ -131,7 +139,7 @@ func (s *Store) readRefServed(c cid.Cid, loc refLoc, alloc func(n int) []byte) (
 	}
 	s.hashed.Add(1)
 	if err := unixfs.Verify(c, data); err != nil {
-		s.markChanged(f.CID, f.Path, fmt.Sprintf("bytes at offset %d no longer match their CID", loc.offset))
+		s.markChanged(f.CID, f.Path, refReason(f, loc, fmt.Sprintf("bytes at offset %d no longer match their CID", loc.offset)))
 		return nil, ErrNotFound
 	}
 	s.refRemember(loc, fst)
@@ -140,13 +148,18 @@ func (s *Store) readRefServed(c cid.Cid, loc refLoc, alloc func(n int) []byte) (
 
 // Intact reports whether f's bytes are where the index says: always for a file whose blocks the
 // repo owns; for a complete referenced file, when it still has the size and modification time
-// that were hashed; never for a partial one. A referenced file that is gone or changed is recorded as changed and no longer served.
+// that were hashed; for a folder shared in place, when every file in it is (folderIntact); never
+// for a partial one. A referenced file that is gone or changed is recorded as changed and no
+// longer served.
 func (s *Store) Intact(f File) bool {
 	if f.Path == "" {
 		return true
 	}
 	if f.State != Complete {
 		return false
+	}
+	if f.Dir {
+		return s.folderIntact(f)
 	}
 	st, err := os.Stat(f.Path)
 	if err == nil {
@@ -176,8 +189,16 @@ func (s *Store) refFailed(loc refLoc, err error) {
 		return // a partial download's holes are expected
 	}
 	if errors.Is(err, unixfs.ErrHashMismatch) || errors.Is(err, fs.ErrNotExist) {
-		s.markChanged(loc.root, loc.path, err.Error())
+		s.markChanged(loc.root, f.Path, refReason(f, loc, err.Error()))
 	}
+}
+
+// refReason names the file of a folder that changed.
+func refReason(f File, loc refLoc, reason string) string {
+	if f.Dir {
+		return loc.path + ": " + reason
+	}
+	return reason
 }
 
 func (s *Store) fileByCID(root string) (File, bool) {

@@ -71,7 +71,7 @@ type Store struct {
 	refsBuild sync.Mutex
 	// verifyMu guards what serving has verified (verify.go); taken after mu, never before.
 	verifyMu  sync.Mutex
-	refChecks map[string]*refCheck // referenced file's root → the stat verified under, the leaves
+	refChecks map[string]map[string]*refCheck // referenced root → file path → the stat verified under, the leaves
 	owned     verifiedSet
 	hashed    atomic.Int64 // blocks hashed to serve them
 	// gcMu is held shared by imports and downloads while they write blocks that no event names
@@ -757,7 +757,30 @@ func (s *Store) add(ctx context.Context, r io.Reader, name string, opts AddOptio
 // files, folders (empty ones too), symbolic links as links, never followed; names starting with
 // '.' only with opts.Hidden. Every block is durable, with one sync for the whole tree, before the
 // one FileAdded event that records the root, its file count and total size.
+//
+// With opts.Reference the files stay where they are (see sharedir.go): only directory nodes,
+// symbolic links and files' inner nodes are stored, the event records the folder's absolute path,
+// and the root is the one a copy gives. A path that is a file is added as Add adds it.
 func (s *Store) AddTree(ctx context.Context, path string, opts AddOptions) (File, error) {
+	if opts.Reference {
+		st, err := os.Stat(path)
+		if err != nil {
+			return File{}, err
+		}
+		if !st.IsDir() {
+			fh, err := os.Open(path)
+			if err != nil {
+				return File{}, err
+			}
+			defer fh.Close()
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return File{}, err
+			}
+			opts.Path = abs
+			return s.Add(ctx, fh, filepath.Base(abs), opts)
+		}
+	}
 	f, written, err := s.addTree(ctx, path, opts)
 	if err != nil && len(written) > 0 {
 		err = s.discard(written, err)
@@ -768,11 +791,15 @@ func (s *Store) AddTree(ctx context.Context, path string, opts AddOptions) (File
 // addTree is AddTree without the clean-up: it also returns the blocks it wrote (that were not
 // here).
 func (s *Store) addTree(ctx context.Context, path string, opts AddOptions) (_ File, written []cid.Cid, _ error) {
-	if opts.Reference {
-		return File{}, nil, errors.New("add: a folder cannot be referenced in place")
-	}
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return File{}, nil, err
+	}
+	// A file of a folder shared in place is the version hashed while its change time is older
+	// than this.
+	began := s.nowFunc().UnixNano()
 	topts := unixfs.TreeOptions{
 		ImportOptions: unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress},
 		Hidden:        opts.Hidden,
@@ -780,6 +807,9 @@ func (s *Store) addTree(ctx context.Context, path string, opts AddOptions) (_ Fi
 	}
 	var mu sync.Mutex // the importer writes several small files at once
 	res, err := unixfs.ImportTree(ctx, path, topts, func(b unixfs.Block) error {
+		if b.Leaf && opts.Reference {
+			return nil
+		}
 		created, err := s.blocks.create(b.Cid, b.Data)
 		if created {
 			mu.Lock()
@@ -794,9 +824,14 @@ func (s *Store) addTree(ctx context.Context, path string, opts AddOptions) (_ Fi
 	if err := s.blocks.sync(); err != nil {
 		return File{}, written, err
 	}
-	ev := Event{Type: FileAdded, Root: res.Root.String(), Name: filepath.Base(path), Size: res.Size}
+	ev := Event{Type: FileAdded, Root: res.Root.String(), Name: filepath.Base(abs), Size: res.Size}
 	if res.Dir {
 		ev.Dir, ev.Files = true, res.Files
+	}
+	if opts.Reference {
+		ev.Path, ev.ModTime = abs, began
+	} else if opts.Path != "" {
+		ev.Source = abs
 	}
 	if err := s.Record(ev); err != nil {
 		return File{}, written, err

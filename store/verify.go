@@ -81,7 +81,7 @@ func (v *verifiedSet) add(k string, st fileStat) {
 func (s *Store) refVerified(loc refLoc, st fileStat) bool {
 	s.verifyMu.Lock()
 	defer s.verifyMu.Unlock()
-	rc := s.refChecks[loc.root]
+	rc := s.refChecks[loc.root][loc.path]
 	if rc == nil {
 		return false
 	}
@@ -101,12 +101,17 @@ func (s *Store) refRemember(loc refLoc, st fileStat) {
 	s.verifyMu.Lock()
 	defer s.verifyMu.Unlock()
 	if s.refChecks == nil {
-		s.refChecks = map[string]*refCheck{}
+		s.refChecks = map[string]map[string]*refCheck{}
 	}
-	rc := s.refChecks[loc.root]
+	files := s.refChecks[loc.root]
+	if files == nil {
+		files = map[string]*refCheck{}
+		s.refChecks[loc.root] = files
+	}
+	rc := files[loc.path]
 	if rc == nil {
 		rc = &refCheck{stat: st}
-		s.refChecks[loc.root] = rc
+		files[loc.path] = rc
 	}
 	if rc.stat != st {
 		rc.stat, rc.bits = st, rc.bits[:0]
@@ -118,7 +123,7 @@ func (s *Store) refRemember(loc refLoc, st fileStat) {
 	rc.bits[w] |= 1 << (loc.leaf % 64)
 }
 
-// forgetRefCheck drops what was verified of a referenced file. Called with s.mu held.
+// forgetRefCheck drops what was verified of a referenced file (every file of a folder). Called with s.mu held.
 func (s *Store) forgetRefCheck(root string) {
 	s.verifyMu.Lock()
 	delete(s.refChecks, root)

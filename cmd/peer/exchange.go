@@ -99,14 +99,20 @@ func (a *App) command(args string) string {
 }
 
 func newShareCmd(app *App) *cobra.Command {
-	var copyIn, asJSON bool
+	var copyIn, hidden, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "share [--copy] FILE...",
-		Short: "share files: import (in place unless --copy), provide on the DHT, announce; print the CIDs",
-		Args:  cobra.MinimumNArgs(1),
+		Use:   "share [--copy] [--hidden] PATH...",
+		Short: "share files and folders: import (in place unless --copy), provide on the DHT, announce; print the CIDs",
+		Long: `Share files and folders: the daemon imports each (in place: the repo keeps only the small
+DAG nodes, and serves the bytes from your files; with --copy, into the repo), provides it on
+the DHT and announces it, then prints one CID per argument. A folder is shared with everything
+in it, with the CID peer add gives it; names starting with '.' are skipped unless --hidden, and
+-r is accepted and changes nothing. A file of a folder shared in place that changes or vanishes
+withdraws the whole folder; share it again to offer the new version.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, p := range args {
-				if err := checkRegularFile(p); err != nil {
+				if _, err := checkAddable(p); err != nil {
 					return err
 				}
 			}
@@ -120,7 +126,7 @@ func newShareCmd(app *App) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				f, err := c.Share(cmd.Context(), api.ShareRequest{Path: abs, Copy: copyIn})
+				f, err := c.Share(cmd.Context(), api.ShareRequest{Path: abs, Copy: copyIn, Hidden: hidden})
 				if err != nil {
 					return fmt.Errorf("sharing %s: %w", p, err)
 				}
@@ -135,8 +141,10 @@ func newShareCmd(app *App) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&copyIn, "copy", false, "copy the bytes into the repo instead of serving the file where it is")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the shared files as JSON")
+	cmd.Flags().BoolVar(&copyIn, "copy", false, "copy the bytes into the repo instead of serving the files where they are")
+	cmd.Flags().BoolVar(&hidden, "hidden", false, "include files and folders whose names start with '.'")
+	cmd.Flags().BoolP("recursive", "r", false, "accepted for ipfs add habits: folders are always shared whole")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the shared files and folders as JSON")
 	return cmd
 }
 
@@ -345,7 +353,18 @@ the repo: what the node heard while it last ran.`,
 func printOffers(w io.Writer, offers []store.Offer, now time.Time) error {
 	t := newTable(w, "NAME", "SIZE", "CID", "PEERS", "LAST SEEN")
 	for _, o := range offers {
-		t.row(o.Name, config.FormatSize(o.Size), o.CID, strconv.Itoa(len(o.Providers)), now.Sub(o.LastSeen).Round(time.Second).String()+" ago")
+		t.row(offerName(o), config.FormatSize(o.Size), o.CID, strconv.Itoa(len(o.Providers)), now.Sub(o.LastSeen).Round(time.Second).String()+" ago")
 	}
 	return t.flush()
+}
+
+// offerName shows a folder as "name/ (N files)".
+func offerName(o store.Offer) string {
+	if !o.Dir {
+		return o.Name
+	}
+	if o.Files == 1 {
+		return o.Name + "/ (1 file)"
+	}
+	return fmt.Sprintf("%s/ (%d files)", o.Name, o.Files)
 }

@@ -228,24 +228,6 @@ ipfs add does).`,
 	return cmd
 }
 
-// checkRegularFile gives one clear line for what share cannot reference.
-func checkRegularFile(p string) error {
-	st, err := os.Stat(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%s: no such file", p)
-	}
-	if err != nil {
-		return err
-	}
-	if st.IsDir() {
-		return fmt.Errorf("%s is a directory; directories are not supported yet: add the files in it", p)
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", p)
-	}
-	return nil
-}
-
 // checkAddable gives one clear line for what add cannot import, and tells whether p is a folder.
 // A symbolic link given as an argument is followed.
 func checkAddable(p string) (dir bool, err error) {

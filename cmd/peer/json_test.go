@@ -167,6 +167,10 @@ func TestTablesShowUnitsAndAlignWideNames(t *testing.T) {
 	require.Contains(t, lines[2], "5 B")
 	require.Contains(t, lines[3], "70 MiB")
 	require.Contains(t, lines[1], "3s ago")
+	b.Reset()
+	require.NoError(t, printOffers(&b, []store.Offer{{CID: "c", Name: "album", Dir: true, Files: 120, Providers: []string{"a"}, LastSeen: now}, {CID: "d", Name: "solo", Dir: true, Files: 1, Providers: []string{"a"}, LastSeen: now}}, now))
+	require.Contains(t, b.String(), "album/ (120 files)")
+	require.Contains(t, b.String(), "solo/ (1 file)")
 
 	b.Reset()
 	files := []store.File{

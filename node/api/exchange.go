@@ -23,10 +23,11 @@ const (
 	PathGC     = "/api/v1/gc"
 )
 
-// ShareRequest is the body of POST /api/v1/share: a file on the daemon's machine.
+// ShareRequest is the body of POST /api/v1/share: a file or folder on the daemon's machine.
 type ShareRequest struct {
-	Path string `json:"path"` // absolute
-	Copy bool   `json:"copy"` // import the bytes instead of serving the file in place
+	Path   string `json:"path"`             // absolute
+	Copy   bool   `json:"copy"`             // import the bytes instead of serving the files in place
+	Hidden bool   `json:"hidden,omitempty"` // in a folder, include names starting with '.'
 }
 
 // FetchRequest is the body of POST /api/v1/fetch.
@@ -78,7 +79,7 @@ type RmRequest struct {
 	Force bool   `json:"force,omitempty"` // remove a pinned file too
 }
 
-// Share asks the daemon to share the file at path (absolute, on the daemon's machine).
+// Share asks the daemon to share the file or folder at path (absolute, on the daemon's machine).
 func (c *Client) Share(ctx context.Context, req ShareRequest) (store.File, error) {
 	var f store.File
 	if err := c.Call(ctx, http.MethodPost, PathShare, req, &f); err != nil {

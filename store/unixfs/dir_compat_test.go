@@ -346,3 +346,16 @@ func TestBuildDirectoryRefusesBadNames(t *testing.T) {
 	_, err = unixfs.BuildDirectory(es, nil)
 	require.NoError(t, err, "255 bytes is allowed")
 }
+
+// Files of one chunk or less are hashed in one read (treeImporter.small); at a chunk and one
+// byte more they go through Import. Both match boxo at the boundary.
+func TestTreeMatchesBoxoAtChunkSize(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "edge")
+	writeFile(t, filepath.Join(root, "chunk-1"), randomBytes(2, 255))
+	writeFile(t, filepath.Join(root, "chunk"), randomBytes(3, 256))
+	writeFile(t, filepath.Join(root, "chunk+1"), randomBytes(4, 257))
+	writeFile(t, filepath.Join(root, "one"), []byte{1})
+	res := requireSameTree(t, root, 256, false)
+	require.Equal(t, uint64(4), res.Files)
+	require.Equal(t, uint64(255+256+257+1), res.Size)
+}

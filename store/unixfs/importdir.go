@@ -2,7 +2,10 @@ package unixfs
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -208,6 +211,9 @@ func (t *treeImporter) entry(ctx context.Context, path string, info fs.FileInfo,
 			return DirEntry{}, err
 		}
 		defer f.Close()
+		if e, ok, err := t.small(f, path, info); ok || err != nil {
+			return e, err
+		}
 		opts := t.opts.ImportOptions
 		opts.Workers = workers
 		if progress := opts.Progress; progress != nil {
@@ -229,4 +235,45 @@ func (t *treeImporter) entry(ctx context.Context, path string, info fs.FileInfo,
 		return DirEntry{Cid: res.Root, Tsize: res.Tsize}, nil
 	}
 	return DirEntry{}, fmt.Errorf("%s is not a regular file, directory or symbolic link", path)
+}
+
+// small imports a file of at most one chunk as the one raw leaf Import makes of it, read in one
+// call and hashed here: most of a folder of small files, for which Import's pipeline of
+// goroutines would cost more than the hashing. ok is false, with f at its start, when the file
+// turns out larger than a chunk (it grew since it was listed).
+func (t *treeImporter) small(f *os.File, path string, info fs.FileInfo) (_ DirEntry, ok bool, _ error) {
+	chunk := t.opts.ChunkSize
+	if chunk == 0 {
+		chunk = DefaultChunkSize
+	}
+	if info.Size() > int64(chunk) {
+		return DirEntry{}, false, nil
+	}
+	buf := make([]byte, info.Size()+1) // one byte more tells a file that grew
+	n, err := io.ReadFull(f, buf)
+	switch {
+	case err == nil:
+		_, err := f.Seek(0, io.SeekStart)
+		return DirEntry{}, false, err
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	default:
+		return DirEntry{}, false, err
+	}
+	data := buf[:n]
+	c, err := cidFromSHA256(cid.Raw, sha256.Sum256(data))
+	if err != nil {
+		return DirEntry{}, false, err
+	}
+	if err := t.countingPut(Block{Cid: c, Data: data, Leaf: true}); err != nil {
+		return DirEntry{}, false, err
+	}
+	if progress := t.opts.Progress; progress != nil {
+		progress(t.read.Add(int64(n)))
+	}
+	t.files.Add(1)
+	t.size.Add(uint64(n))
+	if t.opts.FileDone != nil {
+		t.opts.FileDone(path, uint64(n))
+	}
+	return DirEntry{Cid: c, Tsize: uint64(n)}, true, nil
 }
