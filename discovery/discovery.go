@@ -35,8 +35,10 @@ const DefaultPrefix = "/ipfs"
 type Mode int
 
 const (
-	// ModeAuto serves when the node listens only on loopback or private addresses or uses a
-	// named network (LANs, testnets), and otherwise serves until AutoNAT finds it unreachable.
+	// ModeAuto serves on a named network (LANs, testnets) and, off the public-only DHT, when the
+	// node listens only on loopback or private addresses. On the public-only DHT (the public
+	// profile) reachability decides: a node with only private addresses queries until AutoNAT
+	// finds it reachable, one with a public address serves until AutoNAT finds it unreachable.
 	ModeAuto Mode = iota
 	// ModeServer always answers DHT queries.
 	ModeServer
@@ -234,9 +236,15 @@ func (d *Discovery) Start(ctx context.Context) (err error) {
 	case ModeServer:
 		dmode = dht.ModeServer
 	case ModeAuto:
-		if d.cfg.Network != "" || onlyPrivateAddrs(d.h.Addrs()) {
+		private := onlyPrivateAddrs(d.h.Addrs())
+		switch {
+		case d.cfg.Network != "" || (private && !d.cfg.PublicOnly):
 			dmode, d.mode = dht.ModeServer, ModeServer
-		} else {
+		case private:
+			// Behind NAT on the public DHT: a server nobody can reach would only slow others'
+			// queries, so start as a client and let AutoNAT promote it.
+			dmode = dht.ModeAuto
+		default:
 			dmode = dht.ModeAutoServer
 		}
 	}
@@ -430,7 +438,7 @@ func (d *Discovery) RoutingTableSize() int {
 // Protocol is the DHT protocol ID, e.g. /ipfs/kad/1.0.0.
 func (d *Discovery) Protocol() protocol.ID { return ProtocolPrefix(d.cfg.Network) + "/kad/1.0.0" }
 
-// ModeName is "server", "client" or "auto" (auto: serves until AutoNAT finds it unreachable).
+// ModeName is "server", "client" or "auto" (auto: AutoNAT's reachability decides).
 func (d *Discovery) ModeName() string { return d.modeName(d.DHT()) }
 
 func (d *Discovery) modeName(k *dht.IpfsDHT) string {

@@ -3,6 +3,7 @@ package discovery_test
 import (
 	"context"
 	"crypto/rand"
+	"slices"
 	"testing"
 	"time"
 
@@ -198,4 +199,30 @@ func TestStartTwiceOrAfterClose(t *testing.T) {
 	require.NoError(t, d.Close())
 	require.NoError(t, d.Close(), "Close is idempotent")
 	require.ErrorContains(t, d.Start(t.Context()), "closed")
+}
+
+// On the public-only DHT a node with only loopback addresses must not claim to serve: it starts
+// as a client (AutoNAT may promote it) and does not offer the DHT protocol. A named network, or
+// a loopback node off the public-only DHT, serves.
+func TestModeAutoByNetworkAndReachability(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    discovery.Config
+		server bool
+	}{
+		{"public-only loopback", discovery.Config{PublicOnly: true}, false},
+		{"named network loopback", discovery.Config{Network: "lan"}, true},
+		{"default loopback", discovery.Config{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHost(t)
+			d, err := discovery.New(h, tc.cfg)
+			require.NoError(t, err)
+			require.NoError(t, d.Start(t.Context()))
+			t.Cleanup(func() { require.NoError(t, d.Close()) })
+			require.Equal(t, tc.server, d.ModeName() == "server", "mode %s", d.ModeName())
+			require.Equal(t, tc.server, slices.Contains(h.Mux().Protocols(), d.Protocol()),
+				"DHT protocol offered")
+		})
+	}
 }

@@ -70,9 +70,11 @@ type Config struct {
 	SwarmKey string `json:"swarm_key"`
 	// UploadLimit caps what the node sends to peers, in bytes per second. Default 0: no cap.
 	UploadLimit int64 `json:"upload_limit"`
-	// DHTMode is "auto", "server" or "client". Auto serves the DHT when the node listens only on
-	// loopback or private addresses (LANs, testnets) or uses a named network, and otherwise
-	// serves until AutoNAT (if on) finds it unreachable. Default "auto".
+	// DHTMode is "auto", "server" or "client". Auto serves the DHT on a named network and, unless
+	// DHTPublicOnly, when the node listens only on loopback or private addresses (LANs,
+	// testnets); with DHTPublicOnly (the public profile) AutoNAT's reachability decides: only
+	// private addresses start as a client, a public one serves until found unreachable.
+	// Default "auto".
 	DHTMode string `json:"dht_mode"`
 	// DHTPublicOnly keeps private and loopback addresses out of the DHT (for nodes on the public
 	// IPFS DHT). Default false, so LANs and loopback testnets work; the public profile sets it.
