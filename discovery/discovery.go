@@ -108,9 +108,13 @@ type Config struct {
 	ProvideConcurrency int
 	// ProvideTimeout bounds one provide. Default 1m.
 	ProvideTimeout time.Duration
-	// ProvideRetry is how long roots wait when the routing table is empty or a provide failed,
-	// before they are tried again. Default 30s.
+	// ProvideRetry is the first wait before roots whose provide failed are tried again; each
+	// round that fails again doubles it, up to ProvideRetryMax, and a round that succeeds resets
+	// it. Roots queued while the routing table is empty are provided as soon as a peer is
+	// identified, not after this wait. Default 5s.
 	ProvideRetry time.Duration
+	// ProvideRetryMax caps the wait between failed provide rounds. Default 30m.
+	ProvideRetryMax time.Duration
 	// Rendezvous advertises this node under the network's rendezvous key and connects to the
 	// peers found there. Default false (node turns it on from its config).
 	Rendezvous bool
@@ -160,7 +164,13 @@ func (c *Config) defaults() error {
 		c.ProvideTimeout = time.Minute
 	}
 	if c.ProvideRetry <= 0 {
-		c.ProvideRetry = 30 * time.Second
+		c.ProvideRetry = 5 * time.Second
+	}
+	if c.ProvideRetryMax <= 0 {
+		c.ProvideRetryMax = 30 * time.Minute
+	}
+	if c.ProvideRetryMax < c.ProvideRetry {
+		c.ProvideRetryMax = c.ProvideRetry
 	}
 	if c.RendezvousInterval <= 0 {
 		c.RendezvousInterval = 5 * time.Minute

@@ -226,3 +226,28 @@ func TestModeAutoByNetworkAndReachability(t *testing.T) {
 		})
 	}
 }
+
+// A root shared while the routing table is empty is provided when the first peer arrives, not
+// after the retry wait (an hour here, so only the peer's arrival can trigger it).
+func TestProvideWhenFirstPeerArrives(t *testing.T) {
+	h1 := newHost(t)
+	d1, err := discovery.New(h1, discovery.Config{Network: "first", ProvideRetry: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, d1.Start(t.Context()))
+	t.Cleanup(func() { require.NoError(t, d1.Close()) })
+	c := randomCID(t)
+	d1.Provide(c)
+	require.Eventually(t, func() bool { return d1.Stats().Pending == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Zero(t, d1.Stats().Provided)
+	require.Zero(t, d1.Stats().Failed)
+
+	d2, err := discovery.New(newHost(t), discovery.Config{Network: "first", ProvideRetry: time.Hour,
+		Bootstrap: []peer.AddrInfo{{ID: h1.ID(), Addrs: h1.Addrs()}}})
+	require.NoError(t, err)
+	require.NoError(t, d2.Start(t.Context()))
+	t.Cleanup(func() { require.NoError(t, d2.Close()) })
+
+	require.Eventually(t, func() bool { return d1.Stats().Provided == 1 }, 30*time.Second, 20*time.Millisecond)
+	require.Zero(t, d1.Stats().Pending)
+	require.True(t, findsProvider(t.Context(), d2, c, h1.ID()))
+}
