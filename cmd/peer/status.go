@@ -45,6 +45,9 @@ func newStatusCmd(app *App) *cobra.Command {
 			fmt.Fprintf(tw, "provides\t%d roots, %d pending, %d done, %d failed\n", s.DHT.ProvidedRoots, s.DHT.ProvidesPending, s.DHT.ProvidesDone, s.DHT.ProvidesFailed)
 			fmt.Fprintf(tw, "files\t%d\n", s.Files)
 			fmt.Fprintf(tw, "traffic\t%s in, %s out\n", byteSize(s.BytesIn), byteSize(s.BytesOut))
+			if s.Gateway != "" {
+				fmt.Fprintf(tw, "gateway\t%s/ipfs/\n", s.Gateway)
+			}
 			for _, a := range s.Addrs {
 				fmt.Fprintf(tw, "address\t%s\n", a)
 			}

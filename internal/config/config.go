@@ -47,6 +47,9 @@ type Config struct {
 	Listen []string `json:"listen"`
 	// API is where the local HTTP API listens. Default 127.0.0.1:5040 (loopback only).
 	API string `json:"api"`
+	// Gateway is where the read-only HTTP gateway (GET /ipfs/CID[/path], no token) listens.
+	// Default "": no gateway. Loopback unless the daemon runs with --allow-remote-gateway.
+	Gateway string `json:"gateway"`
 	// Bootstrap is the peers dialled at start. Default: none.
 	Bootstrap []string `json:"bootstrap"`
 	// Network names a private network: DHT prefix /peer/NAME and its own gossip topic.
@@ -157,6 +160,11 @@ func (c Config) Validate() error {
 	for _, s := range c.Bootstrap {
 		if _, err := peer.AddrInfoFromString(s); err != nil {
 			return fmt.Errorf("bootstrap address %q: want a multiaddr ending in /p2p/ID, such as /ip4/192.0.2.7/tcp/4040/p2p/12D3KooW…: %v", s, err)
+		}
+	}
+	if c.Gateway != "" {
+		if err := checkHostPort(c.Gateway); err != nil {
+			return fmt.Errorf("gateway address %q: %w", c.Gateway, err)
 		}
 	}
 	if c.API != "" {

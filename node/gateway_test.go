@@ -1,0 +1,215 @@
+package node_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
+	"github.com/stretchr/testify/require"
+
+	"peer/node"
+	"peer/store"
+)
+
+const gwChunk = 256 << 10
+
+func withGateway(o *node.Options) { o.Config.Gateway = "127.0.0.1:0" }
+
+// gwGet sends a GET to the node's gateway with the given headers ("Name: value").
+func gwGet(t *testing.T, n *node.Node, path string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, n.GatewayURL()+path, nil)
+	require.NoError(t, err)
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, body
+}
+
+// addFile adds b to n's store in 256 KiB leaves and returns its root.
+func addFile(t *testing.T, n *node.Node, b []byte) cid.Cid {
+	t.Helper()
+	f, err := n.Store().Add(t.Context(), bytes.NewReader(b), "data.bin", store.AddOptions{ChunkSize: gwChunk})
+	require.NoError(t, err)
+	return f.Root
+}
+
+func TestGatewayServesAWholeFileAndRanges(t *testing.T) {
+	n := repoNode(t, nil, withGateway)
+	_, data := writeFile(t, 3*gwChunk+1000, 7)
+	root := addFile(t, n, data)
+	p := "/ipfs/" + root.String()
+
+	resp, body := gwGet(t, n, p)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, data, body)
+	require.Equal(t, fmt.Sprint(len(data)), resp.Header.Get("Content-Length"))
+	require.Equal(t, `"`+root.String()+`"`, resp.Header.Get("Etag"))
+	require.Equal(t, "public, max-age=29030400, immutable", resp.Header.Get("Cache-Control"))
+	require.Equal(t, "bytes", resp.Header.Get("Accept-Ranges"))
+
+	last := len(data) - 1
+	for _, r := range []struct{ from, to int }{
+		{0, 0},                       // first byte
+		{last, last},                 // last byte
+		{gwChunk - 10, gwChunk + 10}, // across a leaf boundary
+		{2*gwChunk - 1, 3*gwChunk + 5},
+	} {
+		resp, body := gwGet(t, n, p, fmt.Sprintf("Range: bytes=%d-%d", r.from, r.to))
+		require.Equal(t, http.StatusPartialContent, resp.StatusCode, "range %v", r)
+		require.Equal(t, data[r.from:r.to+1], body, "range %v", r)
+		require.Equal(t, fmt.Sprintf("bytes %d-%d/%d", r.from, r.to, len(data)), resp.Header.Get("Content-Range"))
+		require.Equal(t, fmt.Sprint(r.to-r.from+1), resp.Header.Get("Content-Length"))
+	}
+	resp, _ = gwGet(t, n, p, fmt.Sprintf("Range: bytes=%d-", len(data)+10))
+	require.Equal(t, http.StatusRequestedRangeNotSatisfiable, resp.StatusCode)
+}
+
+func TestGatewayServesFoldersWithEscapedNames(t *testing.T) {
+	n := repoNode(t, nil, withGateway)
+	dir := filepath.Join(t.TempDir(), "folder")
+	hostile := `<img src=x onerror=alert(1)>.txt`
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "site"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "sub", "a.txt"), []byte("inner file"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, hostile), []byte("x"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "site", "index.html"), []byte("<p>home</p>"), 0o644))
+	f, err := n.Store().AddTree(t.Context(), dir, store.AddOptions{})
+	require.NoError(t, err)
+	base := "/ipfs/" + f.Root.String()
+
+	resp, body := gwGet(t, n, base+"/sub/a.txt")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "inner file", string(body))
+
+	resp, body = gwGet(t, n, base+"/")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, resp.Header.Get("Content-Type"), "text/html")
+	require.NotContains(t, string(body), "<img src=x")
+	require.Contains(t, string(body), "&lt;img src=x onerror=alert(1)&gt;.txt")
+	require.Contains(t, string(body), "sub")
+
+	resp, body = gwGet(t, n, base+"/site/")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "<p>home</p>", string(body))
+}
+
+func TestGatewayServesRawBlocksAndCARs(t *testing.T) {
+	n := repoNode(t, nil, withGateway)
+	_, data := writeFile(t, 2*gwChunk+5, 8)
+	root := addFile(t, n, data)
+	p := "/ipfs/" + root.String()
+
+	for _, req := range [][]string{{p + "?format=raw"}, {p, "Accept: application/vnd.ipld.raw"}} {
+		resp, body := gwGet(t, n, req[0], req[1:]...)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, "application/vnd.ipld.raw", resp.Header.Get("Content-Type"))
+		c, err := root.Prefix().Sum(body)
+		require.NoError(t, err)
+		require.True(t, c.Equals(root), "the raw body is the root block")
+	}
+
+	for _, req := range [][]string{{p + "?format=car"}, {p, "Accept: application/vnd.ipld.car"}} {
+		resp, body := gwGet(t, n, req[0], req[1:]...)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Contains(t, resp.Header.Get("Content-Type"), "application/vnd.ipld.car")
+		br, err := carv2.NewBlockReader(bytes.NewReader(body))
+		require.NoError(t, err)
+		require.Equal(t, uint64(1), br.Version)
+		require.Equal(t, []cid.Cid{root}, br.Roots)
+		var leaves []byte
+		count := 0
+		for {
+			blk, err := br.Next()
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+			count++
+			got, err := blk.Cid().Prefix().Sum(blk.RawData())
+			require.NoError(t, err)
+			require.True(t, got.Equals(blk.Cid()), "block %s verifies", blk.Cid())
+			if blk.Cid().Type() == cid.Raw {
+				leaves = append(leaves, blk.RawData()...)
+			}
+		}
+		require.Equal(t, 4, count, "the root and its three leaves")
+		require.Equal(t, data, leaves, "the leaves, in order, are the file")
+	}
+}
+
+func TestGatewayFetchesWhatIsNotHeld(t *testing.T) {
+	a := repoNode(t, nil)
+	path, data := writeFile(t, 3*gwChunk+17, 9)
+	f, err := a.Share(t.Context(), path, node.ShareOptions{})
+	require.NoError(t, err)
+	b := repoNode(t, a, withGateway)
+	p := "/ipfs/" + f.Root.String()
+
+	resp, body := gwGet(t, b, p)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, data, body)
+	held, ok := b.Store().File(f.Root)
+	require.True(t, ok)
+	require.Equal(t, store.Complete, held.State)
+
+	c := repoNode(t, a, withGateway)
+	resp, body = gwGet(t, c, p, "Range: bytes=10-20")
+	require.Equal(t, http.StatusPartialContent, resp.StatusCode)
+	require.Equal(t, data[10:21], body)
+}
+
+func TestGatewayRefusesOtherHostsAndWrites(t *testing.T) {
+	n := repoNode(t, nil, withGateway)
+	root := addFile(t, n, []byte("hello"))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, n.GatewayURL()+"/ipfs/"+root.String(), nil)
+	require.NoError(t, err)
+	req.Host = "evil.example:8080"
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+	resp, err = http.Post(n.GatewayURL()+"/ipfs/"+root.String(), "text/plain", strings.NewReader("x"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+
+	resp, _ = gwGet(t, n, "/ipns/example.com")
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+	// The URL file is there while the gateway runs.
+	b, err := os.ReadFile(filepath.Join(n.Store().Dir(), node.GatewayFile))
+	require.NoError(t, err)
+	require.Equal(t, n.GatewayURL()+"\n", string(b))
+	require.Equal(t, n.GatewayURL(), n.Status().Gateway)
+}
+
+func TestGatewayNeedsAllowRemoteBeyondLoopback(t *testing.T) {
+	dir := t.TempDir()
+	_, err := store.Init(dir)
+	require.NoError(t, err)
+	st, err := store.Open(dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	cfg := testConfig()
+	cfg.Gateway = "0.0.0.0:0"
+	_, err = node.New(node.Options{Config: cfg, Key: newKey(t), Store: st})
+	require.ErrorContains(t, err, "--allow-remote-gateway")
+	_, err = node.New(node.Options{Config: cfg, Key: newKey(t), Store: st, GatewayAllowRemote: true})
+	require.NoError(t, err)
+}
+
