@@ -212,4 +212,3 @@ func TestGatewayNeedsAllowRemoteBeyondLoopback(t *testing.T) {
 	_, err = node.New(node.Options{Config: cfg, Key: newKey(t), Store: st, GatewayAllowRemote: true})
 	require.NoError(t, err)
 }
-
