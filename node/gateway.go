@@ -23,6 +23,7 @@ import (
 
 	"peer/node/api"
 	"peer/store"
+	"peer/store/unixfs"
 	"peer/transfer"
 )
 
@@ -170,7 +171,7 @@ func (g *gatewayServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// A range, a path, a block or a CAR of a file not held: fetch it whole first.
 		if err := g.fetchWhole(r.Context(), root); err != nil {
-			http.Error(w, err.Error(), fetchStatus(err))
+			http.Error(w, notHeldMessage(err), fetchStatus(err))
 			return
 		}
 	}
@@ -198,7 +199,7 @@ func (g *gatewayServer) fetchWhole(ctx context.Context, root cid.Cid) error {
 func (g *gatewayServer) streamFetch(w http.ResponseWriter, r *http.Request, root cid.Cid) {
 	rc, size, err := g.n.Cat(r.Context(), root, 0)
 	if err != nil {
-		http.Error(w, err.Error(), fetchStatus(err))
+		http.Error(w, notHeldMessage(err), fetchStatus(err))
 		return
 	}
 	defer rc.Close()
@@ -224,6 +225,14 @@ func (g *gatewayServer) streamFetch(w http.ResponseWriter, r *http.Request, root
 	}
 }
 
+// notHeldMessage is the answer's text when a root not held could not be fetched.
+func notHeldMessage(err error) string {
+	if errors.Is(err, unixfs.ErrNotFile) {
+		return "a folder that is not held here is not fetched by the gateway: fetch it into the repo first (" + err.Error() + ")"
+	}
+	return err.Error()
+}
+
 // fetchStatus is the HTTP status of a failed fetch.
 func fetchStatus(err error) int {
 	switch {
@@ -233,6 +242,8 @@ func fetchStatus(err error) int {
 		return http.StatusGatewayTimeout
 	case errors.Is(err, ErrNoExchange):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, unixfs.ErrNotFile):
+		return http.StatusNotImplemented
 	}
 	return http.StatusBadGateway
 }

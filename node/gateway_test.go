@@ -212,3 +212,36 @@ func TestGatewayNeedsAllowRemoteBeyondLoopback(t *testing.T) {
 	_, err = node.New(node.Options{Config: cfg, Key: newKey(t), Store: st, GatewayAllowRemote: true})
 	require.NoError(t, err)
 }
+
+func TestGatewayHeadRedirectAndFolderNotHeld(t *testing.T) {
+	a := repoNode(t, nil)
+	dir := filepath.Join(t.TempDir(), "album")
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "sub", "a.txt"), []byte("inner"), 0o644))
+	f, err := a.Store().AddTree(t.Context(), dir, store.AddOptions{})
+	require.NoError(t, err)
+	b := repoNode(t, a, withGateway)
+
+	// A folder that is not held is refused with a clear answer, not a broken body.
+	resp, body := gwGet(t, b, "/ipfs/"+f.Root.String())
+	require.Equal(t, http.StatusNotImplemented, resp.StatusCode, "%s", body)
+	require.Contains(t, string(body), "folder")
+
+	a2 := repoNode(t, nil, withGateway)
+	f2, err := a2.Store().AddTree(t.Context(), dir, store.AddOptions{})
+	require.NoError(t, err)
+	base := a2.GatewayURL() + "/ipfs/" + f2.Root.String()
+
+	resp, err = http.Head(base + "/sub/a.txt")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "5", resp.Header.Get("Content-Length"))
+
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noRedirect.Get(base + "/sub")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMovedPermanently, resp.StatusCode)
+	require.True(t, strings.HasSuffix(resp.Header.Get("Location"), "/sub/"), resp.Header.Get("Location"))
+}
