@@ -49,6 +49,46 @@ type gatewayServer struct {
 	srv  *http.Server
 	url  string
 	done chan struct{}
+
+	fetchMu  sync.Mutex
+	fetching map[cid.Cid]*gatewayFetch // roots this gateway is fetching
+}
+
+// gatewayFetch is a fetch one request runs for others: they wait for done, then find the root
+// held, or err.
+type gatewayFetch struct {
+	done chan struct{}
+	err  error
+}
+
+// claim registers the caller as the fetcher of root (mine), or returns the fetch under way.
+func (g *gatewayServer) claim(root cid.Cid) (f *gatewayFetch, mine bool) {
+	g.fetchMu.Lock()
+	defer g.fetchMu.Unlock()
+	if f := g.fetching[root]; f != nil {
+		return f, false
+	}
+	f = &gatewayFetch{done: make(chan struct{})}
+	g.fetching[root] = f
+	return f, true
+}
+
+func (g *gatewayServer) release(root cid.Cid, f *gatewayFetch, err error) {
+	g.fetchMu.Lock()
+	delete(g.fetching, root)
+	g.fetchMu.Unlock()
+	f.err = err
+	close(f.done)
+}
+
+// held reports whether root can be answered from the repo: a complete file or folder, or a
+// block of one.
+func (g *gatewayServer) held(root cid.Cid) bool {
+	st := g.n.opts.Store
+	if f, ok := st.File(root); ok {
+		return f.State == store.Complete
+	}
+	return st.ServeHas(root)
 }
 
 func newGateway(n *Node, addr, dir string, allowRemote bool) (*gatewayServer, error) {
@@ -62,7 +102,7 @@ func newGateway(n *Node, addr, dir string, allowRemote bool) (*gatewayServer, er
 	if dir == "" {
 		return nil, errors.New("gateway: no repo directory")
 	}
-	return &gatewayServer{n: n, addr: addr, allowRemote: allowRemote, dir: dir}, nil
+	return &gatewayServer{n: n, addr: addr, allowRemote: allowRemote, dir: dir, fetching: map[cid.Cid]*gatewayFetch{}}, nil
 }
 
 // start builds the handler over st, listens, writes the URL file and serves until Close.
@@ -163,20 +203,60 @@ func (g *gatewayServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("%q is not a CID: %v", first, err), http.StatusBadRequest)
 		return
 	}
-	st := g.n.opts.Store
-	if !st.ServeHas(root) && r.Method == http.MethodGet {
-		if sub == "" && r.Header.Get("Range") == "" && r.URL.Query().Get("format") == "" && !trustlessAccept(r) {
-			g.streamFetch(w, r, root)
-			return
-		}
-		// A range, a path, a block or a CAR of a file not held: fetch it whole first.
-		if err := g.fetchWhole(r.Context(), root); err != nil {
-			http.Error(w, notHeldMessage(err), fetchStatus(err))
-			return
-		}
+	if r.Method == http.MethodGet && !g.held(root) && !g.fetchFirst(w, r, root, sub) {
+		return
 	}
 	g.boxo.ServeHTTP(w, r)
 }
+
+// fetchFirst brings a root that is not held into the repo, one fetch per root however many
+// requests ask: a whole-file GET that starts the fetch streams it and is answered (false); any
+// other request waits for the whole file and returns true to be answered from the repo, or
+// answers an error and returns false.
+func (g *gatewayServer) fetchFirst(w http.ResponseWriter, r *http.Request, root cid.Cid, sub string) bool {
+	whole := sub == "" && r.Header.Get("Range") == "" && r.URL.Query().Get("format") == "" && !trustlessAccept(r)
+	for tries := 0; !g.held(root); tries++ {
+		if tries == 3 {
+			http.Error(w, fmt.Sprintf("%s: the fetches of others ended without it", root), http.StatusBadGateway)
+			return false
+		}
+		f, mine := g.claim(root)
+		if !mine {
+			select {
+			case <-f.done:
+			case <-r.Context().Done():
+				return false
+			}
+			// A fetch that failed for want of the root is this request's answer too; one whose
+			// client went away is tried again.
+			if f.err != nil && !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, errStreamCut) {
+				http.Error(w, notHeldMessage(f.err), fetchStatus(f.err))
+				return false
+			}
+			continue
+		}
+		if whole {
+			err := g.streamFetch(w, r, root)
+			g.release(root, f, err)
+			if errors.Is(err, errStreamCut) {
+				// The status line is sent: break the connection so that no client takes the
+				// short body for the whole file.
+				panic(http.ErrAbortHandler)
+			}
+			return false
+		}
+		err := g.fetchWhole(r.Context(), root)
+		g.release(root, f, err)
+		if err != nil {
+			http.Error(w, notHeldMessage(err), fetchStatus(err))
+			return false
+		}
+	}
+	return true
+}
+
+// errStreamCut means a streamed answer ended short after its status line.
+var errStreamCut = errors.New("the answer was cut short")
 
 // trustlessAccept reports whether the request asks for a raw block or a CAR by its Accept header.
 func trustlessAccept(r *http.Request) bool {
@@ -195,19 +275,20 @@ func (g *gatewayServer) fetchWhole(ctx context.Context, root cid.Cid) error {
 }
 
 // streamFetch answers a whole-file GET of a root not held with the bytes as the fetch brings
-// them, in order.
-func (g *gatewayServer) streamFetch(w http.ResponseWriter, r *http.Request, root cid.Cid) {
+// them, in order. An error before the status line is answered; errStreamCut means the body
+// ended short.
+func (g *gatewayServer) streamFetch(w http.ResponseWriter, r *http.Request, root cid.Cid) error {
 	rc, size, err := g.n.Cat(r.Context(), root, 0)
 	if err != nil {
 		http.Error(w, notHeldMessage(err), fetchStatus(err))
-		return
+		return err
 	}
 	defer rc.Close()
 	br := bufio.NewReaderSize(rc, 64<<10)
 	head, err := br.Peek(512)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
+		return err
 	}
 	h := w.Header()
 	h.Set("Content-Type", http.DetectContentType(head))
@@ -219,10 +300,9 @@ func (g *gatewayServer) streamFetch(w http.ResponseWriter, r *http.Request, root
 	h.Set("X-Ipfs-Roots", root.String())
 	w.WriteHeader(http.StatusOK)
 	if n, err := io.Copy(w, br); err != nil || uint64(n) != size {
-		// The status line is sent: break the connection so that no client takes the short
-		// body for the whole file.
-		panic(http.ErrAbortHandler)
+		return fmt.Errorf("%w: %d of %d bytes: %v", errStreamCut, n, size, err)
 	}
+	return nil
 }
 
 // notHeldMessage is the answer's text when a root not held could not be fetched.

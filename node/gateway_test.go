@@ -245,3 +245,52 @@ func TestGatewayHeadRedirectAndFolderNotHeld(t *testing.T) {
 	require.Equal(t, http.StatusMovedPermanently, resp.StatusCode)
 	require.True(t, strings.HasSuffix(resp.Header.Get("Location"), "/sub/"), resp.Header.Get("Location"))
 }
+
+// Requests for a root not held share one fetch: a range asked while a whole-file GET streams the
+// fetch waits for it and is answered from the repo, instead of failing because the root is
+// already being fetched.
+func TestGatewayRequestsShareOneFetch(t *testing.T) {
+	// The provider sends slowly (8 MiB at 4 MB/s), so the fetch is still running when the
+	// range is asked.
+	a := repoNode(t, nil, func(o *node.Options) { o.Config.UploadLimit = 4_000_000 })
+	path, data := writeFile(t, 8<<20, 10)
+	f, err := a.Share(t.Context(), path, node.ShareOptions{})
+	require.NoError(t, err)
+	b := repoNode(t, a, withGateway)
+	p := "/ipfs/" + f.Root.String()
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, b.GatewayURL()+p, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	first := make([]byte, 1)
+	_, err = io.ReadFull(resp.Body, first)
+	require.NoError(t, err)
+
+	type answer struct {
+		status int
+		body   []byte
+	}
+	ranged := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, b.GatewayURL()+p, nil)
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", len(data)-1000)) // not yet fetched
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			ranged <- answer{}
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		ranged <- answer{resp.StatusCode, body}
+	}()
+
+	rest, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, data, append(first, rest...))
+	got := <-ranged
+	require.Equal(t, http.StatusPartialContent, got.status, "%s", got.body)
+	require.Equal(t, data[len(data)-1000:], got.body)
+}
