@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
@@ -162,9 +163,11 @@ func TestGatewayFetchesWhatIsNotHeld(t *testing.T) {
 	resp, body := gwGet(t, b, p)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, data, body)
-	held, ok := b.Store().File(f.Root)
-	require.True(t, ok)
-	require.Equal(t, store.Complete, held.State)
+	// The fetch finishes (fsync, rename, event) after the last byte went out.
+	require.Eventually(t, func() bool {
+		held, ok := b.Store().File(f.Root)
+		return ok && held.State == store.Complete
+	}, 30*time.Second, 10*time.Millisecond, "the streamed file is held")
 
 	c := repoNode(t, a, withGateway)
 	resp, body = gwGet(t, c, p, "Range: bytes=10-20")
