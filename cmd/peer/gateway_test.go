@@ -22,6 +22,16 @@ func TestDaemonGateway(t *testing.T) {
 	require.Zero(t, code, errOut)
 	root := strings.TrimSpace(out)
 
+	out, errOut, code = peerCmd(t, repo, "config", "set", "gateway", "0.0.0.0:8080")
+	require.Zero(t, code, errOut)
+	require.Equal(t, "gateway = 0.0.0.0:8080\n", out)
+	require.Contains(t, errOut, "--allow-remote-gateway")
+	_, errOut, code = peerCmd(t, repo, "config", "set", "gateway", "8080")
+	require.NotZero(t, code)
+	require.Contains(t, errOut, "gateway")
+	_, errOut, code = peerCmd(t, repo, "config", "set", "gateway", "")
+	require.Zero(t, code, errOut)
+
 	_, errOut, code = peerCmd(t, repo, "daemon", "--gateway", "0.0.0.0:0")
 	require.NotZero(t, code)
 	require.Contains(t, errOut, "--allow-remote-gateway")
