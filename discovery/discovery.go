@@ -35,8 +35,10 @@ const DefaultPrefix = "/ipfs"
 type Mode int
 
 const (
-	// ModeAuto serves when the node listens only on loopback or private addresses or uses a
-	// named network (LANs, testnets), and otherwise serves until AutoNAT finds it unreachable.
+	// ModeAuto serves on a named network (LANs, testnets) and, off the public-only DHT, when the
+	// node listens only on loopback or private addresses. On the public-only DHT (the public
+	// profile) reachability decides: a node with only private addresses queries until AutoNAT
+	// finds it reachable, one with a public address serves until AutoNAT finds it unreachable.
 	ModeAuto Mode = iota
 	// ModeServer always answers DHT queries.
 	ModeServer
@@ -106,9 +108,13 @@ type Config struct {
 	ProvideConcurrency int
 	// ProvideTimeout bounds one provide. Default 1m.
 	ProvideTimeout time.Duration
-	// ProvideRetry is how long roots wait when the routing table is empty or a provide failed,
-	// before they are tried again. Default 30s.
+	// ProvideRetry is the first wait before roots whose provide failed are tried again; each
+	// round that fails again doubles it, up to ProvideRetryMax, and a round that succeeds resets
+	// it. Roots queued while the routing table is empty are provided as soon as a peer is
+	// identified, not after this wait. Default 5s.
 	ProvideRetry time.Duration
+	// ProvideRetryMax caps the wait between failed provide rounds. Default 30m.
+	ProvideRetryMax time.Duration
 	// Rendezvous advertises this node under the network's rendezvous key and connects to the
 	// peers found there. Default false (node turns it on from its config).
 	Rendezvous bool
@@ -158,7 +164,13 @@ func (c *Config) defaults() error {
 		c.ProvideTimeout = time.Minute
 	}
 	if c.ProvideRetry <= 0 {
-		c.ProvideRetry = 30 * time.Second
+		c.ProvideRetry = 5 * time.Second
+	}
+	if c.ProvideRetryMax <= 0 {
+		c.ProvideRetryMax = 30 * time.Minute
+	}
+	if c.ProvideRetryMax < c.ProvideRetry {
+		c.ProvideRetryMax = c.ProvideRetry
 	}
 	if c.RendezvousInterval <= 0 {
 		c.RendezvousInterval = 5 * time.Minute
@@ -234,9 +246,15 @@ func (d *Discovery) Start(ctx context.Context) (err error) {
 	case ModeServer:
 		dmode = dht.ModeServer
 	case ModeAuto:
-		if d.cfg.Network != "" || onlyPrivateAddrs(d.h.Addrs()) {
+		private := onlyPrivateAddrs(d.h.Addrs())
+		switch {
+		case d.cfg.Network != "" || (private && !d.cfg.PublicOnly):
 			dmode, d.mode = dht.ModeServer, ModeServer
-		} else {
+		case private:
+			// Behind NAT on the public DHT: a server nobody can reach would only slow others'
+			// queries, so start as a client and let AutoNAT promote it.
+			dmode = dht.ModeAuto
+		default:
 			dmode = dht.ModeAutoServer
 		}
 	}
@@ -430,7 +448,7 @@ func (d *Discovery) RoutingTableSize() int {
 // Protocol is the DHT protocol ID, e.g. /ipfs/kad/1.0.0.
 func (d *Discovery) Protocol() protocol.ID { return ProtocolPrefix(d.cfg.Network) + "/kad/1.0.0" }
 
-// ModeName is "server", "client" or "auto" (auto: serves until AutoNAT finds it unreachable).
+// ModeName is "server", "client" or "auto" (auto: AutoNAT's reachability decides).
 func (d *Discovery) ModeName() string { return d.modeName(d.DHT()) }
 
 func (d *Discovery) modeName(k *dht.IpfsDHT) string {

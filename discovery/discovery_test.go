@@ -3,6 +3,7 @@ package discovery_test
 import (
 	"context"
 	"crypto/rand"
+	"slices"
 	"testing"
 	"time"
 
@@ -198,4 +199,55 @@ func TestStartTwiceOrAfterClose(t *testing.T) {
 	require.NoError(t, d.Close())
 	require.NoError(t, d.Close(), "Close is idempotent")
 	require.ErrorContains(t, d.Start(t.Context()), "closed")
+}
+
+// On the public-only DHT a node with only loopback addresses must not claim to serve: it starts
+// as a client (AutoNAT may promote it) and does not offer the DHT protocol. A named network, or
+// a loopback node off the public-only DHT, serves.
+func TestModeAutoByNetworkAndReachability(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    discovery.Config
+		server bool
+	}{
+		{"public-only loopback", discovery.Config{PublicOnly: true}, false},
+		{"named network loopback", discovery.Config{Network: "lan"}, true},
+		{"default loopback", discovery.Config{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHost(t)
+			d, err := discovery.New(h, tc.cfg)
+			require.NoError(t, err)
+			require.NoError(t, d.Start(t.Context()))
+			t.Cleanup(func() { require.NoError(t, d.Close()) })
+			require.Equal(t, tc.server, d.ModeName() == "server", "mode %s", d.ModeName())
+			require.Equal(t, tc.server, slices.Contains(h.Mux().Protocols(), d.Protocol()),
+				"DHT protocol offered")
+		})
+	}
+}
+
+// A root shared while the routing table is empty is provided when the first peer arrives, not
+// after the retry wait (an hour here, so only the peer's arrival can trigger it).
+func TestProvideWhenFirstPeerArrives(t *testing.T) {
+	h1 := newHost(t)
+	d1, err := discovery.New(h1, discovery.Config{Network: "first", ProvideRetry: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, d1.Start(t.Context()))
+	t.Cleanup(func() { require.NoError(t, d1.Close()) })
+	c := randomCID(t)
+	d1.Provide(c)
+	require.Eventually(t, func() bool { return d1.Stats().Pending == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Zero(t, d1.Stats().Provided)
+	require.Zero(t, d1.Stats().Failed)
+
+	d2, err := discovery.New(newHost(t), discovery.Config{Network: "first", ProvideRetry: time.Hour,
+		Bootstrap: []peer.AddrInfo{{ID: h1.ID(), Addrs: h1.Addrs()}}})
+	require.NoError(t, err)
+	require.NoError(t, d2.Start(t.Context()))
+	t.Cleanup(func() { require.NoError(t, d2.Close()) })
+
+	require.Eventually(t, func() bool { return d1.Stats().Provided == 1 }, 30*time.Second, 20*time.Millisecond)
+	require.Zero(t, d1.Stats().Pending)
+	require.True(t, findsProvider(t.Context(), d2, c, h1.ID()))
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 )
 
 // Stats counts the provide work.
@@ -30,6 +32,11 @@ type provider struct {
 	queue         []cid.Cid
 	lastReprovide time.Time
 	wake          chan struct{}
+	// waitingForPeers is set while queued roots wait for the routing table's first peer; the
+	// next identified peer then wakes the worker.
+	waitingForPeers atomic.Bool
+	// peerSeen is set by each identification seen while roots wait.
+	peerSeen atomic.Bool
 
 	provided atomic.Uint64
 	failed   atomic.Uint64
@@ -99,6 +106,35 @@ func (p *provider) signal() {
 	}
 }
 
+// backoff is the wait between failed provide rounds: min, doubled per failed round, capped at
+// max, back to min after a round that succeeds.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
+
+// next is the wait before the next try after a failed round.
+func (b *backoff) next() time.Duration {
+	switch {
+	case b.cur == 0:
+		b.cur = b.min
+	case b.cur < b.max:
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// peerSettle is how soon the worker looks again when a peer was identified but the DHT has not
+// yet put it in the routing table (both learn of the peer from the same event), and how many
+// times it looks after one identification.
+const (
+	peerSettle      = 50 * time.Millisecond
+	peerSettleTries = 40
+)
+
 func (p *provider) run(ctx context.Context) {
 	cfg := p.d.cfg
 	var reprovide <-chan time.Time
@@ -107,9 +143,27 @@ func (p *provider) run(ctx context.Context) {
 		defer t.Stop()
 		reprovide = t.C
 	}
+	// The event bus blocks its emitters on a full subscriber, so a goroutine of its own drains
+	// the identifications and wakes the worker only when roots wait for a first peer.
+	sub, err := p.d.h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted), eventbus.Name("peer-provider"))
+	if err != nil {
+		logger().Warn("provider cannot watch for peers; roots wait for the retry timer", "err", err)
+	} else {
+		defer sub.Close()
+		go func() {
+			for range sub.Out() {
+				if p.waitingForPeers.Load() {
+					p.peerSeen.Store(true)
+					p.signal()
+				}
+			}
+		}()
+	}
 	retry := time.NewTimer(cfg.ProvideRetry)
 	retry.Stop()
 	defer retry.Stop()
+	fails := newBackoff(cfg.ProvideRetry, cfg.ProvideRetryMax)
+	settle := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -130,16 +184,29 @@ func (p *provider) run(ctx context.Context) {
 				break
 			}
 			if p.d.kad.Load().RoutingTable().Size() == 0 {
-				// Nobody to provide to yet: try again later rather than fail every root.
+				// Nobody to provide to yet: wait for an identified peer rather than fail every
+				// root. A peer just identified may be a moment from the table: look again soon,
+				// a bounded number of times.
 				p.requeue(batch)
-				retry.Reset(cfg.ProvideRetry)
+				p.waitingForPeers.Store(true)
+				if p.peerSeen.Swap(false) {
+					settle = peerSettleTries
+				}
+				if settle > 0 {
+					settle--
+					retry.Reset(peerSettle)
+				}
 				break
 			}
+			p.waitingForPeers.Store(false)
+			p.peerSeen.Store(false)
+			settle = 0
 			if failed := p.provideBatch(ctx, batch); len(failed) > 0 {
 				p.requeue(failed)
-				retry.Reset(cfg.ProvideRetry)
+				retry.Reset(fails.next())
 				break
 			}
+			fails.reset()
 		}
 	}
 }

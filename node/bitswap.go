@@ -160,7 +160,7 @@ var errReadOnly = errors.New("the store is read-only over Bitswap")
 // answers with DONT_HAVE.
 type servedStore struct {
 	st  *store.Store
-	m   *Metrics
+	m   *Metrics      // nil: not counted (the gateway's reads)
 	lim *rate.Limiter // upload_limit, shared with the transfer server; nil: no cap
 }
 
@@ -201,7 +201,9 @@ func (b servedStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serving %s: %w", c, err)
 	}
-	b.m.BlocksSent.Inc()
+	if b.m != nil {
+		b.m.BlocksSent.Inc()
+	}
 	return blk, nil
 }
 

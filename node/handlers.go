@@ -88,7 +88,7 @@ func (n *Node) handleConnect(w http.ResponseWriter, r *http.Request) {
 // Status is the node's one-screen summary.
 func (n *Node) Status() api.Status {
 	id := n.IDInfo()
-	st := api.Status{ID: id.ID, Addrs: id.Addrs, Network: n.cfg.Network, Private: n.psk != nil}
+	st := api.Status{ID: id.ID, Addrs: id.Addrs, Network: n.cfg.Network, Private: n.psk != nil, Gateway: n.GatewayURL()}
 	if h := n.Host(); h != nil {
 		st.Peers = len(h.Network().Peers())
 	}

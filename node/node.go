@@ -52,6 +52,8 @@ type Options struct {
 	RepoDir string
 	// APIAllowRemote allows Config.API to be a non-loopback address.
 	APIAllowRemote bool
+	// GatewayAllowRemote allows Config.Gateway to be a non-loopback address.
+	GatewayAllowRemote bool
 	// HostOptions are appended to the libp2p options (tests: a connection gater, say).
 	HostOptions []libp2p.Option
 	// Host runs the node on a host built by the caller (a mocknet host with link latency, say)
@@ -93,6 +95,7 @@ type Node struct {
 	disc    *discovery.Discovery
 	ex      *exchange // nil without a store
 	closers []func() error
+	gw      *gatewayServer // nil without Config.Gateway
 	started time.Time
 	running bool
 	closed  bool
@@ -154,6 +157,18 @@ func New(opts Options) (*Node, error) {
 			return nil, err
 		}
 		n.routes()
+	}
+	if cfg.Gateway != "" {
+		if opts.Store == nil {
+			return nil, errors.New("the gateway needs a repo to serve from")
+		}
+		dir := opts.RepoDir
+		if dir == "" {
+			dir = opts.Store.Dir()
+		}
+		if n.gw, err = newGateway(n, cfg.Gateway, dir, opts.GatewayAllowRemote); err != nil {
+			return nil, err
+		}
 	}
 	return n, nil
 }
@@ -232,12 +247,20 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 
+	// 4. The gateway, once there is something to fetch with.
+	if n.gw != nil {
+		if err := n.gw.start(ctx, n.opts.Store); err != nil {
+			return err
+		}
+		n.closers = append(n.closers, n.gw.Close)
+	}
+
 	n.started = time.Now()
 	n.running = true
 	if n.ex != nil {
 		n.ex.tm.start() // resumes the transfers the log left queued or running
 	}
-	// 4. The API answers.
+	// 5. The API answers.
 	if n.api != nil {
 		n.api.SetStarting("")
 	}
@@ -322,6 +345,14 @@ func runClosers(closers []func() error) error {
 
 // ID is the node's peer ID.
 func (n *Node) ID() peer.ID { return n.id }
+
+// GatewayURL is the gateway's base URL ("" when it does not run).
+func (n *Node) GatewayURL() string {
+	if n.gw == nil {
+		return ""
+	}
+	return n.gw.URL()
+}
 
 // Host is the libp2p host (nil before Start).
 func (n *Node) Host() host.Host {

@@ -79,6 +79,9 @@ func newConfigSetCmd(app *App) *cobra.Command {
 			if args[0] == "api" && !isLoopbackHostPort(c.API) {
 				fmt.Fprintln(app.Err, "note: the daemon serves a non-loopback API only with `peer daemon --api-allow-remote`")
 			}
+			if args[0] == "gateway" && c.Gateway != "" && !isLoopbackHostPort(c.Gateway) {
+				fmt.Fprintln(app.Err, "note: the daemon serves a non-loopback gateway only with `peer daemon --allow-remote-gateway`")
+			}
 			if _, err := os.Stat(filepath.Join(app.Repo(), api.AddrFile)); err == nil {
 				fmt.Fprintln(app.Err, "a daemon is running: restart it to apply the change")
 			}

@@ -26,6 +26,8 @@ type daemonFlags struct {
 	listen, bootstrap []string
 	apiAddr           string
 	allowRemote       bool
+	gatewayAddr       string
+	gatewayRemote     bool
 	network           string
 	noMDNS            bool
 	swarmKey          string
@@ -51,6 +53,8 @@ config.json for this run; change it for good with 'peer config set'.`,
 	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "peer to bootstrap the DHT from, a multiaddr ending in /p2p/ID (repeatable; added to config bootstrap)")
 	fl.StringVar(&f.apiAddr, "api", "", "HOST:PORT of the local API (default from config, 127.0.0.1:5040; port 0 picks a free port)")
 	fl.BoolVar(&f.allowRemote, "api-allow-remote", false, "allow --api on a non-loopback address (anyone who reaches it and has the token controls the node)")
+	fl.StringVar(&f.gatewayAddr, "gateway", "", "HOST:PORT of a read-only HTTP gateway serving /ipfs/CID[/path] without a token (default from config gateway: none; port 0 picks a free port)")
+	fl.BoolVar(&f.gatewayRemote, "allow-remote-gateway", false, "allow --gateway on a non-loopback address (anyone who reaches it reads what the node holds and makes it fetch)")
 	fl.StringVar(&f.network, "network", "", "private network name: DHT /peer/NAME and its own gossip topic (default from config: the public IPFS network)")
 	fl.BoolVar(&f.noMDNS, "no-mdns", false, "do not look for peers on the LAN by mDNS, whatever the config says")
 	fl.StringVar(&f.swarmKey, "swarm-key", "", "pre-shared key file of a private libp2p network (TCP only)")
@@ -115,6 +119,12 @@ func startNode(cmd *cobra.Command, app *App, f daemonFlags, st *store.Store) (*n
 	if fl.Changed("api") {
 		cfg.API = f.apiAddr
 	}
+	if fl.Changed("gateway") {
+		cfg.Gateway = f.gatewayAddr
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	if fl.Changed("network") {
 		cfg.Network = f.network
 	}
@@ -131,7 +141,7 @@ func startNode(cmd *cobra.Command, app *App, f daemonFlags, st *store.Store) (*n
 	if err != nil {
 		return nil, err
 	}
-	n, err := node.New(node.Options{Config: cfg, Key: key, Store: st, APIAllowRemote: f.allowRemote})
+	n, err := node.New(node.Options{Config: cfg, Key: key, Store: st, APIAllowRemote: f.allowRemote, GatewayAllowRemote: f.gatewayRemote})
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +156,9 @@ func startNode(cmd *cobra.Command, app *App, f daemonFlags, st *store.Store) (*n
 		fmt.Fprintf(app.Out, "network %s\n", cfg.Network)
 	}
 	fmt.Fprintf(app.Out, "API at %s\n", n.API().URL())
+	if u := n.GatewayURL(); u != "" {
+		fmt.Fprintf(app.Out, "gateway at %s/ipfs/\n", u)
+	}
 	fmt.Fprintln(app.Out, "daemon ready; stop it with Ctrl-C")
 	return n, nil
 }

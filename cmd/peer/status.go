@@ -47,6 +47,9 @@ func newStatusCmd(app *App) *cobra.Command {
 			tc := s.Transfers
 			fmt.Fprintf(tw, "transfers\t%d running, %d queued, %d paused; %s\n", tc.Running, tc.Queued, tc.Paused, plural(tc.Uploads, "upload"))
 			fmt.Fprintf(tw, "traffic\t%s in, %s out\n", byteSize(s.BytesIn), byteSize(s.BytesOut))
+			if s.Gateway != "" {
+				fmt.Fprintf(tw, "gateway\t%s/ipfs/\n", s.Gateway)
+			}
 			for _, a := range s.Addrs {
 				fmt.Fprintf(tw, "address\t%s\n", a)
 			}

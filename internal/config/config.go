@@ -47,6 +47,9 @@ type Config struct {
 	Listen []string `json:"listen"`
 	// API is where the local HTTP API listens. Default 127.0.0.1:5040 (loopback only).
 	API string `json:"api"`
+	// Gateway is where the read-only HTTP gateway (GET /ipfs/CID[/path], no token) listens.
+	// Default "": no gateway. Loopback unless the daemon runs with --allow-remote-gateway.
+	Gateway string `json:"gateway"`
 	// Bootstrap is the peers dialled at start. Default: none.
 	Bootstrap []string `json:"bootstrap"`
 	// Network names a private network: DHT prefix /peer/NAME and its own gossip topic.
@@ -76,9 +79,11 @@ type Config struct {
 	// MaxFetches is how many of the daemon's transfers download at once; the others wait in
 	// the queue. Default 4.
 	MaxFetches int `json:"max_fetches"`
-	// DHTMode is "auto", "server" or "client". Auto serves the DHT when the node listens only on
-	// loopback or private addresses (LANs, testnets) or uses a named network, and otherwise
-	// serves until AutoNAT (if on) finds it unreachable. Default "auto".
+	// DHTMode is "auto", "server" or "client". Auto serves the DHT on a named network and, unless
+	// DHTPublicOnly, when the node listens only on loopback or private addresses (LANs,
+	// testnets); with DHTPublicOnly (the public profile) AutoNAT's reachability decides: only
+	// private addresses start as a client, a public one serves until found unreachable.
+	// Default "auto".
 	DHTMode string `json:"dht_mode"`
 	// DHTPublicOnly keeps private and loopback addresses out of the DHT (for nodes on the public
 	// IPFS DHT). Default false, so LANs and loopback testnets work; the public profile sets it.
@@ -162,6 +167,11 @@ func (c Config) Validate() error {
 	for _, s := range c.Bootstrap {
 		if _, err := peer.AddrInfoFromString(s); err != nil {
 			return fmt.Errorf("bootstrap address %q: want a multiaddr ending in /p2p/ID, such as /ip4/192.0.2.7/tcp/4040/p2p/12D3KooW…: %v", s, err)
+		}
+	}
+	if c.Gateway != "" {
+		if err := checkHostPort(c.Gateway); err != nil {
+			return fmt.Errorf("gateway address %q: %w", c.Gateway, err)
 		}
 	}
 	if c.API != "" {

@@ -108,6 +108,7 @@ func TestSetEveryKey(t *testing.T) {
 		},
 		"max_fetches": {good: []good{{"1", "1"}, {"4", "4"}, {"256", "256"}}, bad: []string{"0", "-1", "257", "many"}},
 		"swarm_key":   {good: []good{{keyFile, keyFile}, {"", ""}}, bad: []string{notKey, filepath.Join(t.TempDir(), "missing")}},
+		"gateway":     {good: []good{{"127.0.0.1:8080", "127.0.0.1:8080"}, {"[::1]:0", "[::1]:0"}, {"", ""}}, bad: []string{"8080", "localhost", "127.0.0.1:99999"}},
 		"dht_mode":    {good: []good{{"server", "server"}, {"client", "client"}, {"auto", "auto"}}, bad: []string{"sometimes", "SERVER"}},
 	}
 	for _, key := range []string{"mdns", "autonat", "hole_punching", "relay_client", "port_mapping", "dht_public_only", "rendezvous", "bitswap"} {

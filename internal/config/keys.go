@@ -76,6 +76,7 @@ var setters = map[string]struct {
 }{
 	"listen":            {kindList, func(c *Config, v any) { c.Listen = v.([]string) }},
 	"api":               {kindString, func(c *Config, v any) { c.API = v.(string) }},
+	"gateway":           {kindString, func(c *Config, v any) { c.Gateway = v.(string) }},
 	"bootstrap":         {kindList, func(c *Config, v any) { c.Bootstrap = v.([]string) }},
 	"network":           {kindString, func(c *Config, v any) { c.Network = v.(string) }},
 	"mdns":              {kindBool, func(c *Config, v any) { c.MDNS = v.(bool) }},

@@ -193,6 +193,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // or the host it was configured to listen on. Listening on every interface (0.0.0.0, ::) with
 // AllowRemote, any name is accepted, as the machine's names cannot be known.
 func (s *Server) hostAllowed(hostport string) bool {
+	return HostAllowed(hostport, s.cfg.Addr, s.cfg.AllowRemote)
+}
+
+// HostAllowed reports whether a request's Host names a server listening on listen (HOST:PORT):
+// a loopback name or address, or, with allowRemote, the listen host (any name when that is
+// every interface, 0.0.0.0 or ::). It blocks DNS rebinding against a loopback server.
+func HostAllowed(hostport, listen string, allowRemote bool) bool {
 	host := hostport
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
@@ -201,8 +208,8 @@ func (s *Server) hostAllowed(hostport string) bool {
 	if isLoopback(host) || strings.HasSuffix(strings.ToLower(host), ".localhost") {
 		return true
 	}
-	listen, _, _ := net.SplitHostPort(s.cfg.Addr)
-	if !s.cfg.AllowRemote {
+	listen, _, _ = net.SplitHostPort(listen)
+	if !allowRemote {
 		return false
 	}
 	if ip := net.ParseIP(listen); listen == "" || ip != nil && ip.IsUnspecified() {
@@ -210,6 +217,12 @@ func (s *Server) hostAllowed(hostport string) bool {
 	}
 	return strings.EqualFold(host, listen)
 }
+
+// IsLoopback reports whether host (no port) is localhost or a loopback address.
+func IsLoopback(host string) bool { return isLoopback(host) }
+
+// WriteFile0600 writes data to path atomically (a temporary file renamed), mode 0600.
+func WriteFile0600(path string, data []byte) error { return writeFile0600(path, data) }
 
 // originAllowed reports whether a browser's Origin is this server itself.
 func (s *Server) originAllowed(origin, host string) bool {

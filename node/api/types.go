@@ -71,6 +71,8 @@ type Status struct {
 	Started  time.Time `json:"started"`
 	// Private is true when a swarm key keeps the node on a private network.
 	Private bool `json:"private"`
+	// Gateway is the HTTP gateway's base URL, "" when it does not run.
+	Gateway string `json:"gateway"`
 	// Transfers counts the daemon's downloads by state, and its uploads.
 	Transfers TransferCounts `json:"transfers"`
 }
