@@ -365,6 +365,9 @@ type FetchProgress struct {
 	Size  uint64 // the file's size; 0 until the root block is here
 	Have  uint64 // bytes of the file here and verified
 	Found uint64 // of those, bytes that were here before this fetch began (a resumed fetch)
+	// Files and FilesDone count a folder's files: how many it holds (known once every block is
+	// here) and how many are written to the output so far. 0 for a single file.
+	Files, FilesDone uint64
 }
 
 // FetchResult is what a completed fetch got.
@@ -417,6 +420,11 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 	}
 	if name == "" {
 		name = filepath.Base(out)
+	}
+	if dir, err := ex.isFolder(ctx, root); err != nil {
+		return FetchResult{}, err
+	} else if dir {
+		return ex.fetchTree(ctx, root, name, out, opts)
 	}
 	d, err := ex.begin(root, name, out)
 	if err != nil {

@@ -1,0 +1,111 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"peer/node"
+	"peer/store"
+)
+
+// writeTestTree makes a folder with nested folders, an empty one, names in several scripts,
+// a file of several blocks, and symbolic links (one pointing out of the tree, one nowhere).
+func writeTestTree(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "album")
+	files := map[string][]byte{
+		"a/b/c.txt":          []byte("deep"),
+		"a/two.txt":          []byte("two"),
+		"ünïcødé 日本語.txt":    []byte("names in any script"),
+		"Ελληνικά/пример.md": []byte("κείμενο"),
+		"big.bin":            bytes.Repeat([]byte("0123456789abcdef"), 100_000), // 1.6 MB: several leaves
+		"empty-file":         nil,
+	}
+	for p, b := range files {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, p), b, 0o644))
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "empty", "inner-empty"), 0o755))
+	require.NoError(t, os.Symlink("a/b/c.txt", filepath.Join(dir, "link")))
+	require.NoError(t, os.Symlink("../../../etc/passwd", filepath.Join(dir, "a", "escape")))
+	return dir
+}
+
+// requireSameTree compares two trees entry by entry: the same names, kinds, file bytes and link
+// targets (links compared as links, never followed), empty folders included.
+func requireSameTree(t *testing.T, want, got string) {
+	t.Helper()
+	list := func(root string) map[string]string {
+		out := map[string]string{}
+		require.NoError(t, filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+			require.NoError(t, err)
+			rel, err := filepath.Rel(root, p)
+			require.NoError(t, err)
+			switch {
+			case e.Type()&fs.ModeSymlink != 0:
+				target, err := os.Readlink(p)
+				require.NoError(t, err)
+				out[rel] = "link:" + target
+			case e.IsDir():
+				out[rel] = "dir"
+			case e.Type().IsRegular():
+				b, err := os.ReadFile(p)
+				require.NoError(t, err)
+				out[rel] = "file:" + string(b)
+			default:
+				t.Fatalf("%s: unexpected kind %v", p, e.Type())
+			}
+			return nil
+		}))
+		return out
+	}
+	require.Equal(t, list(want), list(got))
+}
+
+// A folder fetched from a peer that added it is recreated as it was (files, empty folders,
+// symlinks as links, names in any script), recorded as one held folder, and served onward.
+func TestFetchOfAFolderRecreatesTheTree(t *testing.T) {
+	a := repoNode(t, nil)
+	b := repoNode(t, a)
+	src := writeTestTree(t)
+	added, err := a.Store().AddTree(t.Context(), src, store.AddOptions{})
+	require.NoError(t, err)
+	require.True(t, added.Dir)
+
+	out := filepath.Join(t.TempDir(), "got")
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var last node.FetchProgress
+	res, err := b.Fetch(ctx, added.Root, node.FetchOptions{Output: out, Progress: func(p node.FetchProgress) { last = p }})
+	require.NoError(t, err)
+	require.Equal(t, out, res.Path)
+	requireSameTree(t, src, out)
+	require.Equal(t, added.Files, last.Files)
+	require.Equal(t, added.Files, last.FilesDone, "progress counts the files written")
+
+	f, ok := b.Store().File(added.Root)
+	require.True(t, ok)
+	require.Equal(t, store.Complete, f.State)
+	require.True(t, f.Dir)
+	require.Equal(t, added.Files, f.Files)
+	require.Equal(t, added.Size, f.Size)
+	require.True(t, b.Store().ServeHas(added.Root), "the fetched folder is served")
+	_, err = os.Lstat(store.PartPath(out, added.Root))
+	require.ErrorIs(t, err, os.ErrNotExist, "no partial tree is left")
+
+	// A second fetch to the same place is refused; to another place it writes from the repo.
+	_, err = b.Fetch(ctx, added.Root, node.FetchOptions{Output: out})
+	require.ErrorIs(t, err, node.ErrIsDir)
+	again := filepath.Join(t.TempDir(), "again")
+	res, err = b.Fetch(ctx, added.Root, node.FetchOptions{Output: again})
+	require.NoError(t, err)
+	require.Zero(t, res.Stats.Blocks, "every block was already here")
+	requireSameTree(t, src, again)
+}
