@@ -297,8 +297,8 @@ func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
 }
 
 // expandTree expands a block of a folder's DAG that is not a file's: a plain folder (its names
-// checked by unixfs.ParseDir as it arrives), a HAMT shard (its shape is checked when Complete
-// walks the whole tree), or a symlink (no children). Only a download without an output file (a
+// checked by unixfs.ParseDir as it arrives), a HAMT shard (the root shard checked as it arrives,
+// those below it when Complete walks the whole tree), or a symlink (no children). Only a download without an output file (a
 // folder's blocks go to the repo) takes them.
 func (d *Download) expandTree(c cid.Cid, block []byte) ([]cid.Cid, error) {
 	if d.path != "" {
@@ -312,7 +312,8 @@ func (d *Download) expandTree(c cid.Cid, block []byte) ([]cid.Cid, error) {
 	switch kind {
 	case unixfs.Symlink:
 	case unixfs.Directory:
-		if isShard(block) {
+		if isShard(block) && !c.Equals(d.root) {
+			// A shard below the root: its depth, and so its slots, are known only to the tree walk.
 			if kids, err = unixfs.Children(c, block); err != nil {
 				return nil, err
 			}
