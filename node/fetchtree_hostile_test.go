@@ -6,10 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
 	"github.com/spaolacci/murmur3"
 	"github.com/stretchr/testify/require"
@@ -17,6 +20,7 @@ import (
 	"peer/node"
 	"peer/store"
 	"peer/store/unixfs"
+	"peer/transfer"
 )
 
 // node adds a dag-pb block with links and UnixFS data fs.
@@ -161,4 +165,107 @@ func TestFetchOfAFolderWritesNothingThroughItsLinks(t *testing.T) {
 	left, err := os.ReadDir(outside)
 	require.NoError(t, err)
 	require.Empty(t, left, "nothing written where the link points")
+}
+
+// countingBlocks serves a blockMap and counts what it serves; the first time it has served at
+// blocks it closes hit.
+type countingBlocks struct {
+	m      blockMap
+	mu     sync.Mutex
+	served map[cid.Cid]int
+	at     int
+	total  int
+	hit    chan struct{}
+}
+
+func (b *countingBlocks) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	data, err := b.m.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.served[c]++
+	b.total++
+	if b.total == b.at {
+		close(b.hit)
+	}
+	return data, nil
+}
+
+func (b *countingBlocks) reset() map[cid.Cid]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.served
+	b.served = map[cid.Cid]int{}
+	return s
+}
+
+// A folder fetch stopped midway resumes with only the blocks that are missing: the second fetch
+// asks for each of those once and for nothing that is already here, and the tree comes out whole.
+func TestAnInterruptedFolderFetchResumesWithTheMissingBlocks(t *testing.T) {
+	n := repoNode(t, nil)
+	m := blockMap{}
+	var sub []any
+	want := map[string]string{}
+	for d := range 4 {
+		var entries []any
+		for f := range 50 {
+			name := fmt.Sprintf("f%02d", f)
+			content := fmt.Sprintf("file %d of folder %d", f, d)
+			entries = append(entries, name, m.raw(t, []byte(content)))
+			want[filepath.Join(fmt.Sprintf("d%d", d), name)] = content
+		}
+		sub = append(sub, fmt.Sprintf("d%d", d), m.dir(t, entries...))
+	}
+	root := m.dir(t, sub...)
+	seed := &countingBlocks{m: m, served: map[cid.Cid]int{}, at: 60, hit: make(chan struct{})}
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.Close() })
+	tr := transfer.New(h, seed)
+	require.NoError(t, tr.Start())
+	t.Cleanup(func() { _ = tr.Close() })
+	require.NoError(t, n.Host().Connect(t.Context(), peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}))
+
+	out := filepath.Join(t.TempDir(), "got")
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		select {
+		case <-seed.hit:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	_, err = n.Fetch(ctx, root, node.FetchOptions{Output: out})
+	require.ErrorIs(t, err, context.Canceled)
+	seed.reset()
+	var missing []cid.Cid
+	for c := range m {
+		if !n.Store().HasBlock(t.Context(), c) {
+			missing = append(missing, c)
+		}
+	}
+	require.NotEmpty(t, missing, "the fetch stopped before the end")
+	require.Less(t, len(missing), len(m), "and after it got some blocks")
+	f, ok := n.Store().File(root)
+	require.True(t, ok)
+	require.Equal(t, store.Partial, f.State)
+
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel2()
+	_, err = n.Fetch(ctx2, root, node.FetchOptions{Output: out})
+	require.NoError(t, err)
+	served := seed.reset()
+	require.Len(t, served, len(missing), "only the missing blocks are sent again")
+	for _, c := range missing {
+		require.Equal(t, 1, served[c], "block %s asked for once", c)
+	}
+	got := map[string]string{}
+	for p := range want {
+		b, err := os.ReadFile(filepath.Join(out, p))
+		require.NoError(t, err)
+		got[p] = string(b)
+	}
+	require.Equal(t, want, got)
 }
