@@ -357,6 +357,19 @@ type FetchOptions struct {
 	Progress func(FetchProgress)
 	// Timeout bounds the search for providers when none answers (0: the transfer default).
 	Timeout time.Duration
+	// Path names an entry under the folder root (CID/sub/file): only the blocks on the path and
+	// those under the entry are fetched, and the entry is written (under its own name).
+	Path []string
+
+	via cid.Cid // the root whose providers are asked: the folder a Path leads into
+}
+
+// provided is the root whose providers a fetch of c asks.
+func (o FetchOptions) provided(c cid.Cid) cid.Cid {
+	if o.via.Defined() {
+		return o.via
+	}
+	return c
 }
 
 // FetchProgress is how far a fetch is: the transfer's figures, and the file's.
@@ -397,6 +410,15 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 		return FetchResult{}, err
 	}
 	name := ex.announcedName(root)
+	if len(opts.Path) > 0 {
+		// Only the blocks on the path are fetched to find what it names; that is then fetched
+		// from the providers of root.
+		target, err := ex.resolve(ctx, root, opts.Path)
+		if err != nil {
+			return FetchResult{}, err
+		}
+		opts.via, root, name, opts.Path = root, target, opts.Path[len(opts.Path)-1], nil
+	}
 	out := opts.Output
 	if out == "" {
 		dir := opts.Dir
@@ -421,7 +443,7 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 	if name == "" {
 		name = filepath.Base(out)
 	}
-	if dir, err := ex.isFolder(ctx, root); err != nil {
+	if dir, err := ex.isFolder(ctx, root, opts.provided(root)); err != nil {
 		return FetchResult{}, err
 	} else if dir {
 		return ex.fetchTree(ctx, root, name, out, opts)
@@ -470,12 +492,13 @@ func (ex *exchange) end(root cid.Cid) {
 // run drives one transfer into d.
 func (ex *exchange) run(ctx context.Context, d *store.Download, opts FetchOptions) (transfer.Stats, error) {
 	root := d.Root()
+	via := opts.provided(root)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req := transfer.Request{
 		Root:      root,
-		Providers: ex.likelyProviders(root),
-		Find:      func(ctx context.Context) <-chan peer.AddrInfo { return ex.findProviders(ctx, root) },
+		Providers: ex.likelyProviders(via),
+		Find:      func(ctx context.Context) <-chan peer.AddrInfo { return ex.findProviders(ctx, via) },
 		Local:     d,
 		Expand: func(c cid.Cid, block []byte) ([]cid.Cid, error) {
 			kids, err := d.Expand(c, block)

@@ -125,8 +125,9 @@ func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
 	if !api.ReadJSON(w, r, &req) {
 		return
 	}
-	root, ok := parseRoot(w, req.CID)
-	if !ok {
+	root, names, err := unixfs.ParsePath(req.CID) // a CID, or a path into a folder
+	if err != nil {
+		api.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	for _, p := range []string{req.Output, req.Dir} {
@@ -152,7 +153,7 @@ func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
 	var last time.Time            // guarded by mu
 	var unsent *api.FetchProgress // the latest progress, when it was not sent; guarded by mu
 	res, err := n.Fetch(r.Context(), root, FetchOptions{
-		Output: req.Output, Dir: req.Dir, Force: req.Force,
+		Output: req.Output, Dir: req.Dir, Force: req.Force, Path: names,
 		Progress: func(p FetchProgress) {
 			fp := progressOf(p)
 			mu.Lock()

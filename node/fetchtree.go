@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/ipfs/go-cid"
@@ -19,30 +20,56 @@ import (
 // it is not here. A raw root is a file without asking anyone; a root block that is not UnixFS is
 // left to the file fetch to refuse. The block fetched is not kept: the fetch that follows gets it
 // again (a round trip), so that a peer whose root lies about its DAG is blamed for it.
-func (ex *exchange) isFolder(ctx context.Context, root cid.Cid) (bool, error) {
+func (ex *exchange) isFolder(ctx context.Context, root, via cid.Cid) (bool, error) {
 	if root.Type() != cid.DagProtobuf {
 		return false, nil
 	}
 	block, err := ex.st.GetBlock(ctx, root)
 	if err != nil {
-		var got []byte
-		_, err := ex.xfer.Fetch(ctx, transfer.Request{
-			Root:      root,
-			Providers: ex.likelyProviders(root),
-			Find:      func(ctx context.Context) <-chan peer.AddrInfo { return ex.findProviders(ctx, root) },
-			Expand:    func(cid.Cid, []byte) ([]cid.Cid, error) { return nil, nil },
-			Deliver: func(c cid.Cid, b []byte) error {
-				got = append([]byte(nil), b...)
-				return nil
-			},
-		})
-		if err != nil {
+		if block, err = ex.fetchBlock(ctx, root, via); err != nil {
 			return false, err
 		}
-		block = got
 	}
 	kind, _, err := unixfs.Inspect(root, block)
 	return err == nil && kind == unixfs.Directory, nil
+}
+
+// fetchBlock fetches block c alone, verified, from the providers of via.
+func (ex *exchange) fetchBlock(ctx context.Context, c, via cid.Cid) ([]byte, error) {
+	var got []byte
+	_, err := ex.xfer.Fetch(ctx, transfer.Request{
+		Root:      c,
+		Providers: ex.likelyProviders(via),
+		Find:      func(ctx context.Context) <-chan peer.AddrInfo { return ex.findProviders(ctx, via) },
+		Expand:    func(cid.Cid, []byte) ([]cid.Cid, error) { return nil, nil },
+		Deliver: func(_ cid.Cid, b []byte) error {
+			ex.n.metrics.BlocksReceived.Inc()
+			got = append([]byte(nil), b...)
+			return nil
+		},
+	})
+	return got, err
+}
+
+// resolve walks names from the folder root to the CID they lead to, fetching only the blocks on
+// the path (a sharded folder's shards on the name's hash path) that are not here; those it
+// fetches are kept in the repo, so that a fetch of the path again asks for none of them.
+func (ex *exchange) resolve(ctx context.Context, root cid.Cid, names []string) (cid.Cid, error) {
+	get := func(ctx context.Context, c cid.Cid) ([]byte, error) {
+		if b, err := ex.st.GetBlock(ctx, c); err == nil {
+			return b, nil
+		}
+		b, err := ex.fetchBlock(ctx, c, root)
+		if err != nil {
+			return nil, err
+		}
+		return b, ex.st.PutBlock(c, b)
+	}
+	c, err := unixfs.Resolve(ctx, root, names, get)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("%s/%s: %w", root, strings.Join(names, "/"), err)
+	}
+	return c, nil
 }
 
 // fetchTree fetches the folder root into the repo (every block verified; what is already here,

@@ -109,3 +109,43 @@ func TestFetchOfAFolderRecreatesTheTree(t *testing.T) {
 	require.Zero(t, res.Stats.Blocks, "every block was already here")
 	requireSameTree(t, src, again)
 }
+
+// A path into a folder fetches only what it names: a subtree as a folder, one file as a file,
+// each under its own name, with only the blocks on the path and below the entry asked for.
+func TestFetchOfAPathFetchesOnlyThatSubtreeOrFile(t *testing.T) {
+	a := repoNode(t, nil)
+	b := repoNode(t, a)
+	src := writeTestTree(t)
+	added, err := a.Store().AddTree(t.Context(), src, store.AddOptions{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+
+	dir := t.TempDir()
+	res, err := b.Fetch(ctx, added.Root, node.FetchOptions{Dir: dir, Path: []string{"a", "b"}})
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, "b"), res.Path, "named after the path's last name")
+	requireSameTree(t, filepath.Join(src, "a", "b"), res.Path)
+	require.True(t, res.File.Dir)
+
+	res, err = b.Fetch(ctx, added.Root, node.FetchOptions{Dir: dir, Path: []string{"Ελληνικά", "пример.md"}})
+	require.NoError(t, err)
+	got, err := os.ReadFile(filepath.Join(dir, "пример.md"))
+	require.NoError(t, err)
+	require.Equal(t, "κείμενο", string(got))
+	require.False(t, res.File.Dir)
+
+	// Nothing else of the folder came: not the big file's blocks, not the other folders.
+	bigRoot, err := a.Store().Resolve(t.Context(), added.Root, []string{"big.bin"})
+	require.NoError(t, err)
+	require.False(t, b.Store().HasBlock(t.Context(), bigRoot), "a file off the path is not fetched")
+	aRoot, err := a.Store().Resolve(t.Context(), added.Root, []string{"a"})
+	require.NoError(t, err)
+	require.True(t, b.Store().HasBlock(t.Context(), aRoot), "the folders on the path are")
+	two, err := a.Store().Resolve(t.Context(), added.Root, []string{"a", "two.txt"})
+	require.NoError(t, err)
+	require.False(t, b.Store().HasBlock(t.Context(), two), "a sibling on the path is not")
+
+	_, err = b.Fetch(ctx, added.Root, node.FetchOptions{Dir: dir, Path: []string{"a", "nothing"}})
+	require.ErrorContains(t, err, `"nothing": no such entry`)
+}

@@ -144,15 +144,15 @@ func newFetchCmd(app *App) *cobra.Command {
 	var out string
 	var force, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "fetch CID [-o PATH] [--force]",
-		Short: "download a file from every peer that has it, verify every block, write it; resumes",
+		Use:   "fetch CID[/path] [-o PATH] [--force]",
+		Short: "download a file or folder from every peer that has it, verify every block, write it; resumes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			root, err := parseCID(args[0])
+			root, names, err := parsePath(args[0])
 			if err != nil {
 				return err
 			}
-			req := api.FetchRequest{CID: root.String(), Force: force}
+			req := api.FetchRequest{CID: strings.Join(append([]string{root.String()}, names...), "/"), Force: force}
 			if out != "" {
 				abs, err := filepath.Abs(out)
 				if err != nil {

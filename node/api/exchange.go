@@ -31,7 +31,7 @@ type ShareRequest struct {
 
 // FetchRequest is the body of POST /api/v1/fetch.
 type FetchRequest struct {
-	CID    string `json:"cid"`
+	CID    string `json:"cid"`              // a CID, or a path into a folder: CID/sub/file or /ipfs/CID/sub/file
 	Output string `json:"output,omitempty"` // absolute path of the file to write
 	Dir    string `json:"dir,omitempty"`    // absolute directory for the announced name, when no output
 	Force  bool   `json:"force,omitempty"`  // overwrite an existing output
