@@ -3,6 +3,8 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -70,7 +72,8 @@ func requireSameTree(t *testing.T, want, got string) {
 }
 
 // A folder fetched from a peer that added it is recreated as it was (files, empty folders,
-// symlinks as links, names in any script), recorded as one held folder, and served onward.
+// symlinks as links, names in any script), recorded as one held folder, and served onward: a
+// third node fetches it too.
 func TestFetchOfAFolderRecreatesTheTree(t *testing.T) {
 	a := repoNode(t, nil)
 	b := repoNode(t, a)
@@ -99,6 +102,13 @@ func TestFetchOfAFolderRecreatesTheTree(t *testing.T) {
 	require.True(t, b.Store().ServeHas(added.Root), "the fetched folder is served")
 	_, err = os.Lstat(store.PartPath(out, added.Root))
 	require.ErrorIs(t, err, os.ErrNotExist, "no partial tree is left")
+
+	// A third node, bootstrapped off b, fetches it from the network (b serves what it fetched).
+	c := repoNode(t, b)
+	third := filepath.Join(t.TempDir(), "third")
+	_, err = c.Fetch(ctx, added.Root, node.FetchOptions{Output: third})
+	require.NoError(t, err)
+	requireSameTree(t, src, third)
 
 	// A second fetch to the same place is refused; to another place it writes from the repo.
 	_, err = b.Fetch(ctx, added.Root, node.FetchOptions{Output: out})
@@ -148,4 +158,39 @@ func TestFetchOfAPathFetchesOnlyThatSubtreeOrFile(t *testing.T) {
 
 	_, err = b.Fetch(ctx, added.Root, node.FetchOptions{Dir: dir, Path: []string{"a", "nothing"}})
 	require.ErrorContains(t, err, `"nothing": no such entry`)
+}
+
+// BenchmarkFetchFolderOfSmallFiles fetches 10,000 files of 4 KiB in 100 folders from one node to
+// another on loopback, into a fresh repo and a new output each round, and reports files/s.
+//
+//	go test -run '^$' -bench FetchFolderOfSmallFiles -benchtime 3x ./node
+func BenchmarkFetchFolderOfSmallFiles(b *testing.B) {
+	const folders, perFolder, size = 100, 100, 4 << 10
+	src := filepath.Join(b.TempDir(), "tree")
+	buf := make([]byte, size)
+	for d := range folders {
+		dir := filepath.Join(src, fmt.Sprintf("d%03d", d))
+		require.NoError(b, os.MkdirAll(dir, 0o755))
+		for f := range perFolder {
+			binary.LittleEndian.PutUint64(buf, uint64(d*perFolder+f))
+			require.NoError(b, os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", f)), buf, 0o644))
+		}
+	}
+	a := repoNode(b, nil)
+	added, err := a.Store().AddTree(b.Context(), src, store.AddOptions{})
+	require.NoError(b, err)
+	b.SetBytes(folders * perFolder * size)
+	b.ResetTimer()
+	var elapsed time.Duration
+	for range b.N {
+		b.StopTimer()
+		c := repoNode(b, a)
+		out := filepath.Join(b.TempDir(), "got")
+		b.StartTimer()
+		start := time.Now()
+		_, err := c.Fetch(b.Context(), added.Root, node.FetchOptions{Output: out})
+		elapsed += time.Since(start)
+		require.NoError(b, err)
+	}
+	b.ReportMetric(float64(b.N*folders*perFolder)/elapsed.Seconds(), "files/s")
 }
