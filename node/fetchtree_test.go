@@ -194,3 +194,34 @@ func BenchmarkFetchFolderOfSmallFiles(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*folders*perFolder)/elapsed.Seconds(), "files/s")
 }
+
+// A partial tree an interrupted write left beside the output is written again from the repo;
+// a link planted in its place is refused and left alone, nothing written through it.
+func TestAPartialTreeIsWrittenAgainAndAPlantedLinkRefused(t *testing.T) {
+	a := repoNode(t, nil)
+	b := repoNode(t, a)
+	src := writeTestTree(t)
+	added, err := a.Store().AddTree(t.Context(), src, store.AddOptions{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+
+	out := filepath.Join(t.TempDir(), "got")
+	part := store.PartPath(out, added.Root)
+	require.NoError(t, os.MkdirAll(filepath.Join(part, "a"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(part, "a", "two.txt"), []byte("torn"), 0o644))
+	_, err = b.Fetch(ctx, added.Root, node.FetchOptions{Output: out})
+	require.NoError(t, err)
+	requireSameTree(t, src, out)
+
+	elsewhere := t.TempDir()
+	out2 := filepath.Join(t.TempDir(), "got")
+	require.NoError(t, os.Symlink(elsewhere, store.PartPath(out2, added.Root)))
+	_, err = b.Fetch(ctx, added.Root, node.FetchOptions{Output: out2})
+	require.ErrorContains(t, err, "is not a folder this fetch wrote")
+	left, err := os.ReadDir(elsewhere)
+	require.NoError(t, err)
+	require.Empty(t, left, "nothing written through the link")
+	_, err = os.Lstat(out2)
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
