@@ -403,6 +403,19 @@ type FetchOptions struct {
 	// Limit caps what this fetch receives, in bytes per second (0: only the node's
 	// download_limit, if any).
 	Limit int64
+	// Path names an entry under the folder root (CID/sub/file): only the blocks on the path and
+	// those under the entry are fetched, and the entry is written (under its own name).
+	Path []string
+
+	via cid.Cid // the root whose providers are asked: the folder a Path leads into
+}
+
+// provided is the root whose providers a fetch of c asks.
+func (o FetchOptions) provided(c cid.Cid) cid.Cid {
+	if o.via.Defined() {
+		return o.via
+	}
+	return c
 }
 
 // FetchProgress is how far a fetch is: the transfer's figures, and the file's.
@@ -411,6 +424,9 @@ type FetchProgress struct {
 	Size  uint64 // the file's size; 0 until the root block is here
 	Have  uint64 // bytes of the file here and verified
 	Found uint64 // of those, bytes that were here before this fetch began (a resumed fetch)
+	// Files and FilesDone count a folder's files: how many it holds (known once every block is
+	// here) and how many are written to the output so far. 0 for a single file.
+	Files, FilesDone uint64
 }
 
 // FetchResult is what a completed fetch got.
@@ -439,9 +455,24 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 	if err := unixfs.CheckCID(root); err != nil {
 		return FetchResult{}, err
 	}
-	name, out, here, err := ex.target(root, opts)
+	name := ""
+	if len(opts.Path) > 0 {
+		// Only the blocks on the path are fetched to find what it names; that is then fetched
+		// from the providers of root.
+		target, err := ex.resolve(ctx, root, opts.Path)
+		if err != nil {
+			return FetchResult{}, err
+		}
+		opts.via, root, name, opts.Path = root, target, opts.Path[len(opts.Path)-1], nil
+	}
+	name, out, here, err := ex.target(root, name, opts)
 	if err != nil || here.CID != "" {
 		return FetchResult{File: here, Path: out}, err
+	}
+	if dir, err := ex.isFolder(ctx, root, opts.provided(root)); err != nil {
+		return FetchResult{}, err
+	} else if dir {
+		return ex.fetchTree(ctx, root, name, out, opts)
 	}
 	d, err := ex.begin(root, name, out)
 	if err != nil {
@@ -463,10 +494,13 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 }
 
 // target is where a fetch of root writes, and the name it records: opts.Output, or opts.Dir
-// joined with the announced name. here is the file when it is already complete at that path;
-// an output that is a directory, or that exists without opts.Force, is an error.
-func (ex *exchange) target(root cid.Cid, opts FetchOptions) (name, out string, here store.File, err error) {
-	name = ex.announcedName(root)
+// joined with name (the announced name when name is ""). here is the file when it is already
+// complete at that path; an output that is a directory, or that exists without opts.Force, is an
+// error.
+func (ex *exchange) target(root cid.Cid, name string, opts FetchOptions) (_, out string, here store.File, err error) {
+	if name == "" {
+		name = ex.announcedName(root)
+	}
 	out = opts.Output
 	if out == "" {
 		dir := opts.Dir
@@ -519,6 +553,7 @@ func (ex *exchange) end(root cid.Cid) {
 // run drives one transfer into d.
 func (ex *exchange) run(ctx context.Context, d *store.Download, opts FetchOptions) (transfer.Stats, error) {
 	root := d.Root()
+	via := opts.provided(root)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var limiters []*rate.Limiter
@@ -530,8 +565,8 @@ func (ex *exchange) run(ctx context.Context, d *store.Download, opts FetchOption
 	}
 	req := transfer.Request{
 		Root:      root,
-		Providers: ex.likelyProviders(root),
-		Find:      func(ctx context.Context) <-chan peer.AddrInfo { return ex.findProviders(ctx, root) },
+		Providers: ex.likelyProviders(via),
+		Find:      func(ctx context.Context) <-chan peer.AddrInfo { return ex.findProviders(ctx, via) },
 		Local:     d,
 		Expand: func(c cid.Cid, block []byte) ([]cid.Cid, error) {
 			kids, err := d.Expand(c, block)

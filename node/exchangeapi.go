@@ -121,7 +121,8 @@ func (n *Node) handleGC(w http.ResponseWriter, r *http.Request) {
 
 func progressOf(p FetchProgress) api.FetchProgress {
 	return api.FetchProgress{Blocks: p.Blocks, BlocksDone: p.BlocksDone, Bytes: int64(p.Size), BytesDone: int64(p.Have),
-		Resumed: int64(p.Found), Received: p.Progress.Bytes, Peers: p.Peers, Rate: p.Rate, Duplicates: p.Duplicates}
+		Resumed: int64(p.Found), Received: p.Progress.Bytes, Peers: p.Peers, Rate: p.Rate, Duplicates: p.Duplicates,
+		Files: p.Files, FilesDone: p.FilesDone}
 }
 
 // ErrRootTimeout means a file's root block did not arrive in the time Cat was given: providers

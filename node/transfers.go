@@ -134,7 +134,7 @@ func (m *transferManager) queue(root cid.Cid, opts FetchOptions) (store.Transfer
 	if m.closed {
 		return store.Transfer{}, false, ErrNotStarted
 	}
-	name, out, _, err := m.ex.target(root, opts)
+	name, out, _, err := m.ex.target(root, "", opts)
 	if err != nil && !errors.Is(err, ErrExists) {
 		return store.Transfer{}, false, err
 	}

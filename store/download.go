@@ -48,6 +48,7 @@ type Download struct {
 	reserved uint64
 	arrived  chan struct{} // closed and replaced whenever a block arrives
 	done     bool
+	dir      bool // the root is a folder (its blocks all go to the repo)
 
 	// release lets GC run again; called once, when Complete succeeds or Fail is called.
 	release func()
@@ -248,6 +249,9 @@ var ErrInconsistentDAG = errors.New("the DAG contradicts itself")
 // parents share.
 func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
 	n, err := unixfs.ParseNode(c, block)
+	if errors.Is(err, unixfs.ErrNotFile) && c.Type() == cid.DagProtobuf {
+		return d.expandTree(c, block)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -290,6 +294,64 @@ func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
 		d.sizes[k] = int(ch.Size)
 	}
 	return kids, nil
+}
+
+// expandTree expands a block of a folder's DAG that is not a file's: a plain folder (its names
+// checked by unixfs.ParseDir as it arrives), a HAMT shard (the root shard checked as it arrives,
+// those below it when Complete walks the whole tree), or a symlink (no children). Only a download without an output file (a
+// folder's blocks go to the repo) takes them.
+func (d *Download) expandTree(c cid.Cid, block []byte) ([]cid.Cid, error) {
+	if d.path != "" {
+		return nil, fmt.Errorf("%s is a folder, not a file: %w", c, unixfs.ErrNotFile)
+	}
+	kind, _, err := unixfs.Inspect(c, block)
+	if err != nil {
+		return nil, err
+	}
+	var kids []cid.Cid
+	switch kind {
+	case unixfs.Symlink:
+	case unixfs.Directory:
+		if isShard(block) && !c.Equals(d.root) {
+			// A shard below the root: its depth, and so its slots, are known only to the tree walk.
+			if kids, err = unixfs.Children(c, block); err != nil {
+				return nil, err
+			}
+			break
+		}
+		dir, err := unixfs.ParseDir(c, block, 0, 0)
+		if err != nil {
+			return nil, err
+		}
+		kids = make([]cid.Cid, len(dir.Links))
+		for i, l := range dir.Links {
+			kids[i] = l.Cid
+		}
+	default:
+		return nil, fmt.Errorf("block %s: a UnixFS %s cannot be part of a folder", c, kind)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c.Equals(d.root) {
+		d.dir = true
+	}
+	for _, k := range kids {
+		// Each file under the folder starts at offset 0 of its own bytes: counted measures them.
+		if kk := blockKey(k); len(d.offsets[kk]) == 0 {
+			d.offsets[kk] = []uint64{0}
+		}
+	}
+	return kids, nil
+}
+
+// isShard tells whether a folder block is a HAMT shard.
+func isShard(block []byte) bool {
+	pb, err := unixfs.DecodePB(block)
+	if err != nil {
+		return false
+	}
+	fs, err := unixfs.DecodeFSData(pb.Data)
+	return err == nil && fs.Type == unixfs.HAMTShard
 }
 
 func appendUnique(s []uint64, v uint64) []uint64 {
@@ -414,6 +476,18 @@ func (d *Download) Complete() error {
 	size := d.size
 	d.mu.Unlock()
 	ev := Event{Type: FetchCompleted, Root: d.root.String(), Name: d.name, Size: size}
+	d.mu.Lock()
+	dir := d.dir
+	d.mu.Unlock()
+	if dir {
+		// Every folder is decoded again with all of ParseDir's checks (each HAMT shard's shape at
+		// its depth) before the folder is recorded as held.
+		files, bytes, err := d.s.TreeStats(context.Background(), d.root)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInconsistentDAG, err)
+		}
+		ev.Dir, ev.Files, ev.Size = true, files, bytes
+	}
 	if d.part != nil {
 		if err := d.part.Truncate(int64(size)); err != nil {
 			return err

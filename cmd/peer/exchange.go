@@ -152,21 +152,22 @@ func newFetchCmd(app *App) *cobra.Command {
 	var out, limit string
 	var force, asJSON, detach bool
 	cmd := &cobra.Command{
-		Use:   "fetch CID [-o PATH] [--force] [--detach] [--limit RATE]",
-		Short: "download a file from every peer that has it, verify every block, write it; resumes",
-		Long: `Download a file from every peer that has it, verify every block and write it. The fetch is a
-transfer of the daemon (see peer transfers): in the foreground this command follows it, shows its
-progress and exits 0 once every block is verified; Ctrl-C cancels it and keeps what was received,
-so the same command resumes it later. A fetch of a file the daemon is already fetching follows
-that transfer. With --detach the transfer is queued and its ID printed at once; the daemon goes
-on without the command.`,
+		Use:   "fetch CID[/path] [-o PATH] [--force] [--detach] [--limit RATE]",
+		Short: "download a file or folder from every peer that has it, verify every block, write it; resumes",
+		Long: `Download a file or folder from every peer that has it, verify every block and write it;
+CID/sub/dir or CID/sub/file fetches only that entry of a folder. The fetch is a transfer of the
+daemon (see peer transfers): in the foreground this command follows it, shows its progress and
+exits 0 once every block is verified; Ctrl-C cancels it and keeps what was received, so the same
+command resumes it later. A fetch of a file the daemon is already fetching follows that
+transfer. With --detach the transfer is queued and its ID printed at once; the daemon goes on
+without the command. A path into a folder is fetched in the foreground only.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			root, err := parseCID(args[0])
+			root, names, err := parsePath(args[0])
 			if err != nil {
 				return err
 			}
-			req := api.FetchRequest{CID: root.String(), Force: force}
+			req := api.FetchRequest{CID: strings.Join(append([]string{root.String()}, names...), "/"), Force: force}
 			if limit != "" {
 				n, err := config.ParseBytes(limit)
 				if err != nil {

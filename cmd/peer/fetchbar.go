@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,7 +36,7 @@ func (b *fetchBar) progress(p api.FetchProgress) {
 	} else if p.Bytes > 0 {
 		left = "-- left"
 	}
-	b.draw(barLine(p.Bytes, p.BytesDone, p.Rate, p.Peers, left))
+	b.draw(folderLine(p, barLine(p.Bytes, p.BytesDone, p.Rate, p.Peers, left)))
 }
 
 // done draws the final line of a fetch that completed: the whole file, the average rate of what
@@ -133,4 +134,31 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// folderLine is the line for a folder: while its blocks come (its size is known only once they
+// are all here) `fetching: 430 MiB  40.1 MB/s  2 peers`, then while its files are written
+// `writing: 1,024/10,000 files of 1 GiB`; otherwise line, a file's.
+func folderLine(p api.FetchProgress, line string) string {
+	switch {
+	case p.Files > 0:
+		return fmt.Sprintf("writing: %s of %s", filesText(p.FilesDone, p.Files), sizeText(uint64(p.Bytes)))
+	case p.Bytes <= 0 && p.BytesDone > 0:
+		return fmt.Sprintf("fetching: %s  %s  %s", sizeText(uint64(p.BytesDone)), rateText(p.Rate), plural(p.Peers, "peer"))
+	}
+	return line
+}
+
+// filesText is a folder's files written out of all: "1,024/10,000 files".
+func filesText(done, total uint64) string {
+	return fmt.Sprintf("%s/%s files", groupDigits(done), groupDigits(total))
+}
+
+// groupDigits writes n with a comma between groups of three digits.
+func groupDigits(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -38,3 +38,14 @@ func TestBarLineFitsEightyColumns(t *testing.T) {
 	require.Equal(t, " 41% [######----------] 430 MiB / 1 GiB  40.1 MB/s  2 peers  16s left",
 		barLine(1<<30, 430<<20, 40.1e6, 2, "16s left"))
 }
+
+func TestAFolderBarCountsItsFiles(t *testing.T) {
+	require.Equal(t, "0/7 files", filesText(0, 7))
+	require.Equal(t, "1,024/10,000 files", filesText(1024, 10000))
+	require.Equal(t, "999/1,000,000 files", filesText(999, 1_000_000))
+	worst := folderLine(api.FetchProgress{Bytes: 1023 << 30, BytesDone: 1023 << 30, Files: 10_000_000, FilesDone: 9_999_999}, "")
+	require.Equal(t, "writing: 9,999,999/10,000,000 files of 1023 GiB", worst)
+	require.Equal(t, "fetching: 430 MiB  40.1 MB/s  2 peers",
+		folderLine(api.FetchProgress{BytesDone: 430 << 20, Rate: 40.1e6, Peers: 2}, ""))
+	require.Equal(t, "a file's line", folderLine(api.FetchProgress{Bytes: 10, BytesDone: 5}, "a file's line"))
+}

@@ -56,3 +56,6 @@ func IsUncachedRefused(error) bool { return false }
 
 // WriteBehind does nothing on macOS, which has no write-back hint.
 func WriteBehind(*os.File, int64, int64) {}
+
+// SyncFS returns ErrUnsupported here: the caller syncs each file.
+func SyncFS(string) error { return ErrUnsupported }

@@ -22,3 +22,6 @@ func IsUncachedRefused(error) bool { return false }
 
 // WriteBehind does nothing here: there is no write-back hint.
 func WriteBehind(*os.File, int64, int64) {}
+
+// SyncFS returns ErrUnsupported here: the caller syncs each file.
+func SyncFS(string) error { return ErrUnsupported }

@@ -82,3 +82,9 @@ func IsConnReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
 func IsAddrFamilyUnavailable(err error) bool {
 	return errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EPROTONOSUPPORT)
 }
+
+// CreateNew creates path for writing; anything already there, a symbolic link included (even
+// one pointing nowhere), is an error (EEXIST): nothing is written through a planted link.
+func CreateNew(path string, perm os.FileMode) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, perm)
+}

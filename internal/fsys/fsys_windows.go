@@ -102,3 +102,9 @@ func IsAddrFamilyUnavailable(err error) bool {
 	return errors.Is(err, windows.WSAEAFNOSUPPORT) || errors.Is(err, windows.WSAEADDRNOTAVAIL) ||
 		errors.Is(err, windows.WSAEPROTONOSUPPORT) || errors.Is(err, syscall.EAFNOSUPPORT)
 }
+
+// CreateNew creates path for writing; anything already there, a link included, is an error
+// (O_EXCL: CREATE_NEW, which does not follow a link at the final component).
+func CreateNew(path string, perm os.FileMode) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+}

@@ -32,7 +32,7 @@ type ShareRequest struct {
 
 // FetchRequest is the body of POST /api/v1/fetch.
 type FetchRequest struct {
-	CID    string `json:"cid"`
+	CID    string `json:"cid"`              // a CID, or a path into a folder: CID/sub/file or /ipfs/CID/sub/file
 	Output string `json:"output,omitempty"` // absolute path of the file to write
 	Dir    string `json:"dir,omitempty"`    // absolute directory for the announced name, when no output
 	Force  bool   `json:"force,omitempty"`  // overwrite an existing output
@@ -50,6 +50,10 @@ type FetchProgress struct {
 	Peers      int     `json:"peers"`       // peers that delivered at least one verified block
 	Rate       float64 `json:"rate"`        // bytes/s received, recent
 	Duplicates int64   `json:"duplicates"`  // bytes received twice
+	// Files and FilesDone count a folder's files: all of them (known once every block is here),
+	// and those written so far. 0 for a single file.
+	Files     uint64 `json:"files,omitempty"`
+	FilesDone uint64 `json:"files_done,omitempty"`
 }
 
 // FetchEvent is one line of the NDJSON answer of POST /api/v1/fetch: progress lines, then one

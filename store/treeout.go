@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ipfs/go-cid"
+
+	"peer/internal/fsys"
+	"peer/store/unixfs"
+)
+
+// treeEntry is one entry of a folder as walkTree visits it.
+type treeEntry struct {
+	rel    []string // names from the root folder to the entry
+	cid    cid.Cid
+	kind   unixfs.DataType // File, Directory or Symlink
+	size   uint64          // a file's bytes
+	target string          // a symlink's target
+}
+
+// walkTree visits every entry under the folder root, held here, depth first: a folder before
+// what it holds. Every folder is decoded with unixfs.ParseDir's checks (names, duplicates, the
+// shape of every HAMT shard), entries come sorted by name, and folders nest at most
+// unixfs.MaxPathSegments deep. Memory grows with the depth and the widest folder, not the tree.
+func (s *Store) walkTree(ctx context.Context, root cid.Cid, fn func(treeEntry) error) error {
+	var visit func(dir cid.Cid, rel []string) error
+	visit = func(dir cid.Cid, rel []string) error {
+		if len(rel) > unixfs.MaxPathSegments {
+			return fmt.Errorf("folder %s: nested more than %d folders deep", strings.Join(rel, "/"), unixfs.MaxPathSegments)
+		}
+		links, err := unixfs.ListDir(ctx, dir, s.GetBlock)
+		if err != nil {
+			if len(rel) > 0 {
+				return fmt.Errorf("folder %s: %w", strings.Join(rel, "/"), err)
+			}
+			return err
+		}
+		for _, l := range links {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			e := treeEntry{rel: append(rel[:len(rel):len(rel)], l.Name), cid: l.Cid}
+			block, err := s.GetBlock(ctx, l.Cid)
+			if err != nil {
+				return fmt.Errorf("entry %q: %w", strings.Join(e.rel, "/"), err)
+			}
+			var n uint64
+			e.kind, n, err = unixfs.Inspect(l.Cid, block)
+			if err != nil {
+				return fmt.Errorf("entry %q: %w", strings.Join(e.rel, "/"), err)
+			}
+			switch e.kind {
+			case unixfs.File:
+				e.size = n
+			case unixfs.Symlink:
+				if e.target, err = symlinkTarget(l.Cid, block); err != nil {
+					return fmt.Errorf("entry %q: %w", strings.Join(e.rel, "/"), err)
+				}
+			case unixfs.Directory:
+			default:
+				return fmt.Errorf("entry %q: a UnixFS %s is not a file, folder or symlink", strings.Join(e.rel, "/"), e.kind)
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+			if e.kind == unixfs.Directory {
+				if err := visit(l.Cid, e.rel); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return visit(root, nil)
+}
+
+// symlinkTarget decodes a Symlink node's target; an empty one or one holding NUL is an error.
+func symlinkTarget(c cid.Cid, block []byte) (string, error) {
+	pb, err := unixfs.DecodePB(block)
+	if err != nil {
+		return "", fmt.Errorf("block %s: %w", c, err)
+	}
+	fs, err := unixfs.DecodeFSData(pb.Data)
+	if err != nil {
+		return "", fmt.Errorf("block %s: %w", c, err)
+	}
+	t := string(fs.Data)
+	if t == "" || strings.ContainsRune(t, 0) {
+		return "", fmt.Errorf("symlink %s: target %q cannot be a link's", c, t)
+	}
+	return t, nil
+}
+
+// TreeStats counts the files under the folder root held here and their bytes, checking every
+// folder as walkTree does.
+func (s *Store) TreeStats(ctx context.Context, root cid.Cid) (files, size uint64, err error) {
+	err = s.walkTree(ctx, root, func(e treeEntry) error {
+		if e.kind == unixfs.File {
+			files++
+			size += e.size
+		}
+		return nil
+	})
+	return files, size, err
+}
+
+// WriteTree writes the folder root, held here, as the new directory dst: folders (empty ones
+// too), files, and symbolic links as links, created last and never followed. dst must not exist.
+// Every folder and file is created exclusively (O_EXCL, O_NOFOLLOW) inside folders this call
+// created, so nothing lands outside dst nor through a link, whatever the DAG says; entry names
+// pass unixfs.CheckName. The files are durable when it returns (one syncfs where the platform
+// has it, else one fsync per file). fileDone, if not nil, is called after each file with its
+// size.
+func (s *Store) WriteTree(ctx context.Context, root cid.Cid, dst string, fileDone func(size uint64)) error {
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		return err
+	}
+	syncEach := fsys.SyncFS(dst) != nil // probe: unsupported here means one fsync per file
+	type link struct{ path, target string }
+	var links []link
+	buf := make([]byte, 256<<10)
+	err := s.walkTree(ctx, root, func(e treeEntry) error {
+		p := filepath.Join(append([]string{dst}, e.rel...)...)
+		switch e.kind {
+		case unixfs.Directory:
+			if err := os.Mkdir(p, 0o755); err != nil {
+				return fmt.Errorf("entry %q: %w", strings.Join(e.rel, "/"), err)
+			}
+		case unixfs.Symlink:
+			links = append(links, link{p, e.target})
+		case unixfs.File:
+			if err := s.writeTreeFile(ctx, e, p, buf, syncEach); err != nil {
+				return fmt.Errorf("entry %q: %w", strings.Join(e.rel, "/"), err)
+			}
+			if fileDone != nil {
+				fileDone(e.size)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if err := os.Symlink(l.target, l.path); err != nil {
+			return err
+		}
+	}
+	if !syncEach {
+		return fsys.SyncFS(dst)
+	}
+	return nil
+}
+
+func (s *Store) writeTreeFile(ctx context.Context, e treeEntry, p string, buf []byte, sync bool) error {
+	f, err := fsys.CreateNew(p, 0o644)
+	if err != nil {
+		return err
+	}
+	r := unixfs.NewReader(ctx, e.cid, s.GetBlock)
+	n, err := io.CopyBuffer(struct{ io.Writer }{f}, r, buf)
+	if err == nil && uint64(n) != e.size {
+		err = fmt.Errorf("%s holds %d bytes, its root says %d", e.cid, n, e.size)
+	}
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
