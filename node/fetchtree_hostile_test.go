@@ -252,11 +252,24 @@ func TestAnInterruptedFolderFetchResumesWithTheMissingBlocks(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, store.Partial, f.State)
 
+	// The second fetch asks a seeder of its own: wants the canceled fetch still had in flight
+	// reach the first one, and would be counted as asked again.
+	_ = tr.Close()
+	_ = h.Close()
+	seed2 := &countingBlocks{m: m, served: map[cid.Cid]int{}, at: -1}
+	h2, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h2.Close() })
+	tr2 := transfer.New(h2, seed2)
+	require.NoError(t, tr2.Start())
+	t.Cleanup(func() { _ = tr2.Close() })
+	require.NoError(t, n.Host().Connect(t.Context(), peer.AddrInfo{ID: h2.ID(), Addrs: h2.Addrs()}))
+
 	ctx2, cancel2 := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel2()
 	_, err = n.Fetch(ctx2, root, node.FetchOptions{Output: out})
 	require.NoError(t, err)
-	served := seed.reset()
+	served := seed2.reset()
 	require.Len(t, served, len(missing), "only the missing blocks are sent again")
 	for _, c := range missing {
 		require.Equal(t, 1, served[c], "block %s asked for once", c)
