@@ -79,6 +79,8 @@ type treeFile struct {
 	// Guarded by treeOut.handles.
 	left    uint64 // bytes not yet written at their place
 	fh      *os.File
+	direct  *directWriter // fh opened again for direct writes of whole leaves; nil if none
+	tried   bool          // direct was tried for this handle
 	users   int
 	created bool // this download created it, or found it in the partial tree
 }
@@ -373,8 +375,8 @@ func (t *treeOut) closeFile(f *treeFile) error {
 	if t.syncEach {
 		err = f.fh.Sync()
 	}
-	err = errors.Join(err, f.fh.Close())
-	f.fh = nil
+	err = errors.Join(err, f.fh.Close(), f.direct.close())
+	f.fh, f.direct, f.tried = nil, nil, false
 	t.open--
 	return err
 }
@@ -392,14 +394,24 @@ func (t *treeOut) write(p *filePlace, data []byte) error {
 		f.fh = fh
 		t.open++
 	}
+	if len(data) >= asyncLeaf && !f.tried {
+		// Large leaves bypass the page cache, as a file's download writes them (directio.go).
+		f.direct, f.tried = openDirect(f.fh), true
+	}
 	f.users++
-	fh := f.fh
+	fh, direct := f.fh, f.direct
 	t.handles.Unlock()
 	var err error
 	if len(data) > 0 {
-		_, err = fh.WriteAt(data, int64(p.off))
-		if err == nil && len(data) >= asyncLeaf {
-			fsys.WriteBehind(fh, int64(p.off), int64(len(data)))
+		done := false
+		if len(data) >= asyncLeaf {
+			done, err = direct.writeAt(data, int64(p.off))
+		}
+		if err == nil && !done {
+			_, err = fh.WriteAt(data, int64(p.off))
+			if err == nil && len(data) >= asyncLeaf {
+				fsys.WriteBehind(fh, int64(p.off), int64(len(data)))
+			}
 		}
 	}
 	t.handles.Lock()
@@ -503,6 +515,9 @@ func (d *Download) treeHas(ctx context.Context, c cid.Cid) (bool, error) {
 		}
 	}
 	if data == nil {
+		if !d.s.blocks.has(c) && len(d.s.refsFor(c)) == 0 {
+			return false, nil // the common case, found without a read
+		}
 		b, err := d.s.GetBlock(ctx, c) // verified: a corrupt or changed copy is fetched again
 		if err != nil {
 			return false, nil
@@ -618,6 +633,9 @@ func (d *Download) treeExpand(c cid.Cid, block []byte) ([]cid.Cid, error) {
 	defer d.mu.Unlock()
 	if want, ok := d.sizes[k]; ok && uint64(want) != n.Size {
 		return nil, fmt.Errorf("%w: block %s holds %d file bytes but its parent says %d", ErrInconsistentDAG, c, n.Size, want)
+	}
+	if c.Prefix().Codec == cid.Raw {
+		return nil, nil // a leaf: Deliver writes it
 	}
 	for i, ch := range n.Children {
 		switch {
@@ -841,6 +859,9 @@ func (d *Download) treeComplete() error {
 		case unixfs.File:
 			files++
 			size += e.size
+			if t.writtenWhole(rel) {
+				return nil // every byte of it written by this download, to a file it created
+			}
 			return t.checkFile(rel, e.size)
 		}
 		return nil
@@ -894,6 +915,19 @@ func (d *Download) treeComplete() error {
 	}
 	d.release()
 	return nil
+}
+
+// writtenWhole reports whether every byte of the file rel was written by this download.
+func (t *treeOut) writtenWhole(rel string) bool {
+	t.d.mu.Lock()
+	f := t.files[rel]
+	t.d.mu.Unlock()
+	if f == nil {
+		return false
+	}
+	t.handles.Lock()
+	defer t.handles.Unlock()
+	return f.created && f.left == 0 && f.size > 0
 }
 
 // symlink creates the link rel to target inside the tree; one already there with that target (a
