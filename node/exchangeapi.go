@@ -73,15 +73,11 @@ func (n *Node) handleShare(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, statusOf(err), err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, f)
+	api.WriteJSON(w, http.StatusOK, APIFile(f))
 }
 
 func (n *Node) handleSearch(w http.ResponseWriter, r *http.Request) {
-	offers := n.Search(r.URL.Query().Get("q"))
-	if offers == nil {
-		offers = []store.Offer{}
-	}
-	api.WriteJSON(w, http.StatusOK, offers)
+	api.WriteJSON(w, http.StatusOK, APIOffers(n.Search(r.URL.Query().Get("q"))))
 }
 
 func (n *Node) handleRm(w http.ResponseWriter, r *http.Request) {
@@ -116,7 +112,7 @@ func (n *Node) handleGC(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, statusOf(err), err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, res)
+	api.WriteJSON(w, http.StatusOK, APIGCResult(res))
 }
 
 func progressOf(p FetchProgress) api.FetchProgress {
@@ -252,8 +248,5 @@ func (n *Node) handleLsAt(w http.ResponseWriter, r *http.Request, st *store.Stor
 		api.WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
-	if fs == nil {
-		fs = []store.File{}
-	}
-	api.WriteJSON(w, http.StatusOK, fs)
+	api.WriteJSON(w, http.StatusOK, APIFiles(fs))
 }

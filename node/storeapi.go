@@ -101,7 +101,7 @@ func (n *Node) handleImport(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, status, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, res)
+	api.WriteJSON(w, http.StatusOK, APIImportResult(res))
 }
 
 func (n *Node) needStore(w http.ResponseWriter) *store.Store {
@@ -157,7 +157,7 @@ func (n *Node) handleAdd(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusInternalServerError, err) // the client names the file
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, f)
+	api.WriteJSON(w, http.StatusOK, APIFile(f))
 }
 
 // handleAddPath imports a folder or file of this machine, named by its absolute path, with
@@ -184,7 +184,7 @@ func (n *Node) handleAddPath(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusInternalServerError, fmt.Errorf("adding %s: %w", req.Path, err))
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, f)
+	api.WriteJSON(w, http.StatusOK, APIFile(f))
 }
 
 // pathStatus is the HTTP status for an error walking an IPFS path.
@@ -215,10 +215,7 @@ func (n *Node) handleLsDir(w http.ResponseWriter, r *http.Request, st *store.Sto
 		api.WriteError(w, pathStatus(err), fmt.Errorf("listing %s: %w", path, err))
 		return
 	}
-	if es == nil {
-		es = []store.Entry{}
-	}
-	api.WriteJSON(w, http.StatusOK, es)
+	api.WriteJSON(w, http.StatusOK, APIEntries(es))
 }
 
 func (n *Node) handleLs(w http.ResponseWriter, r *http.Request) {
@@ -234,11 +231,7 @@ func (n *Node) handleLs(w http.ResponseWriter, r *http.Request) {
 		n.handleLsAt(w, r, st, at)
 		return
 	}
-	fs := st.Files()
-	if fs == nil {
-		fs = []store.File{}
-	}
-	api.WriteJSON(w, http.StatusOK, fs)
+	api.WriteJSON(w, http.StatusOK, APIFiles(st.Files()))
 }
 
 // handleCat answers a file's bytes. It waits for the file's root before it answers, so a file
@@ -350,7 +343,7 @@ func (n *Node) handleEvents(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, ",")
 		}
 		first = false
-		b, err := json.Marshal(e)
+		b, err := json.Marshal(APIEvent(e))
 		if err != nil {
 			return err
 		}
@@ -413,7 +406,7 @@ func (n *Node) followEvents(w http.ResponseWriter, r *http.Request, st *store.St
 	defer wg.Wait() // no write after the handler returns
 	defer cancel()
 	err := st.Follow(ctx, from, func(e store.Event) error {
-		b, err := json.Marshal(e)
+		b, err := json.Marshal(APIEvent(e))
 		if err != nil {
 			return err
 		}
@@ -471,6 +464,6 @@ func (n *Node) handlePin(pin bool) http.HandlerFunc {
 			api.WriteError(w, statusOf(err), err)
 			return
 		}
-		api.WriteJSON(w, http.StatusOK, f)
+		api.WriteJSON(w, http.StatusOK, APIFile(f))
 	}
 }

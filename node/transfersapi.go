@@ -271,7 +271,8 @@ func fetchEnd(t store.Transfer, lt *liveTransfer) api.FetchEvent {
 	switch {
 	case t.State == store.TransferDone && lt != nil && lt.err == nil:
 		res := lt.result
-		return api.FetchEvent{Type: "done", File: &res.File, Path: res.Path,
+		f := APIFile(res.File)
+		return api.FetchEvent{Type: "done", File: &f, Path: res.Path,
 			Received: res.Stats.Received, Duplicates: res.Stats.DuplicateBytes, Peers: res.Stats.Sources(),
 			BadBlocks: res.Stats.BadBlocks, Duration: res.Stats.Duration, Resumed: int64(res.Resumed)}
 	case t.State == store.TransferPaused:
@@ -331,7 +332,8 @@ func (n *Node) fetchHere(w http.ResponseWriter, r *http.Request, root cid.Cid, o
 		send(api.FetchEvent{Type: "error", Error: err.Error()})
 		return
 	}
-	send(api.FetchEvent{Type: "done", File: &res.File, Path: res.Path,
+	f := APIFile(res.File)
+	send(api.FetchEvent{Type: "done", File: &f, Path: res.Path,
 		Received: res.Stats.Received, Duplicates: res.Stats.DuplicateBytes, Peers: res.Stats.Sources(),
 		BadBlocks: res.Stats.BadBlocks, Duration: res.Stats.Duration, Resumed: int64(res.Resumed)})
 }
