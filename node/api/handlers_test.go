@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -318,3 +319,145 @@ func TestHandlersEvents(t *testing.T) {
 }
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+// transfers is the double's part for fetches and transfers.
+type transfers struct {
+	*fake
+	mu        sync.Mutex
+	list      []api.Transfer
+	changed   chan struct{}
+	queue     func(root cid.Cid, req api.FetchRequest) (api.Transfer, bool, error)
+	watch     func(ctx context.Context, id string, attached bool, send func(api.FetchEvent))
+	fetchPath func(root cid.Cid, names []string, progress func(api.FetchProgress)) (api.FetchEvent, error)
+}
+
+func (b *transfers) Queue(root cid.Cid, req api.FetchRequest) (api.Transfer, bool, error) {
+	return b.queue(root, req)
+}
+
+func (b *transfers) WatchFetch(ctx context.Context, id string, attached bool, send func(api.FetchEvent)) {
+	b.watch(ctx, id, attached, send)
+}
+
+func (b *transfers) FetchPath(_ context.Context, root cid.Cid, names []string, _ api.FetchRequest, progress func(api.FetchProgress)) (api.FetchEvent, error) {
+	return b.fetchPath(root, names, progress)
+}
+
+func (b *transfers) Transfers() ([]api.Transfer, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]api.Transfer(nil), b.list...), nil
+}
+
+func (b *transfers) TransfersChanged() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.changed
+}
+
+// set replaces the list and tells the followers.
+func (b *transfers) set(list ...api.Transfer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.list = list
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// A queued fetch streams a "queued" line naming the transfer, what the backend sends, and its
+// last line; every line names the transfer. A queue the backend refuses is an HTTP error.
+func TestHandlersFetchStreamsTheTransfer(t *testing.T) {
+	b := &transfers{fake: &fake{}}
+	b.queue = func(root cid.Cid, req api.FetchRequest) (api.Transfer, bool, error) {
+		if req.Output == "/refused" {
+			return api.Transfer{}, false, api.WithStatus(http.StatusConflict, errors.New("output exists"))
+		}
+		return api.Transfer{ID: "t1", State: "queued", CID: root.String()}, false, nil
+	}
+	b.watch = func(ctx context.Context, id string, attached bool, send func(api.FetchEvent)) {
+		send(api.FetchEvent{Type: "progress", Progress: &api.FetchProgress{Bytes: 10, BytesDone: 5}})
+		send(api.FetchEvent{Type: "done", File: &api.File{CID: emptyCID, Name: "f"}, Path: "/out/f"})
+	}
+	_, c := serve(t, b)
+	var evs []api.FetchEvent
+	done, err := c.Fetch(t.Context(), api.FetchRequest{CID: emptyCID, Output: "/out/f"}, func(ev api.FetchEvent) { evs = append(evs, ev) })
+	require.NoError(t, err)
+	require.Equal(t, "done", done.Type)
+	require.Equal(t, emptyCID, done.File.Root.String(), "the client fills the file's Root")
+	require.Len(t, evs, 3)
+	require.Equal(t, "queued", evs[0].Type)
+	require.Equal(t, "queued", evs[0].State)
+	for _, ev := range evs {
+		require.Equal(t, "t1", ev.Transfer)
+	}
+	require.Equal(t, int64(5), evs[1].Progress.BytesDone)
+
+	_, err = c.Fetch(t.Context(), api.FetchRequest{CID: emptyCID, Output: "/refused"}, nil)
+	var se *api.StatusError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, http.StatusConflict, se.Code)
+}
+
+// A path into a folder is fetched within the request: progress at most four lines a second, but
+// the last figures are always sent before the "done" line, and an error is the last line.
+func TestHandlersFetchPathSendsTheLastFigures(t *testing.T) {
+	b := &transfers{fake: &fake{}}
+	var gotNames []string
+	b.fetchPath = func(root cid.Cid, names []string, progress func(api.FetchProgress)) (api.FetchEvent, error) {
+		gotNames = names
+		for i := range 100 {
+			progress(api.FetchProgress{BytesDone: int64(i + 1), Bytes: 100})
+		}
+		if names[0] == "bad" {
+			return api.FetchEvent{}, errors.New("no provider")
+		}
+		return api.FetchEvent{Type: "done", Path: "/out/f"}, nil
+	}
+	_, c := serve(t, b)
+	var evs []api.FetchEvent
+	done, err := c.Fetch(t.Context(), api.FetchRequest{CID: emptyCID + "/sub/f"}, func(ev api.FetchEvent) { evs = append(evs, ev) })
+	require.NoError(t, err)
+	require.Equal(t, "/out/f", done.Path)
+	require.Equal(t, []string{"sub", "f"}, gotNames)
+	require.GreaterOrEqual(t, len(evs), 3)
+	require.Less(t, len(evs), 100, "progress is thinned")
+	last := evs[len(evs)-2]
+	require.Equal(t, "progress", last.Type)
+	require.Equal(t, int64(100), last.Progress.BytesDone)
+
+	_, err = c.Fetch(t.Context(), api.FetchRequest{CID: emptyCID + "/bad"}, nil)
+	require.ErrorContains(t, err, "no provider")
+}
+
+// Following the transfers gives the whole list first, then each transfer that changed, and not
+// again one that did not.
+func TestHandlersFollowTransfers(t *testing.T) {
+	b := &transfers{fake: &fake{}, changed: make(chan struct{})}
+	b.list = []api.Transfer{{ID: "a", State: "running"}, {ID: "b", State: "queued"}}
+	_, c := serve(t, b)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	got := make(chan api.Transfer, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- c.FollowTransfers(ctx, func(tr api.Transfer) error { got <- tr; return nil })
+	}()
+	next := func() api.Transfer {
+		t.Helper()
+		select {
+		case tr := <-got:
+			return tr
+		case <-time.After(10 * time.Second):
+			t.Fatal("no transfer came")
+			return api.Transfer{}
+		}
+	}
+	require.Equal(t, "a", next().ID)
+	require.Equal(t, "b", next().ID)
+	b.set(api.Transfer{ID: "a", State: "running"}, api.Transfer{ID: "b", State: "running"})
+	tr := next()
+	require.Equal(t, "b", tr.ID, "a did not change")
+	require.Equal(t, "running", tr.State)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+}

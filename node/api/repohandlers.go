@@ -50,7 +50,7 @@ func (h *handlers) handleExport(w http.ResponseWriter, r *http.Request) {
 	case !lw.started:
 		WriteError(w, StatusOf(err), err)
 	default:
-		h.log.Warn("export stopped", "cid", root.String(), "err", err)
+		h.log().Warn("export stopped", "cid", root.String(), "err", err)
 		panic(http.ErrAbortHandler)
 	}
 }
@@ -216,7 +216,7 @@ func (h *handlers) handleCat(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.FormatUint(size, 10))
 	if _, err := io.Copy(w, rc); err != nil {
 		if r.Context().Err() == nil {
-			h.log.Warn("cat stopped", "cid", root.String(), "err", err)
+			h.log().Warn("cat stopped", "cid", root.String(), "err", err)
 		}
 		// The status line is sent: break the connection so that no client takes the short
 		// body for the whole file.
@@ -265,7 +265,7 @@ func (h *handlers) handleEvents(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		// Leave the array unterminated so the client sees a broken answer, not a short list.
-		h.log.Warn("listing events stopped", "err", err)
+		h.log().Warn("listing events stopped", "err", err)
 		return
 	}
 	io.WriteString(w, "]\n")
@@ -331,7 +331,7 @@ func (h *handlers) followEvents(w http.ResponseWriter, r *http.Request, el Event
 	if err == nil || ctx.Err() != nil {
 		return // the client went away, or the daemon is stopping
 	}
-	h.log.Warn("event stream stopped", "err", err)
+	h.log().Warn("event stream stopped", "err", err)
 	b, _ := json.Marshal(Error{Error: "event stream stopped: " + err.Error()})
 	_ = write(func() error {
 		_, err := fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)

@@ -13,13 +13,20 @@ import (
 // handlers serve the API's endpoints over a Backend. They decode requests, call the backend and
 // encode its answers; the work is the backend's.
 type handlers struct {
-	b   Backend
-	log *slog.Logger
+	b       Backend
+	userLog *slog.Logger // nil: slog.Default() at each use
+}
+
+func (h *handlers) log() *slog.Logger {
+	if h.userLog != nil {
+		return h.userLog
+	}
+	return slog.Default().With("pkg", "api")
 }
 
 // Routes registers every endpoint of the API on s, served by b.
 func Routes(s *Server, b Backend) {
-	h := &handlers{b: b, log: s.log}
+	h := &handlers{b: b, userLog: s.userLog}
 	s.HandleFunc("GET "+PathID, h.handleID)
 	s.HandleFunc("GET "+PathPeers, h.handlePeers)
 	s.HandleFunc("POST "+PathConnect, h.handleConnect)
