@@ -55,7 +55,11 @@ func (b apiBackend) Search(term string) []api.Offer { return APIOffers(b.n.Searc
 // Remove forgets a file, unpinning it first when force.
 func (b apiBackend) Remove(ctx context.Context, root cid.Cid, force bool) error {
 	if force {
-		if _, err := b.n.Unpin(root); err != nil && !errors.Is(err, store.ErrUnknownFile) {
+		st, err := b.needStore()
+		if err != nil {
+			return err
+		}
+		if _, err := st.Unpin(root); err != nil && !errors.Is(err, store.ErrUnknownFile) {
 			return apiErr(err)
 		}
 	}

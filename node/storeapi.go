@@ -199,29 +199,15 @@ func (l eventLog) Follow(ctx context.Context, from uint64, fn func(api.Event) er
 	return l.st.Follow(ctx, from, func(e store.Event) error { return fn(APIEvent(e)) })
 }
 
-// Pin pins a held file: Remove refuses it until Unpin.
-func (n *Node) Pin(root cid.Cid) (store.File, error) {
-	st := n.opts.Store
-	if st == nil {
-		return store.File{}, ErrNoExchange
-	}
-	return st.Pin(root)
-}
-
-// Unpin lifts a file's pin.
-func (n *Node) Unpin(root cid.Cid) (store.File, error) {
-	st := n.opts.Store
-	if st == nil {
-		return store.File{}, ErrNoExchange
-	}
-	return st.Unpin(root)
-}
-
-// Pin pins (pin true) or unpins a held file.
+// Pin pins (pin true) a held file, so that Remove refuses it, or lifts its pin.
 func (b apiBackend) Pin(root cid.Cid, pin bool) (api.File, error) {
-	set := b.n.Unpin
+	st, err := b.needStore()
+	if err != nil {
+		return api.File{}, err
+	}
+	set := st.Unpin
 	if pin {
-		set = b.n.Pin
+		set = st.Pin
 	}
 	f, err := set(root)
 	if err != nil {
