@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"strings"
@@ -460,4 +462,91 @@ func TestHandlersFollowTransfers(t *testing.T) {
 	require.Equal(t, "running", tr.State)
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
+}
+
+// repo is the double's part for add and export.
+type repo struct {
+	*fake
+	export func(root cid.Cid, w io.Writer) error
+	add    func(r io.Reader, name string, chunkSize int) (api.File, error)
+}
+
+func (b *repo) Export(_ context.Context, root cid.Cid, w io.Writer) error { return b.export(root, w) }
+
+func (b *repo) Add(_ context.Context, r io.Reader, name string, chunkSize int) (api.File, error) {
+	return b.add(r, name, chunkSize)
+}
+
+// An export that fails before its first byte keeps its status; one that fails midway breaks the
+// connection, so the client's Read fails instead of a short CAR ending cleanly.
+func TestHandlersExportBreaksOffMidway(t *testing.T) {
+	whole, err := cid.Decode(emptyCID)
+	require.NoError(t, err)
+	missing, err := cid.Decode("bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq")
+	require.NoError(t, err)
+	b := &repo{fake: &fake{}, export: func(root cid.Cid, w io.Writer) error {
+		if root == missing {
+			return api.WithStatus(http.StatusNotFound, errors.New("not held whole"))
+		}
+		if _, err := w.Write(make([]byte, 64<<10)); err != nil {
+			return err
+		}
+		return errors.New("a block failed to read")
+	}}
+	_, c := serve(t, b)
+	var se *api.StatusError
+	_, err = c.Export(t.Context(), missing)
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, http.StatusNotFound, se.Code)
+
+	rc, err := c.Export(t.Context(), whole)
+	require.NoError(t, err)
+	_, err = io.ReadAll(rc)
+	rc.Close()
+	require.ErrorContains(t, err, "broke off")
+}
+
+// add takes the raw body named by ?name=, or the first file of a multipart form named by its
+// file name; a form with no file is a 400.
+func TestHandlersAddReadsRawAndMultipart(t *testing.T) {
+	type got struct {
+		name, body string
+		chunk      int
+	}
+	var last got
+	b := &repo{fake: &fake{}, add: func(r io.Reader, name string, chunkSize int) (api.File, error) {
+		body, err := io.ReadAll(r)
+		last = got{name, string(body), chunkSize}
+		return api.File{CID: emptyCID, Name: name}, err
+	}}
+	s, c := serve(t, b)
+	f, err := c.Add(t.Context(), strings.NewReader("raw bytes"), "raw.txt")
+	require.NoError(t, err)
+	require.Equal(t, "raw.txt", f.Name)
+	require.Equal(t, got{"raw.txt", "raw bytes", 0}, last)
+
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	require.NoError(t, mw.WriteField("note", "not a file"))
+	fw, err := mw.CreateFormFile("file", "dir/form.txt")
+	require.NoError(t, err)
+	_, _ = fw.Write([]byte("form bytes"))
+	require.NoError(t, mw.Close())
+	resp, err := c.Request(t.Context(), http.MethodPost, api.PathAdd+"?chunk_size=4096", &form, mw.FormDataContentType())
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, got{"form.txt", "form bytes", 4096}, last)
+
+	form.Reset()
+	mw = multipart.NewWriter(&form)
+	require.NoError(t, mw.WriteField("note", "no file here"))
+	require.NoError(t, mw.Close())
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL()+api.PathAdd, &form)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+s.Token())
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 }
