@@ -126,8 +126,8 @@ func (s *Store) StartTreeDownload(root cid.Cid, name, out string) (_ *Download, 
 	if _, err := os.Lstat(abs); err == nil {
 		return nil, fmt.Errorf("%s: %w", abs, fs.ErrExist)
 	}
-	s.gcMu.RLock()
-	release := sync.OnceFunc(s.gcMu.RUnlock)
+	s.blocks.gc.RLock()
+	release := sync.OnceFunc(s.blocks.gc.RUnlock)
 	defer func() {
 		if err != nil {
 			release()
@@ -146,20 +146,14 @@ func (s *Store) StartTreeDownload(root cid.Cid, name, out string) (_ *Download, 
 	t.dirs[blockKey(root)] = []*dirPlace{{}}
 	d.release = func() {
 		release()
-		s.mu.Lock()
-		if s.active[root.String()] == d {
-			delete(s.active, root.String())
-		}
-		s.mu.Unlock()
+		s.downloads.remove(d)
 	}
 	if err := s.Record(Event{Type: FetchStarted, Root: root.String(), Name: name, Path: abs, Part: part}); err != nil {
 		t.close()
 		return nil, err
 	}
 	t.start()
-	s.mu.Lock()
-	s.active[root.String()] = d
-	s.mu.Unlock()
+	s.downloads.add(d)
 	return d, nil
 }
 
@@ -515,7 +509,7 @@ func (d *Download) treeHas(ctx context.Context, c cid.Cid) (bool, error) {
 		}
 	}
 	if data == nil {
-		if !d.s.blocks.has(c) && len(d.s.refsFor(c)) == 0 {
+		if !d.s.blocks.has(c) && len(d.s.refs.refsFor(c)) == 0 {
 			return false, nil // the common case, found without a read
 		}
 		b, err := d.s.GetBlock(ctx, c) // verified: a corrupt or changed copy is fetched again
@@ -896,7 +890,7 @@ func (d *Download) treeComplete() error {
 		return fmt.Errorf("syncing %s: %w", t.part, err)
 	}
 	// A file of the folder is the version written here while its change time is older than this.
-	held := d.s.nowFunc().UnixNano()
+	held := d.s.journal.now().UnixNano()
 	if err := os.Rename(t.part, t.out); err != nil {
 		return fmt.Errorf("moving %s into place: %w", t.out, err)
 	}
