@@ -14,6 +14,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"golang.org/x/time/rate"
 
 	"peer/discovery"
@@ -31,7 +32,8 @@ type exchange struct {
 	n    *Node
 	st   *store.Store
 	xfer *transfer.Transfer
-	bs   *bitswapServer // nil when Bitswap is off
+	bs   *bitswapServer    // nil when Bitswap is off
+	bsc  *transfer.Bitswap // fetches' Bitswap side; nil when Bitswap is off
 	gsp  *gossip.Gossip
 	disc *discovery.Discovery
 	h    host.Host
@@ -76,6 +78,14 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	if n.cfg.UploadLimit > 0 {
 		topts = append(topts, transfer.WithRateLimit(n.cfg.UploadLimit))
 	}
+	bitswapOn := n.cfg.Bitswap && !n.opts.NoBitswap
+	var bn bitswapNet
+	if bitswapOn {
+		// Providers that do not speak the transfer protocol are asked over Bitswap.
+		bn = newBitswapNet(h)
+		ex.bsc = transfer.NewBitswap(bn.net)
+		topts = append(topts, transfer.WithBitswap(ex.bsc))
+	}
 	topts = append(topts, n.opts.Transfer...)
 	ex.xfer = transfer.New(h, servedBlocks{st: st, m: n.metrics}, topts...)
 	if err := ex.xfer.Start(); err != nil {
@@ -84,8 +94,8 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 		return fmt.Errorf("starting transfer: %w", err)
 	}
 	n.closers = append(n.closers, ex.xfer.Close)
-	if n.cfg.Bitswap && !n.opts.NoBitswap {
-		ex.bs = startBitswap(h, st, n.metrics, n.opts.BitswapLimits, ex.xfer.RateLimit())
+	if bitswapOn {
+		ex.bs = startBitswap(h, bn, ex.bsc, st, n.metrics, n.opts.BitswapLimits, ex.xfer.RateLimit())
 		n.closers = append(n.closers, ex.bs.Close)
 	}
 
@@ -608,8 +618,9 @@ func (e invalidDAG) Error() string   { return e.err.Error() }
 func (e invalidDAG) Unwrap() []error { return []error{transfer.ErrInvalidDAG, e.err} }
 
 // likelyProviders are the peers to ask first: those that announced root, and every connected
-// peer that speaks the transfer protocol (a cheap question to ask on a small network; the
-// scheduler drops those that answer DontHave).
+// peer that speaks the transfer protocol, or, with Bitswap on, Bitswap (a cheap question to ask
+// on a small network, as Bitswap asks its connected peers; the scheduler drops those that
+// answer DontHave).
 func (ex *exchange) likelyProviders(root cid.Cid) []peer.ID {
 	seen := map[peer.ID]bool{}
 	var out []peer.ID
@@ -625,7 +636,11 @@ func (ex *exchange) likelyProviders(root cid.Cid) []peer.ID {
 		if seen[p] {
 			continue
 		}
-		if ok, _ := ex.h.Peerstore().SupportsProtocols(p, transfer.ID); len(ok) > 0 {
+		protos := []protocol.ID{transfer.ID}
+		if ex.bsc != nil {
+			protos = append(protos, BitswapProtocols...)
+		}
+		if ok, _ := ex.h.Peerstore().SupportsProtocols(p, protos...); len(ok) > 0 {
 			seen[p] = true
 			out = append(out, p)
 		}
