@@ -65,10 +65,11 @@ func newIPFSServer(tb testing.TB, wrap func(blockstore.Blockstore) blockstore.Bl
 // builder is the profile our store builds with: CIDv1, sha2-256, raw leaves, 1 MiB chunks.
 var builder = cid.V1Builder{Codec: cid.DagProtobuf, MhType: multihash.SHA2_256}
 
-// addFile imports data with boxo's balanced importer, as `ipfs add --cid-version=1` does.
+// addFile imports data with boxo's balanced importer as the unixfs-v1-2025 profile says (raw
+// leaves, 1 MiB chunks, 1024 links per node), as `ipfs add --cid-version=1` under it does.
 func (s *ipfsServer) addFile(tb testing.TB, data []byte) ipld.Node {
 	tb.Helper()
-	params := helpers.DagBuilderParams{Maxlinks: helpers.DefaultLinksPerBlock, RawLeaves: true, CidBuilder: builder, Dagserv: s.dag}
+	params := helpers.DagBuilderParams{Maxlinks: 1024, RawLeaves: true, CidBuilder: builder, Dagserv: s.dag}
 	db, err := params.New(chunker.NewSizeSplitter(bytes.NewReader(data), 1<<20))
 	require.NoError(tb, err)
 	nd, err := balanced.Layout(db)
