@@ -14,7 +14,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	"golang.org/x/time/rate"
 
 	"peer/discovery"
@@ -632,21 +631,28 @@ func (ex *exchange) likelyProviders(root cid.Cid) []peer.ID {
 			}
 		}
 	}
+	var bitswapOnly []peer.ID
 	for _, p := range ex.h.Network().Peers() {
 		if seen[p] {
 			continue
 		}
-		protos := []protocol.ID{transfer.ID}
-		if ex.bsc != nil {
-			protos = append(protos, BitswapProtocols...)
-		}
-		if ok, _ := ex.h.Peerstore().SupportsProtocols(p, protos...); len(ok) > 0 {
+		if ok, _ := ex.h.Peerstore().SupportsProtocols(p, transfer.ID); len(ok) > 0 {
 			seen[p] = true
 			out = append(out, p)
+		} else if ex.bsc != nil && len(bitswapOnly) < maxBitswapAsked {
+			if ok, _ := ex.h.Peerstore().SupportsProtocols(p, BitswapProtocols...); len(ok) > 0 {
+				bitswapOnly = append(bitswapOnly, p)
+			}
 		}
 	}
-	return out
+	// Peers of ours first: the fetch takes only so many, and ours are the fast path.
+	return append(out, bitswapOnly...)
 }
+
+// maxBitswapAsked bounds the connected peers that speak only Bitswap that a fetch asks on the
+// chance that they hold the root: a node on the public network is connected to hundreds, and
+// the providers the DHT names must still find room in the fetch.
+const maxBitswapAsked = 8
 
 // findProviders asks the DHT, skipping ourselves.
 func (ex *exchange) findProviders(ctx context.Context, root cid.Cid) <-chan peer.AddrInfo {

@@ -159,19 +159,16 @@ func (b *Bitswap) ReceiveMessage(_ context.Context, p peer.ID, msg bsmsg.BitSwap
 	if len(ss) == 0 {
 		return // nobody asks it anything now: an answer to a fetch that ended
 	}
-	now := time.Now().UnixNano()
-	for _, s := range ss {
-		s.lastByte.Store(now)
-	}
 	for _, blk := range msg.Blocks() {
 		c, data := blk.Cid(), blk.RawData()
-		taken := false
+		taken, ended := false, false
 		for _, s := range ss {
-			if s.bitswapBlock(c, data) {
-				taken = true
-			}
+			ok, dead := s.bitswapBlock(c, data)
+			taken = taken || ok
+			ended = ended || dead
 		}
-		if taken || b.isLate(bp, c) {
+		// A session that ended may have asked for it, and not yet have told the peer (late).
+		if taken || ended || b.isLate(bp, c) {
 			continue
 		}
 		bad := fmt.Errorf("%w: Bitswap block %s matches no CID asked of the peer", ErrBadBlock, shortCID(c))
@@ -196,6 +193,7 @@ func (b *Bitswap) ReceiveMessage(_ context.Context, p peer.ID, msg bsmsg.BitSwap
 			if !s.wantsBitswap(c) {
 				continue
 			}
+			s.lastByte.Store(time.Now().UnixNano())
 			if err := s.onDontHave(c); err != nil && !errors.Is(err, ErrUnrequested) {
 				s.f.dropSession(s, err, !errors.Is(err, errNoRoot))
 			}
@@ -203,20 +201,22 @@ func (b *Bitswap) ReceiveMessage(_ context.Context, p peer.ID, msg bsmsg.BitSwap
 	}
 }
 
-// bitswapBlock hands a block from the peer to s if s asked for it; it reports whether it did.
-func (s *session) bitswapBlock(c cid.Cid, data []byte) bool {
+// bitswapBlock hands a block from the peer to s if s asked for it; it reports whether it did,
+// and whether s has ended.
+func (s *session) bitswapBlock(c cid.Cid, data []byte) (taken, dead bool) {
 	f := s.f
 	f.mu.Lock()
 	_, out := s.out[c]
 	_, canceled := s.canceled[c]
-	dead := s.dead
+	dead = s.dead
 	f.mu.Unlock()
 	if dead || (!out && !canceled) {
-		return false
+		return false, dead
 	}
+	s.lastByte.Store(time.Now().UnixNano())
 	if len(data) > wire.MaxBlockSize {
 		f.dropSession(s, fmt.Errorf("%w: Bitswap block %s of %d bytes, more than %d", wire.ErrProtocol, shortCID(c), len(data), wire.MaxBlockSize), true)
-		return true
+		return true, false
 	}
 	// The message's bytes are boxo's (every receiver of the message sees them): the fetch
 	// takes a copy into its own reused buffers.
@@ -227,7 +227,7 @@ func (s *session) bitswapBlock(c cid.Cid, data []byte) bool {
 		f.dropSession(s, err, true)
 	}
 	// ErrUnrequested here: another message answered c since it was looked up, a duplicate.
-	return true
+	return true, false
 }
 
 // ReceiveError is told of a Bitswap stream that broke; the sessions notice a peer that stops

@@ -171,3 +171,32 @@ func TestBitswapDAGBombUnfoldsWithinABoundedFrontier(t *testing.T) {
 	require.LessOrEqual(t, asked.Load(), int64(96), "inner nodes asked for, of %d", fanout)
 	require.Less(t, most, 20_000, "blocks the fetch knew at once, of %d", 1+fanout+fanout*fanout)
 }
+
+// BenchmarkFetchFromBitswap fetches 256 MiB in 1 MiB chunks from one boxo Bitswap server (its
+// defaults, blocks in memory) over TCP + TLS + yamux on loopback, into nothing: the Bitswap
+// source alone, as BenchmarkFetchOneSource measures our protocol.
+//
+//	go test -run '^$' -bench FetchFromBitswap -benchtime 3x ./transfer/
+func BenchmarkFetchFromBitswap(b *testing.B) {
+	const size = 256 << 20
+	d := buildDAG(b, size, 1<<20, 1024, 102)
+	s := bitswapSeeder(b, funcStore{get: func(c cid.Cid) ([]byte, bool) {
+		blk, err := d.store.Get(context.Background(), c)
+		return blk, err == nil
+	}})
+	tr, ids := bitswapFetcher(b, []host.Host{s})
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		st, err := tr.Fetch(b.Context(), transfer.Request{
+			Root: d.root, Providers: ids, Expand: expand,
+			Deliver: func(cid.Cid, []byte) error { return nil },
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !st.Peers[s.ID()].Bitswap {
+			b.Fatal("not fetched over Bitswap")
+		}
+	}
+}
