@@ -217,14 +217,25 @@ func (g *gatewayServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// boxo's reader fetches the blocks it reads, from root's providers; a GET of a file
-		// brings the whole file into the repo behind it.
+		// then brings the whole file into the repo behind it. That fetch starts once the
+		// answer is sent, or after behindDelay if it takes longer, so that the blocks this
+		// request asked for come first: the whole file at full speed would slow them down.
 		r = r.WithContext(withGatewayRoot(r.Context(), root))
 		if r.Method == http.MethodGet {
-			g.fetchBehind(root)
+			t := time.AfterFunc(behindDelay, func() { g.fetchBehind(root) })
+			defer func() {
+				if t.Stop() {
+					g.fetchBehind(root)
+				}
+			}()
 		}
 	}
 	g.boxo.ServeHTTP(w, r)
 }
+
+// behindDelay is how long a request answered on demand has its blocks fetched alone before the
+// whole file is fetched behind it.
+const behindDelay = time.Second
 
 // isFile reports whether root is a file, reading its root block (fetched on demand when not
 // held, and kept in the gateway's cache for the reader).
