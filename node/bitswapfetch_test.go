@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,6 +142,17 @@ func TestFetchFromABitswapOnlyPeer(t *testing.T) {
 	require.True(t, ps.Bitswap, "asked over Bitswap")
 	require.Equal(t, res.Stats.Blocks, ps.Blocks, "every block came from the Bitswap peer")
 	require.Equal(t, 7, ps.Blocks, "6 leaves and the root")
+
+	// peer cat streams it from the Bitswap peer too.
+	m := repoNode(t, nil)
+	srv.link(t, m)
+	rc, size, err := m.Cat(ctx, file.Cid(), 0)
+	require.NoError(t, err)
+	require.EqualValues(t, len(data), size)
+	streamed, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	require.NoError(t, rc.Close())
+	require.True(t, bytes.Equal(data, streamed), "cat, byte for byte")
 
 	outTree := filepath.Join(t.TempDir(), "tree")
 	res, err = n.Fetch(ctx, tree.Cid(), node.FetchOptions{Output: outTree})

@@ -116,3 +116,20 @@ func TestGatewayListsAFolderNotHeld(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, resp.StatusCode, "%s", body)
 	require.True(t, strings.Contains(string(body), "missing") || strings.Contains(string(body), "no link"), "%s", body)
 }
+
+// Content that no provider has is 404, for a range of a file and for a path into a folder alike.
+func TestGatewayAnswersNotFoundForContentNobodyHas(t *testing.T) {
+	b := repoNode(t, nil, withGateway)
+	nobody := leafOf(t, []byte("nobody has this"))
+	for _, tc := range []struct{ path, header string }{
+		{"/ipfs/" + nobody.String(), "Range: bytes=0-1"},
+		{"/ipfs/" + nobody.String() + "/sub/file", ""},
+	} {
+		var headers []string
+		if tc.header != "" {
+			headers = append(headers, tc.header)
+		}
+		resp, body := gwGet(t, b, tc.path, headers...)
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, "%s: %s", tc.path, body)
+	}
+}
