@@ -52,7 +52,7 @@ func (n *Node) handleQueue(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	root, ok := parseRoot(w, req.CID)
+	root, ok := parseFetchPath(w, req.CID, &opts)
 	if !ok {
 		return
 	}
@@ -178,15 +178,8 @@ func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	root, names, err := unixfs.ParsePath(req.CID) // a CID, or a path into a folder
-	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, err)
-		return
-	}
-	if len(names) > 0 {
-		// A path into a folder is fetched by this request itself, not queued.
-		opts.Path = names
-		n.fetchHere(w, r, root, opts)
+	root, ok := parseFetchPath(w, req.CID, &opts)
+	if !ok {
 		return
 	}
 	tm, err := n.transfers()
@@ -286,52 +279,14 @@ func fetchEnd(t store.Transfer, lt *liveTransfer) api.FetchEvent {
 	return api.FetchEvent{Type: "error", Error: fmt.Sprintf("transfer %s is %s", t.ID, t.State)}
 }
 
-// fetchHere runs a fetch within the request and streams its progress as NDJSON: progress lines
-// at most four a second, then one "done" or "error" line. A client that goes away stops the
-// fetch, which a later request resumes.
-func (n *Node) fetchHere(w http.ResponseWriter, r *http.Request, root cid.Cid, opts FetchOptions) {
-	fl, _ := w.(http.Flusher)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	var mu sync.Mutex // progress comes from the transfer's goroutine
-	enc := json.NewEncoder(w)
-	send := func(ev api.FetchEvent) {
-		mu.Lock()
-		defer mu.Unlock()
-		_ = enc.Encode(ev)
-		if fl != nil {
-			fl.Flush()
-		}
-	}
-	var last time.Time            // guarded by mu
-	var unsent *api.FetchProgress // the latest progress, when it was not sent; guarded by mu
-	opts.Progress = func(p FetchProgress) {
-		fp := progressOf(p)
-		mu.Lock()
-		due := time.Since(last) >= 250*time.Millisecond
-		if due {
-			last, unsent = time.Now(), nil
-		} else {
-			unsent = &fp
-		}
-		mu.Unlock()
-		if due {
-			send(api.FetchEvent{Type: "progress", Progress: &fp})
-		}
-	}
-	res, err := n.Fetch(r.Context(), root, opts)
-	mu.Lock()
-	final := unsent
-	mu.Unlock()
-	if final != nil { // the last figures, so that a client shows where the fetch ended
-		send(api.FetchEvent{Type: "progress", Progress: final})
-	}
+// parseFetchPath reads what a fetch request names: a root CID, or an IPFS path into a folder
+// (CID/sub/file, /ipfs/CID/sub), whose names it sets as opts.Path.
+func parseFetchPath(w http.ResponseWriter, s string, opts *FetchOptions) (cid.Cid, bool) {
+	root, names, err := unixfs.ParsePath(s)
 	if err != nil {
-		send(api.FetchEvent{Type: "error", Error: err.Error()})
-		return
+		api.WriteError(w, http.StatusBadRequest, err)
+		return cid.Undef, false
 	}
-	send(api.FetchEvent{Type: "done", File: &res.File, Path: res.Path,
-		Received: res.Stats.Received, Duplicates: res.Stats.DuplicateBytes, Peers: res.Stats.Sources(),
-		BadBlocks: res.Stats.BadBlocks, Duration: res.Stats.Duration, Resumed: int64(res.Resumed)})
+	opts.Path = names
+	return root, true
 }
