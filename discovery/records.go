@@ -47,7 +47,7 @@ type records struct {
 
 	mu     sync.Mutex
 	size   int64
-	sizes  map[ds.Key]int64
+	count  int                 // records held
 	byPeer map[string]int      // provider (the key's last segment) -> records
 	byKey  map[string][]ds.Key // provider records' parent (/providers/<key>) -> their keys
 }
@@ -59,7 +59,6 @@ func newRecords(maxSize int64, perPeer int) *records {
 		inner:   dssync.MutexWrap(ds.NewMapDatastore()),
 		maxSize: maxSize,
 		perPeer: perPeer,
-		sizes:   make(map[ds.Key]int64),
 		byPeer:  make(map[string]int),
 		byKey:   make(map[string][]ds.Key),
 	}
@@ -94,11 +93,22 @@ func (r *records) provider(k ds.Key) string {
 	return s[strings.LastIndexByte(s, '/')+1:]
 }
 
+// cost is what a record counts against the cap. Computed again from the record rather than
+// kept: a map of every record's size cost as much as the index of providers.
+func cost(k ds.Key, v []byte) int64 { return int64(len(k.String()) + len(v) + recordOverhead) }
+
 func (r *records) Put(ctx context.Context, k ds.Key, v []byte) error {
-	n := int64(len(k.String()) + len(v) + recordOverhead)
+	n := cost(k, v)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old, exists := r.sizes[k]
+	var old int64
+	prev, err := r.inner.Get(ctx, k)
+	exists := err == nil
+	if exists {
+		old = cost(k, prev)
+	} else if !errors.Is(err, ds.ErrNotFound) {
+		return err
+	}
 	if r.size-old+n > r.maxSize {
 		return fmt.Errorf("%w (%d MiB)", ErrRecordsFull, r.maxSize>>20)
 	}
@@ -116,7 +126,9 @@ func (r *records) Put(ctx context.Context, k ds.Key, v []byte) error {
 		return err
 	}
 	r.size += n - old
-	r.sizes[k] = n
+	if !exists {
+		r.count++
+	}
 	if !exists && p != "" {
 		r.byPeer[p]++
 	}
@@ -129,12 +141,16 @@ func (r *records) Put(ctx context.Context, k ds.Key, v []byte) error {
 func (r *records) Delete(ctx context.Context, k ds.Key) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	prev, err := r.inner.Get(ctx, k)
+	if err != nil && !errors.Is(err, ds.ErrNotFound) {
+		return err
+	}
 	if err := r.inner.Delete(ctx, k); err != nil {
 		return err
 	}
-	if n, ok := r.sizes[k]; ok {
-		r.size -= n
-		delete(r.sizes, k)
+	if err == nil {
+		r.size -= cost(k, prev)
+		r.count--
 		if p := r.provider(k); p != "" {
 			if r.byPeer[p]--; r.byPeer[p] <= 0 {
 				delete(r.byPeer, p)

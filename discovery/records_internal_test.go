@@ -89,7 +89,7 @@ func TestProviderRecordFlood(t *testing.T) {
 	for _, n := range d.providers.byPeer {
 		require.Equal(t, 1000, n)
 	}
-	t.Logf("%d records sent, %d stored, %d KiB counted", sent, len(d.providers.sizes), d.providers.size>>10)
+	t.Logf("%d records sent, %d stored, %d KiB counted", sent, d.providers.count, d.providers.size>>10)
 }
 
 // The providers of one key come out of a query on its prefix without the store copying out every
