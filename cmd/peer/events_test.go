@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"peer/node"
 	"peer/store"
 )
 
@@ -29,13 +30,13 @@ func TestEventsTextNamesTransfers(t *testing.T) {
 			"    10  2026-12-02 01:02:03  FetchCompleted         " + root + "  b.iso\n"},
 	} {
 		var b bytes.Buffer
-		require.NoError(t, printEvent(&b, tc.ev, false))
+		require.NoError(t, printEvent(&b, node.APIEvent(tc.ev), false))
 		require.Equal(t, tc.want, b.String())
 	}
 	for _, typ := range []store.EventType{store.FetchQueued, store.FetchStarted, store.FetchPaused, store.FetchResumed,
 		store.FetchCompleted, store.FetchFailed, store.FetchCanceled, store.FetchPromoted} {
 		var b bytes.Buffer
-		require.NoError(t, printEvent(&b, store.Event{Seq: 1, Time: at, Type: typ, Root: root, Transfer: "0a1b2c3d"}, false))
+		require.NoError(t, printEvent(&b, node.APIEvent(store.Event{Seq: 1, Time: at, Type: typ, Root: root, Transfer: "0a1b2c3d"}), false))
 		require.Contains(t, b.String(), root+"  transfer 0a1b2c3d", "%s", typ)
 	}
 }
