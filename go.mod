@@ -172,3 +172,5 @@ require (
 	gonum.org/v1/gonum v0.17.0 // indirect
 	lukechampine.com/blake3 v1.4.1 // indirect
 )
+
+replace github.com/libp2p/go-yamux/v5 => ./third_party/go-yamux
