@@ -8,7 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"peer/internal/fsys"
 	"peer/node/api"
+	"peer/node/ui"
 )
 
 // routes registers the node's endpoints on the API server. The store endpoints are in
@@ -23,6 +25,8 @@ func (n *Node) routes() {
 	n.storeRoutes()
 	n.exchangeRoutes()
 	n.transferRoutes()
+	s.HandleFunc("GET "+api.PathBandwidth, n.handleBandwidth)
+	ui.Register(s)
 	// Go's profiler, behind the token like everything else: `go tool pprof` with
 	// -http and a header, or curl -H "Authorization: Bearer $(cat REPO/api.token)".
 	s.HandleFunc("GET /debug/pprof/", func(w http.ResponseWriter, r *http.Request) {
@@ -108,7 +112,12 @@ func (n *Node) Status() api.Status {
 		}
 	}
 	if s := n.opts.Store; s != nil {
-		st.Files = len(s.Files())
+		files := s.Files()
+		st.Files = len(files)
+		for _, f := range files {
+			st.FilesBytes += f.Size
+		}
+		st.DiskFree, _ = fsys.DiskFree(s.Dir()) // 0 where the platform cannot say
 	}
 	if tm, err := n.transfers(); err == nil {
 		for _, t := range tm.list() {
