@@ -34,16 +34,22 @@ func blockKey(c cid.Cid) string {
 	return c.String()
 }
 
-// blockFiles is the owned blocks: one file per block under blocks/XX/KEY, where XX is two
-// characters near the end of the key (the start of a CID string is the same for every block).
-// Files are written to a temporary name and renamed, so a block file is either whole or absent.
-// Writes are not synced one by one: put starts each file's write-back and remembers it, and sync
-// (which the store calls before an event says the blocks exist) waits for all of them at once.
-type blockFiles struct {
+// Blocks is the block repo, the blocks the node owns: one file per block under blocks/XX/KEY,
+// where XX is two characters near the end of the key (the start of a CID string is the same for
+// every block). Files are written to a temporary name and renamed, so a block file is either
+// whole or absent. Writes are not synced one by one: put starts each file's write-back and
+// remembers it, and sync (which the store calls before an event says the blocks exist) waits for
+// all of them at once. It knows nothing of files or events; its methods are safe for concurrent
+// use.
+type Blocks struct {
 	dir string
 	// fault, when set (tests), is asked before each block is written and may fail the write as a
 	// full disk would.
 	fault func(c cid.Cid) error
+
+	// gc is held shared by imports and downloads while they write blocks that no event names
+	// yet, and exclusively by GC, which would otherwise take those blocks for garbage.
+	gc sync.RWMutex
 
 	mu      sync.Mutex
 	dirs    map[string]bool // shard directories known to exist
@@ -68,19 +74,33 @@ func (p *pendingSync) addDir(dir string) {
 	p.dirs[dir] = true
 }
 
-func (b *blockFiles) path(c cid.Cid) (shard, path string) {
+func newBlocks(dir string) *Blocks { return &Blocks{dir: dir, dirs: map[string]bool{}} }
+
+// Put stores a block the caller has verified. It is durable after Sync.
+func (b *Blocks) Put(c cid.Cid, data []byte) error { return b.put(c, data) }
+
+// Sync makes every block put so far durable.
+func (b *Blocks) Sync() error { return b.sync() }
+
+// Has reports whether the block is stored here (read from its file's metadata, not its bytes).
+func (b *Blocks) Has(c cid.Cid) bool { return b.has(c) }
+
+// Get reads a stored block and verifies it against its CID.
+func (b *Blocks) Get(c cid.Cid) ([]byte, error) { return b.get(c) }
+
+func (b *Blocks) path(c cid.Cid) (shard, path string) {
 	k := blockKey(c)
 	shard = filepath.Join(b.dir, k[len(k)-3:len(k)-1])
 	return shard, filepath.Join(shard, k)
 }
 
-func (b *blockFiles) put(c cid.Cid, data []byte) error {
+func (b *Blocks) put(c cid.Cid, data []byte) error {
 	_, err := b.create(c, data)
 	return err
 }
 
 // identityData returns the bytes an identity CID carries in its multihash, and whether c is one.
-// Such a block needs no storage: every method of blockFiles answers it from the CID alone.
+// Such a block needs no storage: every method of Blocks answers it from the CID alone.
 func identityData(c cid.Cid) ([]byte, bool) {
 	if c.Prefix().MhType != mh.IDENTITY {
 		return nil, false
@@ -93,7 +113,7 @@ func identityData(c cid.Cid) ([]byte, bool) {
 }
 
 // create stores a block like put and reports whether it wrote it (false: it was already here).
-func (b *blockFiles) create(c cid.Cid, data []byte) (bool, error) {
+func (b *Blocks) create(c cid.Cid, data []byte) (bool, error) {
 	if _, ok := identityData(c); ok {
 		return false, nil
 	}
@@ -152,7 +172,7 @@ func (b *blockFiles) create(c cid.Cid, data []byte) (bool, error) {
 }
 
 // read reads an owned block without verifying it.
-func (b *blockFiles) read(c cid.Cid, alloc func(n int) []byte) ([]byte, error) {
+func (b *Blocks) read(c cid.Cid, alloc func(n int) []byte) ([]byte, error) {
 	if d, ok := identityData(c); ok {
 		return append(alloc(len(d))[:0], d...), nil
 	}
@@ -161,7 +181,7 @@ func (b *blockFiles) read(c cid.Cid, alloc func(n int) []byte) ([]byte, error) {
 }
 
 // readStat reads an owned block without verifying it, and the stat of its file when it was read.
-func (b *blockFiles) readStat(c cid.Cid, alloc func(n int) []byte) ([]byte, fileStat, error) {
+func (b *Blocks) readStat(c cid.Cid, alloc func(n int) []byte) ([]byte, fileStat, error) {
 	_, path := b.path(c)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -186,7 +206,7 @@ func (b *blockFiles) readStat(c cid.Cid, alloc func(n int) []byte) ([]byte, file
 }
 
 // size is an owned block's size, from its file's metadata (an identity block's, from its CID).
-func (b *blockFiles) size(c cid.Cid) (int, error) {
+func (b *Blocks) size(c cid.Cid) (int, error) {
 	if d, ok := identityData(c); ok {
 		return len(d), nil
 	}
@@ -208,7 +228,7 @@ func (b *blockFiles) size(c cid.Cid) (int, error) {
 func makeBuf(n int) []byte { return make([]byte, n) }
 
 // get reads and verifies an owned block.
-func (b *blockFiles) get(c cid.Cid) ([]byte, error) {
+func (b *Blocks) get(c cid.Cid) ([]byte, error) {
 	data, err := b.read(c, makeBuf)
 	if err != nil {
 		return nil, err
@@ -220,12 +240,12 @@ func (b *blockFiles) get(c cid.Cid) ([]byte, error) {
 	return data, nil
 }
 
-func (b *blockFiles) has(c cid.Cid) bool {
+func (b *Blocks) has(c cid.Cid) bool {
 	_, err := b.size(c)
 	return err == nil
 }
 
-func (b *blockFiles) remove(c cid.Cid) error {
+func (b *Blocks) remove(c cid.Cid) error {
 	if _, ok := identityData(c); ok {
 		return nil
 	}
@@ -238,7 +258,7 @@ func (b *blockFiles) remove(c cid.Cid) error {
 }
 
 // each calls fn with every stored block's CID; it also removes temporary files left by a crash.
-func (b *blockFiles) each(fn func(c cid.Cid) error) error {
+func (b *Blocks) each(fn func(c cid.Cid) error) error {
 	return filepath.WalkDir(b.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -270,7 +290,7 @@ const syncWorkers = 16
 // alternating runs: 192.7 → 187.4 MiB/s, p = 0.63, ±25% run to run). syncfs also waits for
 // whatever else is dirty on the file system (its slowest rounds took 185–194 ms), so the store
 // does not use it. 64 workers instead of 16 were no faster.
-func (b *blockFiles) sync() error {
+func (b *Blocks) sync() error {
 	b.syncMu.Lock()
 	defer b.syncMu.Unlock()
 	b.mu.Lock()

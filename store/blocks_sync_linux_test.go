@@ -26,7 +26,7 @@ func BenchmarkBlockSync(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				dir := b.TempDir()
-				bf := &blockFiles{dir: filepath.Join(dir, "blocks"), dirs: map[string]bool{}}
+				bf := newBlocks(filepath.Join(dir, "blocks"))
 				for range n {
 					seq++
 					binary.LittleEndian.PutUint64(data, seq)

@@ -21,7 +21,7 @@ func rawBlock(t *testing.T, data string) (cid.Cid, []byte) {
 // last sync and the directories that gained entries, then has nothing left; a block removed in
 // between (gc) needs nothing; a sync that fails keeps its files for the next.
 func TestBlockSyncFlushesWhatWasWritten(t *testing.T) {
-	b := &blockFiles{dir: filepath.Join(t.TempDir(), "blocks"), dirs: map[string]bool{}}
+	b := newBlocks(filepath.Join(t.TempDir(), "blocks"))
 	c1, d1 := rawBlock(t, "one")
 	c2, d2 := rawBlock(t, "two")
 	require.NoError(t, b.put(c1, d1))

@@ -108,8 +108,8 @@ func (c *countingReader) ReadByte() (byte, error) {
 }
 
 func (s *Store) importCAR(ctx context.Context, r io.Reader) (res ImportResult, written []cid.Cid, err error) {
-	s.gcMu.RLock()
-	defer s.gcMu.RUnlock()
+	s.blocks.gc.RLock()
+	defer s.blocks.gc.RUnlock()
 	buf := bufio.NewReaderSize(r, 1<<20)
 	cr := &countingReader{r: buf}
 	// A CARv2 starts with a fixed pragma and header, which the block reader does not expose:

@@ -1,6 +1,10 @@
 // Package store is a node's repo on disk: blocks, the UnixFS importer and reader (store/unixfs),
 // the append-only event log (store/eventlog) and the index projected from it.
 //
+// An open repo (Store) is composed of four parts with a lock each: Blocks (the owned blocks),
+// Journal (the event log and the index, catalog and transfer list projected from it), Refs (files
+// referenced in place, what was verified, what is served) and Downloads (fetches in progress).
+//
 // A repo is a directory holding an identity key, config.json, blocks/ (owned blocks, one file per
 // block under a two-character shard, written to a temporary name and renamed), events.log and
 // snapshot.json. One process holds it at a time: Open takes an exclusive flock, which the kernel

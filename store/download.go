@@ -66,8 +66,8 @@ func (s *Store) StartDownload(root cid.Cid, name, path string) (_ *Download, err
 	if err := unixfs.CheckCID(root); err != nil {
 		return nil, err
 	}
-	s.gcMu.RLock()
-	release := sync.OnceFunc(s.gcMu.RUnlock)
+	s.blocks.gc.RLock()
+	release := sync.OnceFunc(s.blocks.gc.RUnlock)
 	defer func() {
 		if err != nil {
 			release()
@@ -76,11 +76,7 @@ func (s *Store) StartDownload(root cid.Cid, name, path string) (_ *Download, err
 	d := &Download{s: s, root: root, name: name, offsets: map[string][]uint64{blockKey(root): {0}}, sizes: map[string]int{}, counts: map[string]int{}, arrived: make(chan struct{})}
 	d.release = func() {
 		release()
-		s.mu.Lock()
-		if s.active[root.String()] == d {
-			delete(s.active, root.String())
-		}
-		s.mu.Unlock()
+		s.downloads.remove(d)
 	}
 	if path != "" {
 		abs, err := filepath.Abs(path)
@@ -99,9 +95,7 @@ func (s *Store) StartDownload(root cid.Cid, name, path string) (_ *Download, err
 		d.closePart()
 		return nil, err
 	}
-	s.mu.Lock()
-	s.active[root.String()] = d
-	s.mu.Unlock()
+	s.downloads.add(d)
 	return d, nil
 }
 

@@ -2,7 +2,7 @@ package store
 
 // ServedBuilds counts the full builds of the set of blocks served.
 func (s *Store) ServedBuilds() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.servedN
+	s.refs.mu.Lock()
+	defer s.refs.mu.Unlock()
+	return s.refs.servedN
 }

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 
@@ -18,8 +20,49 @@ import (
 // derived state, rebuilt from the index by walking inner nodes (one per GiB of data) the first
 // time a block is looked up, and kept current by applyRefs as events are recorded.
 
+// Refs is what the node knows of the files it references in place and of what it serves: where
+// each referenced leaf lies (refs.go), the files of folders shared in place (sharedir.go), what
+// was verified under which stat (verify.go), and the set of blocks offered to peers (served.go).
+// All of it is derived from the index and the blocks, and follows the journal's events (apply).
+// The methods are safe for concurrent use; mu is taken after the journal's lock, never before.
+type Refs struct {
+	blocks    *Blocks
+	journal   *Journal
+	downloads *Downloads
+
+	mu      sync.Mutex          // guards refs, refsGen and the served set's fields
+	refs    map[string][]refLoc // leaf key → where referenced copies live; nil until first needed
+	refsGen uint64              // counts events that invalidate refs, so a stale build is redone
+	// served is the blocks offered to peers (served.go); nil until first needed.
+	served    map[string]bool
+	servedAdd []cid.Cid // roots added since served was built, whose blocks it still lacks
+	servedGen uint64
+	servedN   int // full builds of served, for tests
+	// servedBuild serializes building served, as refsBuild does refs.
+	servedBuild sync.Mutex
+	// refsBuild serializes building refs (taken before mu, never while holding it).
+	refsBuild sync.Mutex
+	// verifyMu guards what serving has verified (verify.go); taken after mu, never before.
+	verifyMu  sync.Mutex
+	refChecks map[string]map[string]*refCheck // referenced root → file path → the stat verified under, the leaves
+	owned     verifiedSet
+	hashed    atomic.Int64 // blocks hashed to serve them
+}
+
+func newRefs(b *Blocks, j *Journal, d *Downloads) *Refs {
+	return &Refs{blocks: b, journal: j, downloads: d}
+}
+
+// apply keeps the derived state in step with an event; the journal calls it as it applies each.
+func (s *Refs) apply(e Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applyRefs(e)
+	s.applyServed(e)
+}
+
 // refsFor returns where referenced copies of leaf c live.
-func (s *Store) refsFor(c cid.Cid) []refLoc {
+func (s *Refs) refsFor(c cid.Cid) []refLoc {
 	if c.Prefix().Codec != cid.Raw {
 		return nil
 	}
@@ -36,7 +79,7 @@ func (s *Store) refsFor(c cid.Cid) []refLoc {
 
 // buildRefs derives the map from the index. Concurrent lookups wait for it rather than see a
 // half-built map; a build that an event overtook (a file added or changed meanwhile) starts over.
-func (s *Store) buildRefs() {
+func (s *Refs) buildRefs() {
 	s.refsBuild.Lock()
 	defer s.refsBuild.Unlock()
 	for {
@@ -46,8 +89,8 @@ func (s *Store) buildRefs() {
 			return
 		}
 		gen := s.refsGen
-		files := s.ix.files()
 		s.mu.Unlock()
+		files := s.journal.Files()
 		refs := map[string][]refLoc{}
 		for _, f := range files {
 			if f.Path != "" && f.State == Complete {
@@ -68,7 +111,7 @@ func (s *Store) buildRefs() {
 
 // fileRefs lists f's leaves and their byte ranges. A file whose size or modification time
 // differs from what was hashed is recorded as changed and not served.
-func (s *Store) fileRefs(f File) map[string][]refLoc {
+func (s *Refs) fileRefs(f File) map[string][]refLoc {
 	path := f.Path
 	if !s.Intact(f) {
 		return nil
@@ -78,7 +121,7 @@ func (s *Store) fileRefs(f File) map[string][]refLoc {
 	}
 	locs := map[string][]refLoc{}
 	leaf := 0
-	err := s.walk(context.Background(), f.Root, f.Size, func(c cid.Cid, n unixfs.Node, off uint64) error {
+	err := s.blocks.walk(context.Background(), f.Root, f.Size, func(c cid.Cid, n unixfs.Node, off uint64) error {
 		if c.Prefix().Codec == cid.Raw {
 			k := blockKey(c)
 			locs[k] = append(locs[k], refLoc{root: f.CID, path: path, offset: off, size: n.Size, leaf: leaf})
@@ -93,7 +136,7 @@ func (s *Store) fileRefs(f File) map[string][]refLoc {
 }
 
 // applyRefs keeps the map current as events are recorded. Called with s.mu held.
-func (s *Store) applyRefs(e Event) {
+func (s *Refs) applyRefs(e Event) {
 	switch e.Type {
 	case FileAdded, FileRemoved, FileChanged, FetchCompleted:
 		s.refs = nil // derived state: rebuilt on next use
@@ -105,7 +148,7 @@ func (s *Store) applyRefs(e Event) {
 // readRefServed reads referenced leaf c for serving, after checking that the file is the version
 // that was hashed (same size and modification time), and verifies it unless it was verified under
 // the same stat of the file. A leaf that does not match records the file as changed.
-func (s *Store) readRefServed(c cid.Cid, loc refLoc, alloc func(n int) []byte) ([]byte, error) {
+func (s *Refs) readRefServed(c cid.Cid, loc refLoc, alloc func(n int) []byte) ([]byte, error) {
 	f, ok := s.fileByCID(loc.root)
 	if !ok || f.State != Complete {
 		return nil, ErrNotFound
@@ -151,7 +194,7 @@ func (s *Store) readRefServed(c cid.Cid, loc refLoc, alloc func(n int) []byte) (
 // that were hashed; for a folder shared in place, when every file in it is (folderIntact); never
 // for a partial one. A referenced file that is gone or changed is recorded as changed and no
 // longer served.
-func (s *Store) Intact(f File) bool {
+func (s *Refs) Intact(f File) bool {
 	if f.Path == "" {
 		return true
 	}
@@ -183,7 +226,7 @@ func matches(st fs.FileInfo, f File) error {
 }
 
 // refFailed handles a referenced leaf that could not be read or verified.
-func (s *Store) refFailed(loc refLoc, err error) {
+func (s *Refs) refFailed(loc refLoc, err error) {
 	f, ok := s.fileByCID(loc.root)
 	if !ok || f.State != Complete {
 		return // a partial download's holes are expected
@@ -201,19 +244,11 @@ func refReason(f File, loc refLoc, reason string) string {
 	return reason
 }
 
-func (s *Store) fileByCID(root string) (File, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.ix.Files[root]
-	if !ok {
-		return File{}, false
-	}
-	return *f, true
-}
+func (s *Refs) fileByCID(root string) (File, bool) { return s.journal.fileByCID(root) }
 
-func (s *Store) markChanged(root, path, reason string) {
+func (s *Refs) markChanged(root, path, reason string) {
 	logger().Warn("referenced file changed; no longer served", "cid", root, "path", path, "reason", reason)
-	if err := s.Record(Event{Type: FileChanged, Root: root, Path: path, Error: reason}); err != nil {
+	if err := s.journal.Record(Event{Type: FileChanged, Root: root, Path: path, Error: reason}); err != nil {
 		logger().Warn("recording change", "err", err)
 	}
 }
@@ -230,10 +265,8 @@ func PartPath(path string, root cid.Cid) string {
 // that are gone or no longer have the size and modification time that were hashed. It returns how
 // many it found changed. A daemon calls it periodically, so that a file edited or deleted while
 // nobody asks for it stops being offered.
-func (s *Store) CheckFiles() int {
-	s.mu.Lock()
-	files := s.ix.files()
-	s.mu.Unlock()
+func (s *Refs) CheckFiles() int {
+	files := s.journal.Files()
 	n := 0
 	for _, f := range files {
 		if f.Path != "" && f.State == Complete && !s.Intact(f) {

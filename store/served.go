@@ -17,25 +17,17 @@ import (
 // named by no event yet.
 
 // servable reports whether the node offers block c to peers.
-func (s *Store) servable(c cid.Cid) bool {
+func (s *Refs) servable(c cid.Cid) bool {
 	k := blockKey(c)
 	s.mu.Lock()
 	s.ensureServedLocked()
 	defer s.mu.Unlock()
-	if s.served[k] {
-		return true
-	}
-	for _, d := range s.active {
-		if d.knows(k) {
-			return true
-		}
-	}
-	return false
+	return s.served[k] || s.downloads.knows(k)
 }
 
 // ensureServedLocked builds the set if an event dropped it. Called with s.mu held, which it
 // releases while building.
-func (s *Store) ensureServedLocked() {
+func (s *Refs) ensureServedLocked() {
 	for s.served == nil || len(s.servedAdd) > 0 {
 		s.mu.Unlock()
 		s.buildServed()
@@ -45,7 +37,7 @@ func (s *Store) ensureServedLocked() {
 
 // buildServed derives the set from the index. Like buildRefs, a build that an event overtook
 // starts over, and concurrent lookups wait for it.
-func (s *Store) buildServed() {
+func (s *Refs) buildServed() {
 	s.servedBuild.Lock()
 	defer s.servedBuild.Unlock()
 	for {
@@ -56,15 +48,15 @@ func (s *Store) buildServed() {
 			return
 		}
 		gen := s.servedGen
-		files := s.ix.files()
 		s.mu.Unlock()
+		files := s.journal.Files()
 		live := map[string]bool{}
 		for _, f := range files {
 			if f.State == Changed || f.Path != "" && f.State == Complete && !s.Intact(f) {
 				continue
 			}
 			// Not strict: a partial file's missing blocks are passed over.
-			_ = s.markLive(context.Background(), f.Root, live, false)
+			_ = s.blocks.markLive(context.Background(), f.Root, live, false)
 		}
 		s.mu.Lock()
 		if s.servedGen == gen {
@@ -80,7 +72,7 @@ func (s *Store) buildServed() {
 // addServed adds to the set the blocks of the files added since it was built, walking only
 // those files: a node that adds files one by one while it serves does not rebuild the whole set
 // for each. Called with servedBuild held.
-func (s *Store) addServed() {
+func (s *Refs) addServed() {
 	s.mu.Lock()
 	roots, gen := s.servedAdd, s.servedGen
 	s.servedAdd = nil
@@ -90,7 +82,7 @@ func (s *Store) addServed() {
 	}
 	live := map[string]bool{}
 	for _, r := range roots {
-		_ = s.markLive(context.Background(), r, live, false)
+		_ = s.blocks.markLive(context.Background(), r, live, false)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -106,7 +98,7 @@ func (s *Store) addServed() {
 // fetch that stopped adds its blocks (walked when next needed); a file removed or changed drops
 // the set, which is rebuilt when next needed. A fetch in progress needs nothing: its blocks are
 // looked up in the download. Called with s.mu held.
-func (s *Store) applyServed(e Event) {
+func (s *Refs) applyServed(e Event) {
 	switch e.Type {
 	case FileAdded, FetchCompleted, FetchFailed:
 		if s.served != nil {
@@ -118,6 +110,18 @@ func (s *Store) applyServed(e Event) {
 		s.served, s.servedAdd = nil, nil
 		s.servedGen++
 	}
+}
+
+// servedKeys lists the keys of the blocks offered, built if need be.
+func (s *Refs) servedKeys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensureServedLocked()
+	keys := make([]string, 0, len(s.served))
+	for k := range s.served {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // knows reports whether the download has learnt of block k (its root, or a child of a block it
@@ -132,19 +136,19 @@ func (d *Download) knows(k string) bool {
 // ServeHas reports whether ServeBlock would serve c: the block is offered and here (a referenced
 // leaf is not read to answer).
 func (s *Store) ServeHas(c cid.Cid) bool {
-	return s.servable(c) && s.HasBlock(context.Background(), c)
+	return s.refs.servable(c) && s.HasBlock(context.Background(), c)
 }
 
 // ServeSize is the size of the block ServeBlock would serve for c, found without reading it:
 // ErrNotFound when the block is not offered or not here.
 func (s *Store) ServeSize(c cid.Cid) (int, error) {
-	if !s.servable(c) {
+	if !s.refs.servable(c) {
 		return 0, fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
 	if n, err := s.blocks.size(c); !errors.Is(err, ErrNotFound) {
 		return n, err
 	}
-	if locs := s.refsFor(c); len(locs) > 0 {
+	if locs := s.refs.refsFor(c); len(locs) > 0 {
 		return int(locs[0].size), nil
 	}
 	return 0, fmt.Errorf("%w: %s", ErrNotFound, c)
@@ -152,13 +156,7 @@ func (s *Store) ServeSize(c cid.Cid) (int, error) {
 
 // Served lists the blocks the node offers to peers and has here, in no particular order.
 func (s *Store) Served() []cid.Cid {
-	s.mu.Lock()
-	s.ensureServedLocked()
-	keys := make([]string, 0, len(s.served))
-	for k := range s.served {
-		keys = append(keys, k)
-	}
-	s.mu.Unlock()
+	keys := s.refs.servedKeys()
 	out := make([]cid.Cid, 0, len(keys))
 	for _, k := range keys {
 		c, err := cid.Decode(k)

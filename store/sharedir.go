@@ -31,7 +31,7 @@ type refFile struct {
 
 // refFiles lists the files of the folder f, in name order, from its owned directory nodes.
 // Symbolic links are owned nodes, not files, and are not listed.
-func (s *Store) refFiles(ctx context.Context, f File) ([]refFile, error) {
+func (s *Refs) refFiles(ctx context.Context, f File) ([]refFile, error) {
 	var out []refFile
 	get := func(_ context.Context, c cid.Cid) ([]byte, error) { return s.blocks.get(c) }
 	var visit func(dir cid.Cid, path string, depth int) error
@@ -98,7 +98,7 @@ func matchesInFolder(st fs.FileInfo, f File, size uint64) error {
 
 // folderIntact stats every file of the shared folder f (one lstat each) and records the folder as
 // changed at the first that is gone or changed.
-func (s *Store) folderIntact(f File) bool {
+func (s *Refs) folderIntact(f File) bool {
 	files, err := s.refFiles(context.Background(), f)
 	if err != nil {
 		s.markChanged(f.CID, f.Path, err.Error())
@@ -118,7 +118,7 @@ func (s *Store) folderIntact(f File) bool {
 }
 
 // folderRefs lists the leaves of every file of the shared folder f and their byte ranges.
-func (s *Store) folderRefs(f File) map[string][]refLoc {
+func (s *Refs) folderRefs(f File) map[string][]refLoc {
 	files, err := s.refFiles(context.Background(), f)
 	if err != nil {
 		logger().Warn("cannot index referenced folder", "cid", f.CID, "path", f.Path, "err", err)
@@ -127,7 +127,7 @@ func (s *Store) folderRefs(f File) map[string][]refLoc {
 	locs := map[string][]refLoc{}
 	for _, rf := range files {
 		leaf := 0
-		err := s.walk(context.Background(), rf.root, rf.size, func(c cid.Cid, n unixfs.Node, off uint64) error {
+		err := s.blocks.walk(context.Background(), rf.root, rf.size, func(c cid.Cid, n unixfs.Node, off uint64) error {
 			if c.Prefix().Codec == cid.Raw {
 				k := blockKey(c)
 				locs[k] = append(locs[k], refLoc{root: f.CID, path: rf.path, offset: off, size: n.Size, leaf: leaf, fsize: rf.size})

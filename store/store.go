@@ -39,47 +39,55 @@ const snapshotEvery = 4096
 // and level after every package is initialized.
 func logger() *slog.Logger { return slog.Default().With("pkg", "store") }
 
-// Store is an open repo: its blocks, its event log and the index projected from it. One process
-// holds a repo at a time (an exclusive lock taken by Open). Methods are safe for concurrent use.
+// Store is an open repo. One process holds a repo at a time (an exclusive lock taken by Open).
+// It composes four parts, each with one job and its own locks, and its methods are safe for
+// concurrent use:
+//
+//   - Blocks, the block repo (blocks.go): the blocks the node owns, one file each;
+//   - Journal, the event log and the projections folded from it (this file, index.go,
+//     catalog.go, transfers.go): the index of held files, the network catalog, the transfer list;
+//   - Refs, files referenced in place and what is served (refs.go, sharedir.go, verify.go,
+//     served.go): where referenced leaves lie, which blocks are offered, what was verified;
+//   - Downloads, the fetches in progress (download.go, partfile.go).
+//
+// What needs more than one part (imports, GC, serving a block, starting a download) is a method
+// of Store. Lock order: Journal before Refs before Downloads; Blocks' locks are taken last, or
+// (its gc hold) first of all.
 type Store struct {
-	dir    string
-	lock   *repoLock
-	blocks *blockFiles
-	log    *eventlog.Log
-	rec    eventlog.Recovery
+	dir       string
+	lock      *repoLock
+	blocks    *Blocks
+	journal   *Journal
+	refs      *Refs
+	downloads *Downloads
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Journal is the event log and its projections: the index of held files, the network catalog
+// and the transfer list, all rebuilt by replaying the log (or loaded from a snapshot and the
+// events after it) and kept current as events are recorded. Derived state elsewhere (Refs)
+// follows the events through observers, called as each event is applied.
+type Journal struct {
+	dir string
+	log *eventlog.Log
+	rec eventlog.Recovery
+	// observers are told of each event as it is applied, with mu held: they must not call back
+	// into the Journal. Set before the first Record.
+	observers []func(Event)
 
 	// recMu orders Record calls (Seq, append, apply) and is taken before mu. mu guards the index
 	// and what goes with it; it is not held during the log's fsync, so readers (Files, block
 	// lookups for serving) never wait for one.
 	recMu   sync.Mutex
-	mu      sync.Mutex // guards ix, snapSeq, marks, subs, refs, refsGen, closed
+	mu      sync.Mutex // guards ix, snapSeq, marks, subs, closed
 	ix      *index
 	snapSeq uint64 // Seq of the last snapshot
 	marks   []mark // ascending by seq, the first at the log's start
 	subs    map[chan Event]chan struct{}
-	active  map[string]*Download // downloads in progress, by root
-	refs    map[string][]refLoc  // leaf key → where referenced copies live; nil until first needed
-	refsGen uint64               // counts events that invalidate refs, so a stale build is redone
-	// served is the blocks offered to peers (served.go); nil until first needed.
-	served    map[string]bool
-	servedAdd []cid.Cid // roots added since served was built, whose blocks it still lacks
-	servedGen uint64
-	servedN   int // full builds of served, for tests
-	// servedBuild serializes building served, as refsBuild does refs.
-	servedBuild sync.Mutex
-	// refsBuild serializes building refs (taken before mu, never while holding it).
-	refsBuild sync.Mutex
-	// verifyMu guards what serving has verified (verify.go); taken after mu, never before.
-	verifyMu  sync.Mutex
-	refChecks map[string]map[string]*refCheck // referenced root → file path → the stat verified under, the leaves
-	owned     verifiedSet
-	hashed    atomic.Int64 // blocks hashed to serve them
-	// gcMu is held shared by imports and downloads while they write blocks that no event names
-	// yet, and exclusively by GC, which would otherwise take those blocks for garbage.
-	gcMu     sync.RWMutex
-	nowFunc  func() time.Time
-	closed   bool
-	closeErr error
+	now     func() time.Time
+	closed  bool
 }
 
 // Open opens the repo at dir, taking its lock. A torn tail of the event log is cut and reported
@@ -92,46 +100,137 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{
-		dir:     dir,
-		lock:    lk,
-		blocks:  &blockFiles{dir: filepath.Join(dir, blocksDir), dirs: map[string]bool{}},
-		subs:    map[chan Event]chan struct{}{},
-		active:  map[string]*Download{},
-		nowFunc: time.Now,
-	}
-	if err := s.open(); err != nil {
+	j, err := openJournal(dir)
+	if err != nil {
 		lk.release()
 		return nil, err
 	}
+	s := &Store{
+		dir:       dir,
+		lock:      lk,
+		blocks:    newBlocks(filepath.Join(dir, blocksDir)),
+		journal:   j,
+		downloads: newDownloads(),
+	}
+	s.refs = newRefs(s.blocks, j, s.downloads)
+	j.observers = append(j.observers, s.refs.apply)
 	return s, nil
 }
 
-func (s *Store) open() error {
-	l, rec, err := eventlog.Open(filepath.Join(s.dir, logFile), eventlog.Options{})
+// Blocks is the block repo.
+func (s *Store) Blocks() *Blocks { return s.blocks }
+
+// Journal is the event log and the index, catalog and transfer list projected from it.
+func (s *Store) Journal() *Journal { return s.journal }
+
+// Refs is the files referenced in place and what the node serves.
+func (s *Store) Refs() *Refs { return s.refs }
+
+// Record appends events to the log as one durable group (see Journal.Record).
+func (s *Store) Record(evs ...Event) error { return s.journal.Record(evs...) }
+
+// Subscribe returns a channel of events recorded from now on (see Journal.Subscribe).
+func (s *Store) Subscribe() (<-chan Event, func()) { return s.journal.Subscribe() }
+
+// Follow calls fn for every event from from on, without missing one (see Journal.Follow).
+func (s *Store) Follow(ctx context.Context, from uint64, fn func(Event) error) error {
+	return s.journal.Follow(ctx, from, fn)
+}
+
+// Events calls fn for every event with Seq >= from, in order (see Journal.Events).
+func (s *Store) Events(from uint64, fn func(Event) error) error { return s.journal.Events(from, fn) }
+
+// Recovery says what Open had to cut from the log's tail (zero when nothing).
+func (s *Store) Recovery() eventlog.Recovery { return s.journal.Recovery() }
+
+// File returns one held file.
+func (s *Store) File(root cid.Cid) (File, bool) { return s.journal.File(root) }
+
+// FilesAt lists the files held at time t, by replaying the log up to t.
+func (s *Store) FilesAt(t time.Time) ([]File, error) { return s.journal.FilesAt(t) }
+
+// LastSeen says when peer last announced root, as the catalog knows it.
+func (s *Store) LastSeen(root, peer string) (time.Time, bool) { return s.journal.LastSeen(root, peer) }
+
+// Search lists what the network announced, matching term, seen within ttl.
+func (s *Store) Search(term string, ttl time.Duration) []Offer { return s.journal.Search(term, ttl) }
+
+// Replayed rebuilds the index from the log alone and reports whether it equals the live one
+// (see Journal.Replayed).
+func (s *Store) Replayed() ([]File, bool, error) { return s.journal.Replayed() }
+
+// Transfers is the daemon's transfer list, as the log tells it.
+func (s *Store) Transfers() *Transfers { return s.journal.Transfers() }
+
+// Intact reports whether f's bytes are where the index says (see Refs.Intact).
+func (s *Store) Intact(f File) bool { return s.refs.Intact(f) }
+
+// CheckFiles records as changed the referenced files that are gone or changed, and returns how
+// many it found (see Refs.CheckFiles).
+func (s *Store) CheckFiles() int { return s.refs.CheckFiles() }
+
+// Files lists the files held now; a partial file being fetched has its bytes so far.
+func (s *Store) Files() []File {
+	files := s.journal.Files()
+	for i, f := range files {
+		if f.State != Partial {
+			continue
+		}
+		if d := s.downloads.get(f.CID); d != nil {
+			files[i].Have = d.Have()
+			if size := d.Size(); size > 0 {
+				files[i].Size = size
+			}
+		}
+	}
+	return files
+}
+
+// Close writes a snapshot if many events followed the last one, closes the log and releases the
+// lock. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = errors.Join(s.journal.close(), s.lock.release()) })
+	return s.closeErr
+}
+
+// Dir is the repo directory.
+func (s *Store) Dir() string { return s.dir }
+
+// openJournal opens the event log of the repo at dir and projects it: from the snapshot and the
+// events after it, or, when the snapshot does not line up with the log, from the whole log.
+func openJournal(dir string) (*Journal, error) {
+	j := &Journal{dir: dir, subs: map[chan Event]chan struct{}{}, now: time.Now}
+	if err := j.open(); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+func (j *Journal) open() error {
+	l, rec, err := eventlog.Open(filepath.Join(j.dir, logFile), eventlog.Options{})
 	if err != nil {
 		return fmt.Errorf("opening event log: %w", err)
 	}
-	s.log, s.rec = l, rec
+	j.log, j.rec = l, rec
 	if rec.Cut() {
 		logger().Warn("event log tail cut", "at", rec.TruncatedAt, "dropped", rec.Dropped, "reason", rec.Reason)
 	}
-	ix, from, marks := s.loadSnapshot()
+	ix, from, marks := j.loadSnapshot()
 	// snapSeq counts from the snapshot actually used, so the events replayed after it count
 	// towards the next one; with no usable snapshot every event does.
-	s.snapSeq = ix.Seq
+	j.snapSeq = ix.Seq
 	if err := replay(l, from, ix, &marks, func(Event) bool { return true }); err != nil {
 		// A snapshot that does not line up with the log is only a cache: rebuild from scratch.
 		logger().Warn("snapshot does not match the event log; replaying it all", "err", err)
 		ix = newIndex()
-		s.snapSeq = 0
+		j.snapSeq = 0
 		marks = []mark{{Seq: 1, Off: eventlog.HeaderSize}}
 		if err := replay(l, eventlog.HeaderSize, ix, &marks, func(Event) bool { return true }); err != nil {
 			l.Close()
 			return err
 		}
 	}
-	s.ix, s.marks = ix, marks
+	j.ix, j.marks = ix, marks
 	return nil
 }
 
@@ -179,9 +278,9 @@ type snapshot struct {
 
 // loadSnapshot returns the snapshot's index, the log offset to replay from and the marks so far,
 // or an empty index and the start of the log when there is no usable snapshot.
-func (s *Store) loadSnapshot() (*index, int64, []mark) {
+func (j *Journal) loadSnapshot() (*index, int64, []mark) {
 	start := []mark{{Seq: 1, Off: eventlog.HeaderSize}}
-	b, err := os.ReadFile(filepath.Join(s.dir, snapshotFile))
+	b, err := os.ReadFile(filepath.Join(j.dir, snapshotFile))
 	if err != nil {
 		return newIndex(), eventlog.HeaderSize, start
 	}
@@ -193,8 +292,8 @@ func (s *Store) loadSnapshot() (*index, int64, []mark) {
 		err = fmt.Errorf("format %d, want %d", sn.Version, snapshotVersion)
 	case sn.Index == nil:
 		err = errors.New("no index")
-	case sn.Offset < eventlog.HeaderSize || sn.Offset > s.log.End():
-		err = fmt.Errorf("offset %d outside the log [%d, %d]", sn.Offset, eventlog.HeaderSize, s.log.End())
+	case sn.Offset < eventlog.HeaderSize || sn.Offset > j.log.End():
+		err = fmt.Errorf("offset %d outside the log [%d, %d]", sn.Offset, eventlog.HeaderSize, j.log.End())
 	}
 	if err != nil {
 		logger().Warn("ignoring unusable snapshot; replaying the whole log", "err", err)
@@ -316,74 +415,69 @@ func replay(l *eventlog.Log, from int64, ix *index, marks *[]mark, keep func(Eve
 
 var errStopReplay = errors.New("stop")
 
-// writeSnapshot saves the index so the next Open replays only what follows. Called with s.recMu
-// held, so no event is appended meanwhile, and without s.mu.
-func (s *Store) writeSnapshot() error {
-	s.mu.Lock()
-	b, err := json.Marshal(snapshot{Version: snapshotVersion, Offset: s.log.End(), Index: s.ix, Marks: s.marks})
-	seq := s.ix.Seq
-	s.mu.Unlock()
+// writeSnapshot saves the index so the next Open replays only what follows. Called with j.recMu
+// held, so no event is appended meanwhile, and without j.mu.
+func (j *Journal) writeSnapshot() error {
+	j.mu.Lock()
+	b, err := json.Marshal(snapshot{Version: snapshotVersion, Offset: j.log.End(), Index: j.ix, Marks: j.marks})
+	seq := j.ix.Seq
+	j.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, snapshotFile), b, 0o600); err != nil {
+	if err := writeFileAtomic(filepath.Join(j.dir, snapshotFile), b, 0o600); err != nil {
 		return fmt.Errorf("writing snapshot: %w", err)
 	}
-	s.mu.Lock()
-	s.snapSeq = seq
-	s.mu.Unlock()
+	j.mu.Lock()
+	j.snapSeq = seq
+	j.mu.Unlock()
 	return nil
 }
 
-// Close writes a snapshot if many events followed the last one, closes the log and releases the
-// lock. It is idempotent.
-func (s *Store) Close() error {
-	s.recMu.Lock() // waits for a Record in progress
-	defer s.recMu.Unlock()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return s.closeErr
+// close writes a snapshot if many events followed the last one, ends every subscription and
+// closes the log. It is idempotent.
+func (j *Journal) close() error {
+	j.recMu.Lock() // waits for a Record in progress
+	defer j.recMu.Unlock()
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return nil
 	}
-	s.closed = true
-	for ch := range s.subs {
+	j.closed = true
+	for ch := range j.subs {
 		close(ch)
 	}
-	s.subs = nil
-	due := s.ix.Seq-s.snapSeq >= 64
-	s.mu.Unlock()
+	j.subs = nil
+	due := j.ix.Seq-j.snapSeq >= 64
+	j.mu.Unlock()
 	var errs []error
 	if due {
-		errs = append(errs, s.writeSnapshot())
+		errs = append(errs, j.writeSnapshot())
 	}
-	errs = append(errs, s.log.Close(), s.lock.release())
-	s.mu.Lock()
-	s.closeErr = errors.Join(errs...)
-	s.mu.Unlock()
+	errs = append(errs, j.log.Close())
 	return errors.Join(errs...)
 }
 
-// Dir is the repo directory.
-func (s *Store) Dir() string { return s.dir }
+// Recovery says what opening the log had to cut from its tail (zero when nothing).
+func (j *Journal) Recovery() eventlog.Recovery { return j.rec }
 
-// Recovery says what Open had to cut from the log's tail (zero when nothing).
-func (s *Store) Recovery() eventlog.Recovery { return s.rec }
-
-// Record appends events to the log as one durable group (one fsync) and applies them to the index.
+// Record appends events to the log as one durable group (one fsync) and applies them to the index
+// and the observers.
 // Seq and Time are filled in. Callers with many events (announcements) should pass them together.
-func (s *Store) Record(evs ...Event) error {
+func (j *Journal) Record(evs ...Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	s.recMu.Lock()
-	defer s.recMu.Unlock()
-	s.mu.Lock()
-	closed, last := s.closed, s.ix.Seq // only Record changes ix.Seq, and recMu is held
-	s.mu.Unlock()
+	j.recMu.Lock()
+	defer j.recMu.Unlock()
+	j.mu.Lock()
+	closed, last := j.closed, j.ix.Seq // only Record changes ix.Seq, and recMu is held
+	j.mu.Unlock()
 	if closed {
 		return eventlog.ErrClosed
 	}
-	now := s.nowFunc().UTC()
+	now := j.now().UTC()
 	recs := make([][]byte, len(evs))
 	for i := range evs {
 		evs[i].Seq = last + uint64(i) + 1
@@ -396,17 +490,18 @@ func (s *Store) Record(evs ...Event) error {
 		}
 		recs[i] = b
 	}
-	first, err := s.log.Append(recs...)
+	first, err := j.log.Append(recs...)
 	if err != nil {
 		return fmt.Errorf("recording %s: %w", evs[0].Type, err)
 	}
-	s.mu.Lock()
-	addMark(&s.marks, evs[0].Seq, first)
+	j.mu.Lock()
+	addMark(&j.marks, evs[0].Seq, first)
 	for _, e := range evs {
-		s.ix.apply(e)
-		s.applyRefs(e)
-		s.applyServed(e)
-		for ch, lag := range s.subs {
+		j.ix.apply(e)
+		for _, fn := range j.observers {
+			fn(e)
+		}
+		for ch, lag := range j.subs {
 			select {
 			case ch <- e:
 			default:
@@ -419,10 +514,10 @@ func (s *Store) Record(evs ...Event) error {
 			}
 		}
 	}
-	due := s.ix.Seq-s.snapSeq >= snapshotEvery
-	s.mu.Unlock()
+	due := j.ix.Seq-j.snapSeq >= snapshotEvery
+	j.mu.Unlock()
 	if due {
-		if err := s.writeSnapshot(); err != nil {
+		if err := j.writeSnapshot(); err != nil {
 			logger().Warn("snapshot failed", "err", err)
 		}
 	}
@@ -432,33 +527,33 @@ func (s *Store) Record(evs ...Event) error {
 // Subscribe returns a channel of events recorded from now on, and a function that ends the
 // subscription. A subscriber that falls more than 1024 events behind misses events; use Follow
 // for a stream that never misses one.
-func (s *Store) Subscribe() (<-chan Event, func()) {
-	ch, _, stop := s.subscribe()
+func (j *Journal) Subscribe() (<-chan Event, func()) {
+	ch, _, stop := j.subscribe()
 	return ch, stop
 }
 
 // subscribe is Subscribe that also returns the subscription's lag signal: it receives (once
 // per burst, capacity 1) whenever an event was dropped because ch was full. Every dropped event
 // is in the log before the signal is sent.
-func (s *Store) subscribe() (<-chan Event, <-chan struct{}, func()) {
+func (j *Journal) subscribe() (<-chan Event, <-chan struct{}, func()) {
 	ch, lag := make(chan Event, 1024), make(chan struct{}, 1)
-	s.mu.Lock()
-	if s.closed {
+	j.mu.Lock()
+	if j.closed {
 		close(ch)
-		s.mu.Unlock()
+		j.mu.Unlock()
 		return ch, lag, func() {}
 	}
-	s.subs[ch] = lag
-	s.mu.Unlock()
+	j.subs[ch] = lag
+	j.mu.Unlock()
 	var once sync.Once
 	return ch, lag, func() {
 		once.Do(func() {
-			s.mu.Lock()
-			if _, ok := s.subs[ch]; ok {
-				delete(s.subs, ch)
+			j.mu.Lock()
+			if _, ok := j.subs[ch]; ok {
+				delete(j.subs, ch)
 				close(ch)
 			}
-			s.mu.Unlock()
+			j.mu.Unlock()
 		})
 	}
 }
@@ -471,13 +566,13 @@ var ErrStoreClosed = errors.New("the repo was closed")
 // (ErrStoreClosed). No event is missed or repeated, however slow fn is: Follow knows the number
 // of the last event it passed on, and when the live stream falls behind and drops events it
 // reads the missing ones from the log. fn is called from the calling goroutine.
-func (s *Store) Follow(ctx context.Context, from uint64, fn func(Event) error) error {
+func (j *Journal) Follow(ctx context.Context, from uint64, fn func(Event) error) error {
 	// Subscribe before reading the log, so no event falls between the two.
-	ch, lag, stop := s.subscribe()
+	ch, lag, stop := j.subscribe()
 	defer stop()
 	next := from
 	catchUp := func() error {
-		err := s.Events(next, func(e Event) error {
+		err := j.Events(next, func(e Event) error {
 			next = e.Seq + 1
 			return fn(e)
 		})
@@ -519,13 +614,13 @@ func (s *Store) Follow(ctx context.Context, from uint64, fn func(Event) error) e
 // Events calls fn for every event with Seq >= from, in order. It reads the log from the last mark
 // at or before from, not from its start; a mark that does not lead to its event (a damaged
 // snapshot) is dropped and the log read from its start.
-func (s *Store) Events(from uint64, fn func(Event) error) error {
-	s.mu.Lock()
-	i := max(sort.Search(len(s.marks), func(i int) bool { return s.marks[i].Seq > from })-1, 0)
-	m := s.marks[i]
-	s.mu.Unlock()
+func (j *Journal) Events(from uint64, fn func(Event) error) error {
+	j.mu.Lock()
+	i := max(sort.Search(len(j.marks), func(i int) bool { return j.marks[i].Seq > from })-1, 0)
+	m := j.marks[i]
+	j.mu.Unlock()
 	first := true
-	err := s.log.Scan(m.Off, func(off int64, rec []byte) error {
+	err := j.log.Scan(m.Off, func(off int64, rec []byte) error {
 		e, err := DecodeEvent(rec)
 		if first && (err != nil || e.Seq != m.Seq) {
 			return errBadMark
@@ -541,39 +636,42 @@ func (s *Store) Events(from uint64, fn func(Event) error) error {
 	})
 	if m.Off != eventlog.HeaderSize && first && err != nil {
 		logger().Warn("event log mark does not match the log; reading it from the start", "seq", m.Seq, "offset", m.Off, "err", err)
-		s.mu.Lock()
-		if i < len(s.marks) && s.marks[i] == m { // not already dropped by a concurrent call
-			s.marks = slices.Delete(s.marks, i, len(s.marks))
+		j.mu.Lock()
+		if i < len(j.marks) && j.marks[i] == m { // not already dropped by a concurrent call
+			j.marks = slices.Delete(j.marks, i, len(j.marks))
 		}
-		s.mu.Unlock()
-		return s.Events(from, fn)
+		j.mu.Unlock()
+		return j.Events(from, fn)
 	}
 	return err
 }
 
 var errBadMark = errors.New("no event where a mark says")
 
-// Files lists the files held now.
-func (s *Store) Files() []File {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	files := s.ix.files()
-	for i, f := range files {
-		if d := s.active[f.CID]; d != nil && f.State == Partial {
-			files[i].Have = d.Have()
-			if size := d.Size(); size > 0 {
-				files[i].Size = size
-			}
-		}
+// Files lists the files the index holds, as the log tells them: a partial file's Have is what it
+// had when its fetch last stopped (Store.Files gives a fetch in progress's bytes so far).
+func (j *Journal) Files() []File {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.ix.files()
+}
+
+// fileByCID returns the index's entry for root, a CID string.
+func (j *Journal) fileByCID(root string) (File, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	f, ok := j.ix.Files[root]
+	if !ok {
+		return File{}, false
 	}
-	return files
+	return *f, true
 }
 
 // File returns one held file.
-func (s *Store) File(root cid.Cid) (File, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, ok := s.ix.Files[root.String()]
+func (j *Journal) File(root cid.Cid) (File, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	f, ok := j.ix.Files[root.String()]
 	if !ok {
 		return File{}, false
 	}
@@ -583,9 +681,9 @@ func (s *Store) File(root cid.Cid) (File, bool) {
 }
 
 // FilesAt lists the files held at time t, by replaying the log up to t.
-func (s *Store) FilesAt(t time.Time) ([]File, error) {
+func (j *Journal) FilesAt(t time.Time) ([]File, error) {
 	ix := newIndex()
-	err := replay(s.log, eventlog.HeaderSize, ix, nil, func(e Event) bool { return !e.Time.After(t) })
+	err := replay(j.log, eventlog.HeaderSize, ix, nil, func(e Event) bool { return !e.Time.After(t) })
 	if err != nil && !errors.Is(err, errStopReplay) {
 		return nil, err
 	}
@@ -593,10 +691,10 @@ func (s *Store) FilesAt(t time.Time) ([]File, error) {
 }
 
 // LastSeen says when peer last announced root, as the catalog knows it.
-func (s *Store) LastSeen(root, peer string) (time.Time, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o := s.ix.Catalog[root]
+func (j *Journal) LastSeen(root, peer string) (time.Time, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	o := j.ix.Catalog[root]
 	if o == nil {
 		return time.Time{}, false
 	}
@@ -605,25 +703,25 @@ func (s *Store) LastSeen(root, peer string) (time.Time, bool) {
 }
 
 // Search lists what the network announced, matching term, seen within ttl.
-func (s *Store) Search(term string, ttl time.Duration) []Offer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ix.search(term, s.nowFunc().Add(-ttl))
+func (j *Journal) Search(term string, ttl time.Duration) []Offer {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.ix.search(term, j.now().Add(-ttl))
 }
 
 // Replayed rebuilds the index from the log alone, up to the live index's last event, and reports
 // whether it equals the live one: how tests prove the projection is a pure function of the log.
 // Events recorded meanwhile are left out of both sides.
-func (s *Store) Replayed() (files []File, same bool, err error) {
-	s.mu.Lock()
-	live, err := json.Marshal(s.ix)
-	seq := s.ix.Seq
-	s.mu.Unlock()
+func (j *Journal) Replayed() (files []File, same bool, err error) {
+	j.mu.Lock()
+	live, err := json.Marshal(j.ix)
+	seq := j.ix.Seq
+	j.mu.Unlock()
 	if err != nil {
 		return nil, false, err
 	}
 	ix := newIndex()
-	err = replay(s.log, eventlog.HeaderSize, ix, nil, func(e Event) bool { return e.Seq <= seq })
+	err = replay(j.log, eventlog.HeaderSize, ix, nil, func(e Event) bool { return e.Seq <= seq })
 	if err != nil && !errors.Is(err, errStopReplay) {
 		return nil, false, err
 	}
@@ -671,13 +769,13 @@ func (s *Store) Add(ctx context.Context, r io.Reader, name string, opts AddOptio
 // import may have found them here and used them). It needs GC's exclusive hold: without it, it
 // returns cause with a hint to run gc.
 func (s *Store) discard(written []cid.Cid, cause error) error {
-	if !s.gcMu.TryLock() {
+	if !s.blocks.gc.TryLock() {
 		return fmt.Errorf("%w (%d blocks it wrote are left: run `peer gc` once the other import or fetch has ended)", cause, len(written))
 	}
-	defer s.gcMu.Unlock()
+	defer s.blocks.gc.Unlock()
 	live := map[string]bool{}
 	for _, f := range s.Files() {
-		_ = s.markLive(context.Background(), f.Root, live, false)
+		_ = s.blocks.markLive(context.Background(), f.Root, live, false)
 	}
 	var errs []error
 	for _, c := range written {
@@ -693,8 +791,8 @@ func (s *Store) discard(written []cid.Cid, cause error) error {
 
 // add is Add without the clean-up: it also returns the blocks it wrote (that were not here).
 func (s *Store) add(ctx context.Context, r io.Reader, name string, opts AddOptions) (_ File, written []cid.Cid, _ error) {
-	s.gcMu.RLock()
-	defer s.gcMu.RUnlock()
+	s.blocks.gc.RLock()
+	defer s.blocks.gc.RUnlock()
 	ev := Event{Type: FileAdded, Name: name}
 	if opts.Reference {
 		abs, err := filepath.Abs(opts.Path)
@@ -791,15 +889,15 @@ func (s *Store) AddTree(ctx context.Context, path string, opts AddOptions) (File
 // addTree is AddTree without the clean-up: it also returns the blocks it wrote (that were not
 // here).
 func (s *Store) addTree(ctx context.Context, path string, opts AddOptions) (_ File, written []cid.Cid, _ error) {
-	s.gcMu.RLock()
-	defer s.gcMu.RUnlock()
+	s.blocks.gc.RLock()
+	defer s.blocks.gc.RUnlock()
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return File{}, nil, err
 	}
 	// A file of a folder shared in place is the version hashed while its change time is older
 	// than this.
-	began := s.nowFunc().UnixNano()
+	began := s.journal.now().UnixNano()
 	topts := unixfs.TreeOptions{
 		ImportOptions: unixfs.ImportOptions{ChunkSize: opts.ChunkSize, Progress: opts.Progress},
 		Hidden:        opts.Hidden,
@@ -908,10 +1006,7 @@ func (s *Store) Remove(root cid.Cid) error {
 	if err := errIfPinned(f); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	_, active := s.active[root.String()]
-	s.mu.Unlock()
-	if active {
+	if s.downloads.get(root.String()) != nil {
 		return fmt.Errorf("%s %w", root, ErrFetching)
 	}
 	if err := s.Record(Event{Type: FileRemoved, Root: root.String()}); err != nil {
@@ -961,12 +1056,12 @@ func (s *Store) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if !errors.Is(err, ErrNotFound) {
 		return data, err
 	}
-	for _, loc := range s.refsFor(c) {
+	for _, loc := range s.refs.refsFor(c) {
 		data, rerr := readRef(c, loc)
 		if rerr == nil {
 			return data, nil
 		}
-		s.refFailed(loc, rerr)
+		s.refs.refFailed(loc, rerr)
 	}
 	return nil, err
 }
@@ -983,7 +1078,7 @@ func (s *Store) ServeBlock(ctx context.Context, c cid.Cid, alloc func(n int) []b
 	if alloc == nil {
 		alloc = makeBuf
 	}
-	if !s.servable(c) {
+	if !s.refs.servable(c) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
 	if d, ok := identityData(c); ok { // its bytes are in its CID: nothing to read or verify
@@ -991,13 +1086,13 @@ func (s *Store) ServeBlock(ctx context.Context, c cid.Cid, alloc func(n int) []b
 	}
 	data, st, err := s.blocks.readStat(c, alloc)
 	if err == nil {
-		return s.serveOwned(c, data, st)
+		return s.refs.serveOwned(c, data, st)
 	}
 	if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	for _, loc := range s.refsFor(c) {
-		if data, rerr := s.readRefServed(c, loc, alloc); rerr == nil {
+	for _, loc := range s.refs.refsFor(c) {
+		if data, rerr := s.refs.readRefServed(c, loc, alloc); rerr == nil {
 			return data, nil
 		}
 	}
@@ -1006,11 +1101,11 @@ func (s *Store) ServeBlock(ctx context.Context, c cid.Cid, alloc func(n int) []b
 
 // HasBlock reports whether GetBlock would find c (referenced leaves are not read to answer).
 func (s *Store) HasBlock(ctx context.Context, c cid.Cid) bool {
-	return s.blocks.has(c) || len(s.refsFor(c)) > 0
+	return s.blocks.has(c) || len(s.refs.refsFor(c)) > 0
 }
 
 // PutBlock stores a block the caller has verified. It is durable after SyncBlocks.
-func (s *Store) PutBlock(c cid.Cid, data []byte) error { return s.blocks.put(c, data) }
+func (s *Store) PutBlock(c cid.Cid, data []byte) error { return s.blocks.Put(c, data) }
 
 // SyncBlocks makes every block put so far durable.
 func (s *Store) SyncBlocks() error { return s.blocks.sync() }
@@ -1025,16 +1120,16 @@ type GCResult struct {
 // GC removes owned blocks that no held file needs, and temporary files left by a crash. It does
 // not run (ErrBusy) while an import or a fetch is writing blocks that no event names yet.
 func (s *Store) GC(ctx context.Context) (GCResult, error) {
-	if !s.gcMu.TryLock() {
+	if !s.blocks.gc.TryLock() {
 		return GCResult{}, ErrBusy
 	}
-	defer s.gcMu.Unlock()
+	defer s.blocks.gc.Unlock()
 	live := map[string]bool{}
 	for _, f := range s.Files() {
 		// A complete file of owned blocks must be whole; of any other file (referenced, partial,
 		// changed) what is here is kept, around whatever is missing.
 		strict := f.State == Complete && f.Path == ""
-		if err := s.markLive(ctx, f.Root, live, strict); err != nil {
+		if err := s.blocks.markLive(ctx, f.Root, live, strict); err != nil {
 			return GCResult{}, fmt.Errorf("walking %s: %w (nothing was removed)", f.CID, err)
 		}
 	}
@@ -1059,7 +1154,7 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 
 // markLive adds c and the blocks under it to live. Strict, a block that cannot be read is an
 // error; otherwise it is passed over and its siblings are still visited.
-func (s *Store) markLive(ctx context.Context, c cid.Cid, live map[string]bool, strict bool) error {
+func (b *Blocks) markLive(ctx context.Context, c cid.Cid, live map[string]bool, strict bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -1067,7 +1162,7 @@ func (s *Store) markLive(ctx context.Context, c cid.Cid, live map[string]bool, s
 	if !mayLink(c) {
 		return nil
 	}
-	data, err := s.blocks.get(c)
+	data, err := b.get(c)
 	var links []cid.Cid
 	if err == nil {
 		links, err = Links(c, data) // any DAG: a file, or what a CAR brought in
@@ -1079,7 +1174,7 @@ func (s *Store) markLive(ctx context.Context, c cid.Cid, live map[string]bool, s
 		return nil
 	}
 	for _, ch := range links {
-		if err := s.markLive(ctx, ch, live, strict); err != nil {
+		if err := b.markLive(ctx, ch, live, strict); err != nil {
 			return err
 		}
 	}
@@ -1089,7 +1184,7 @@ func (s *Store) markLive(ctx context.Context, c cid.Cid, live map[string]bool, s
 // walk visits the DAG of a file of size bytes depth first: fn gets each block's CID, parsed node
 // and file offset.
 // Leaves of referenced files are not read: only their CIDs and offsets are visited.
-func (s *Store) walk(ctx context.Context, root cid.Cid, size uint64, fn func(c cid.Cid, n unixfs.Node, off uint64) error) error {
+func (b *Blocks) walk(ctx context.Context, root cid.Cid, size uint64, fn func(c cid.Cid, n unixfs.Node, off uint64) error) error {
 	var visit func(c cid.Cid, off, size uint64) error
 	visit = func(c cid.Cid, off, size uint64) error {
 		if err := ctx.Err(); err != nil {
@@ -1098,7 +1193,7 @@ func (s *Store) walk(ctx context.Context, root cid.Cid, size uint64, fn func(c c
 		if c.Prefix().Codec == cid.Raw {
 			return fn(c, unixfs.Node{Cid: c, Size: size}, off)
 		}
-		data, err := s.blocks.get(c)
+		data, err := b.get(c)
 		if err != nil {
 			return err
 		}

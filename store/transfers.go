@@ -176,8 +176,8 @@ func (ts *Transfers) UnmarshalJSON(b []byte) error {
 }
 
 // Transfers is the daemon's transfer list, as the log tells it.
-func (s *Store) Transfers() *Transfers {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ix.Transfers
+func (j *Journal) Transfers() *Transfers {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.ix.Transfers
 }

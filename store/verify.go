@@ -78,7 +78,7 @@ func (v *verifiedSet) add(k string, st fileStat) {
 
 // refVerified reports whether leaf loc was verified under st; a different stat forgets what was
 // verified of the file.
-func (s *Store) refVerified(loc refLoc, st fileStat) bool {
+func (s *Refs) refVerified(loc refLoc, st fileStat) bool {
 	s.verifyMu.Lock()
 	defer s.verifyMu.Unlock()
 	rc := s.refChecks[loc.root][loc.path]
@@ -94,8 +94,8 @@ func (s *Store) refVerified(loc refLoc, st fileStat) bool {
 }
 
 // refRemember records that leaf loc matched its CID under st.
-func (s *Store) refRemember(loc refLoc, st fileStat) {
-	if !st.settled(s.nowFunc()) {
+func (s *Refs) refRemember(loc refLoc, st fileStat) {
+	if !st.settled(s.journal.now()) {
 		return
 	}
 	s.verifyMu.Lock()
@@ -124,7 +124,7 @@ func (s *Store) refRemember(loc refLoc, st fileStat) {
 }
 
 // forgetRefCheck drops what was verified of a referenced file (every file of a folder). Called with s.mu held.
-func (s *Store) forgetRefCheck(root string) {
+func (s *Refs) forgetRefCheck(root string) {
 	s.verifyMu.Lock()
 	delete(s.refChecks, root)
 	s.verifyMu.Unlock()
@@ -133,7 +133,7 @@ func (s *Store) forgetRefCheck(root string) {
 // serveOwned verifies an owned block read for serving unless it was verified under the same stat
 // of its file. A block that does not match is moved aside (so it is no longer served, and a fetch
 // of its file can bring it again) and recorded as BlockCorrupt.
-func (s *Store) serveOwned(c cid.Cid, data []byte, st fileStat) ([]byte, error) {
+func (s *Refs) serveOwned(c cid.Cid, data []byte, st fileStat) ([]byte, error) {
 	k := blockKey(c)
 	s.verifyMu.Lock()
 	ok := s.owned.has(k, st)
@@ -145,7 +145,7 @@ func (s *Store) serveOwned(c cid.Cid, data []byte, st fileStat) ([]byte, error) 
 	if err := unixfs.Verify(c, data); err != nil {
 		return nil, s.corruptBlock(c, err)
 	}
-	if st.settled(s.nowFunc()) {
+	if st.settled(s.journal.now()) {
 		s.verifyMu.Lock()
 		s.owned.add(k, st)
 		s.verifyMu.Unlock()
@@ -155,14 +155,14 @@ func (s *Store) serveOwned(c cid.Cid, data []byte, st fileStat) ([]byte, error) 
 
 // corruptBlock moves a block file that does not match its CID to KEY.corrupt beside it and
 // records BlockCorrupt (once: a reader that finds it moved already records nothing).
-func (s *Store) corruptBlock(c cid.Cid, cause error) error {
+func (s *Refs) corruptBlock(c cid.Cid, cause error) error {
 	_, path := s.blocks.path(c)
 	err := fmt.Errorf("%w: %s at %s does not match its CID", ErrCorruptBlock, c, path)
 	if rerr := os.Rename(path, path+".corrupt"); rerr != nil {
 		return err
 	}
 	logger().Warn("stored block is corrupt; moved aside and no longer served", "cid", c, "path", path+".corrupt", "err", cause)
-	if rerr := s.Record(Event{Type: BlockCorrupt, Root: blockKey(c), Path: path + ".corrupt", Error: cause.Error()}); rerr != nil {
+	if rerr := s.journal.Record(Event{Type: BlockCorrupt, Root: blockKey(c), Path: path + ".corrupt", Error: cause.Error()}); rerr != nil {
 		logger().Warn("recording a corrupt block", "err", rerr)
 	}
 	return err

@@ -25,7 +25,7 @@ func TestServeRemembersWhatItVerified(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	// The files are just written: seen from an hour later their stats are settled.
-	s.nowFunc = func() time.Time { return time.Now().Add(time.Hour) }
+	s.journal.now = func() time.Time { return time.Now().Add(time.Hour) }
 
 	data := make([]byte, 8*1024)
 	_, _ = rand.NewChaCha8([32]byte{43}).Read(data)
@@ -50,7 +50,7 @@ func TestServeRemembersWhatItVerified(t *testing.T) {
 		require.NoError(t, serve(leaf))
 		require.NoError(t, serve(f.Root))
 	}
-	require.EqualValues(t, 2, s.hashed.Load(), "each block hashed once")
+	require.EqualValues(t, 2, s.refs.hashed.Load(), "each block hashed once")
 
 	// Another file, same size, same mtime, one byte different, in its place.
 	fi, err := os.Stat(path)
@@ -61,7 +61,7 @@ func TestServeRemembersWhatItVerified(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, edited, 0o644))
 	require.NoError(t, os.Chtimes(path, time.Time{}, fi.ModTime()))
 	require.ErrorIs(t, serve(leaf), ErrNotFound)
-	require.EqualValues(t, 3, s.hashed.Load())
+	require.EqualValues(t, 3, s.refs.hashed.Load())
 	cur, ok := s.File(f.Root)
 	require.True(t, ok)
 	require.Equal(t, Changed, cur.State)
@@ -93,7 +93,7 @@ func BenchmarkServeInPlace(b *testing.B) {
 	s, err := Open(dir)
 	require.NoError(b, err)
 	defer s.Close()
-	s.nowFunc = func() time.Time { return time.Now().Add(time.Hour) }
+	s.journal.now = func() time.Time { return time.Now().Add(time.Hour) }
 	data := make([]byte, 64<<20)
 	_, _ = rand.NewChaCha8([32]byte{44}).Read(data)
 	path := filepath.Join(b.TempDir(), "shared.bin")
@@ -104,7 +104,7 @@ func BenchmarkServeInPlace(b *testing.B) {
 	in.Close()
 	require.NoError(b, err)
 	var kids []cid.Cid
-	require.NoError(b, s.walk(b.Context(), f.Root, f.Size, func(c cid.Cid, _ unixfs.Node, _ uint64) error {
+	require.NoError(b, s.blocks.walk(b.Context(), f.Root, f.Size, func(c cid.Cid, _ unixfs.Node, _ uint64) error {
 		if c.Prefix().Codec == cid.Raw {
 			kids = append(kids, c)
 		}
@@ -115,7 +115,7 @@ func BenchmarkServeInPlace(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {
 				if mode == "hashed" {
-					s.forgetRefCheck(f.CID)
+					s.refs.forgetRefCheck(f.CID)
 				}
 				for _, c := range kids {
 					if _, err := s.ServeBlock(b.Context(), c, nil); err != nil {
