@@ -153,18 +153,16 @@ function drawChart(bw) {
   const W = 600, H = 160, n = Math.max(s.length, 2);
   let max = 1;
   for (const p of s) max = Math.max(max, p.in, p.out);
-  const line = (k) => s.map((p, i) => ((i / (n - 1)) * W).toFixed(1) + ',' + (H - 14 - (p[k] / max) * (H - 24)).toFixed(1)).join(' ');
+  const line = (k) => s.map((p, i) => ((i / (n - 1)) * W).toFixed(1) + ',' + (H - 4 - (p[k] / max) * (H - 8)).toFixed(1)).join(' ');
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none' });
   for (const f of [0, 0.5, 1]) {
-    const y = H - 14 - f * (H - 24);
+    const y = H - 4 - f * (H - 8);
     root.append(svg('line', { class: 'grid', x1: 0, x2: W, y1: y, y2: y }));
   }
-  const label = svg('text', { x: 4, y: 12 });
-  label.textContent = rate(max);
-  const span = svg('text', { x: 4, y: H - 2 });
-  span.textContent = 'last ' + duration((s.length * bw.interval_ms) / 1000);
-  root.append(label, span, svg('polyline', { class: 'in', points: line('in') }), svg('polyline', { class: 'out', points: line('out') }));
+  root.append(svg('polyline', { class: 'in', points: line('in') }), svg('polyline', { class: 'out', points: line('out') }));
   $('chart').replaceChildren(root);
+  $('chart-max').textContent = 'top of the chart: ' + rate(max);
+  $('chart-span').textContent = 'the last ' + duration((s.length * bw.interval_ms) / 1000);
   const last = s[s.length - 1] || { in: 0, out: 0 };
   $('rate-in').textContent = rate(last.in);
   $('rate-out').textContent = rate(last.out);
@@ -369,7 +367,8 @@ async function queueFetch(cid, button) {
     $('fetch-dir').focus();
     return;
   }
-  const t = await act(button, () => api('POST', '/api/v1/transfers', { cid, dir }), 'Fetching ' + cid);
+  const t = await act(button, () => api('POST', '/api/v1/transfers', { cid, dir }));
+  if (t) toast('Fetching ' + (t.name || shortCID(cid)) + ' into ' + dir);
   if (t) { transfers.set(t.id, t); drawTransfers(); }
   return t;
 }
@@ -469,12 +468,7 @@ function drawTimeline() {
     for (const k of [...kinds].sort()) {
       if (![...select.options].some((o) => o.value === k)) select.append(el('option', { value: k }, k));
     }
-    const slider = $('at-slider');
-    const atNow = slider.value === slider.max;
-    if (events.length) slider.min = String(Date.parse(events[0].time) - 1000);
-    slider.max = String(Date.now());
-    if (atNow) slider.value = slider.max;
-    $('at-time').textContent = new Date(Number(slider.value)).toLocaleString();
+    sliderBounds();
   });
 }
 
@@ -484,6 +478,18 @@ function addEvent(ev) {
   events.push(ev);
   kinds.add(ev.type);
   if (events.length > 20000) events.splice(0, events.length - 20000);
+}
+
+// The slider moves by whole seconds from before the first event to the next whole second (a
+// range input rounds its value to a step from min, so both ends are whole seconds).
+function sliderBounds() {
+  const slider = $('at-slider');
+  const atNow = slider.value === slider.max;
+  const first = events.length ? Date.parse(events[0].time) : Date.now();
+  slider.min = String(Math.floor(first / 1000) * 1000 - 1000);
+  slider.max = String(Math.ceil(Date.now() / 1000) * 1000);
+  if (atNow) slider.value = slider.max;
+  $('at-time').textContent = new Date(Number(slider.value)).toLocaleString();
 }
 
 let atTimer = 0;
@@ -501,8 +507,8 @@ $('at-slider').addEventListener('input', () => {
   atTimer = setTimeout(() => showAt().catch((e) => toast(e.message, true)), 200);
 });
 $('at-now').addEventListener('click', () => {
-  $('at-slider').max = String(Date.now());
   $('at-slider').value = $('at-slider').max;
+  sliderBounds();
   showAt().catch((e) => toast(e.message, true));
 });
 $('event-kind').addEventListener('change', drawTimeline);
@@ -510,8 +516,8 @@ $('event-kind').addEventListener('change', drawTimeline);
 pages.history = {
   enter: () => {
     const s = $('at-slider');
-    s.max = String(Date.now());
     s.value = s.max;
+    sliderBounds();
     drawTimeline();
     showAt().catch((e) => toast(e.message, true));
   },
