@@ -34,7 +34,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") != "" {
+	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
 		t.Fatal("no chromium on the PATH, and CI is set: the browser tests must run (apt-get install -y chromium)")
 	}
 	t.Skip("no chromium on the PATH (apt-get install -y chromium, or set PEER_CHROMIUM): the dashboard's browser tests need one")
@@ -108,9 +108,17 @@ func snap(t *testing.T, ctx context.Context, dir, name string) {
 // wait polls a JavaScript condition in the page until it is true (within d).
 func wait(t *testing.T, ctx context.Context, d time.Duration, what, cond string) {
 	t.Helper()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(d), chromedp.WithPollingInterval(50*time.Millisecond)))
+	deadline := time.Now().Add(d)
+	var err error
+	for {
+		_, err = chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(time.Until(deadline)), chromedp.WithPollingInterval(50*time.Millisecond)))
+		// A page that navigates (a login, a reload) ends the poll: look again in the new one.
+		if err == nil || time.Now().After(deadline) || !navigating(err) {
+			break
+		}
+	}
 	if err != nil {
-		body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('main').innerText`))
+		body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + '\n' + document.body.innerText`))
 		t.Fatalf("waiting for %s (%s): %v\npage:\n%s", what, cond, err, body)
 	}
 }
@@ -178,6 +186,26 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, files, 1)
 	require.Equal(t, "notes.txt", files[0].Name, "the upload went into the repo through the API")
+	notes := files[0].CID
+
+	// Pin it; share a folder of this machine and browse into it, a hostile entry name included.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#files-rows tr[data-cid="`+notes+`"] button[data-action="pin"]`))))
+	wait(t, ctx, 20*time.Second, "notes.txt pinned", `document.querySelector('#files-rows tr[data-cid=`+js(notes)+`]')?.textContent.includes('pinned')`)
+	album := filepath.Join(t.TempDir(), "album")
+	require.NoError(t, os.MkdirAll(filepath.Join(album, "disc 1"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(album, "disc 1", "01.flac"), []byte("one"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(album, hostile), []byte("two"), 0o644))
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS("#share-path"), album),
+		chromedp.Click(chromedp.CSS("#share-form button[type=submit]")),
+	))
+	wait(t, ctx, 20*time.Second, "the shared folder", `[...document.querySelectorAll('#files-rows tr')].some(r => r.textContent.includes('album/') && r.textContent.includes('shared'))`)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('#files-rows button')].find(b => b.textContent === 'album/').click()`)))
+	wait(t, ctx, 20*time.Second, "the folder's entries", `document.querySelectorAll('#browse-rows tr').length === 2`)
+	require.True(t, eval[bool](t, ctx, `[...document.querySelectorAll('#browse-rows td:first-child')].some(td => td.textContent === `+js(hostile)+`)`), "an entry's name is text")
+	require.Zero(t, eval[int](t, ctx, `document.querySelectorAll('main img').length`))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('#browse-rows button')].find(b => b.textContent === 'disc 1/').click()`)))
+	wait(t, ctx, 20*time.Second, "into disc 1", `document.getElementById('browse-path').textContent.endsWith('/disc 1') && document.querySelector('#browse-rows')?.textContent.includes('01.flac')`)
 
 	// Transfers: fetch a CID typed in; pause it halfway, resume it, watch it reach 100%.
 	downloads := t.TempDir()
@@ -214,6 +242,11 @@ func TestDashboardInABrowser(t *testing.T) {
 	))
 	wait(t, ctx, 20*time.Second, "the seeder in the peers table", `!!document.querySelector('#peer-rows tr[data-peer=`+js(seedID)+`]')`)
 	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS("#connect-addr"), daemonAddr(t, seed)),
+		chromedp.Click(chromedp.CSS("#connect-form button[type=submit]")),
+	))
+	wait(t, ctx, 30*time.Second, "connected by address", `document.getElementById('toast').textContent.includes('Connected')`)
+	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.CSS("#search-q"), "img"),
 		chromedp.Click(chromedp.CSS("#search-form button[type=submit]")),
 	))
@@ -241,7 +274,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#event-kind")),
 	))
 	wait(t, ctx, 20*time.Second, "the timeline with the fetch's end", `[...document.querySelectorAll('#timeline li')].some(li => li.dataset.kind === 'FetchCompleted')`)
-	wait(t, ctx, 20*time.Second, "the index now", `document.querySelectorAll('#at-rows tr').length === 3`)
+	wait(t, ctx, 20*time.Second, "the index now", `document.querySelectorAll('#at-rows tr').length === 4`)
 	require.Zero(t, eval[int](t, ctx, `document.querySelectorAll('main img').length`), "announced names in the timeline are text")
 	require.True(t, eval[bool](t, ctx, `[...document.querySelectorAll('#timeline .name')].some(n => n.textContent === `+js(hostile)+`)`))
 	require.NoError(t, chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS("#event-kind"), "FileAdded")))
@@ -250,17 +283,17 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById('at-slider'); s.value = s.min; s.dispatchEvent(new Event('input')) })()`)))
 	wait(t, ctx, 10*time.Second, "the index before the first event, empty", `document.querySelectorAll('#at-rows tr').length === 0`)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#at-now"))))
-	wait(t, ctx, 10*time.Second, "the index now, again", `document.querySelectorAll('#at-rows tr').length === 3`)
+	wait(t, ctx, 10*time.Second, "the index now, again", `document.querySelectorAll('#at-rows tr').length === 4`)
 	snap(t, ctx, shots, "history")
 
 	// The overview again, its chart drawn over the fetches' traffic.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#nav-overview"))))
-	wait(t, ctx, 20*time.Second, "the files in the overview", `document.getElementById('files-count').textContent === '3'`)
+	wait(t, ctx, 20*time.Second, "the files in the overview", `document.getElementById('files-count').textContent === '4'`)
 	snap(t, ctx, shots, "overview")
 
 	// Files again: the fetched hostile name is text there too.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#nav-files"))))
-	wait(t, ctx, 20*time.Second, "three files", `document.querySelectorAll('#files-rows tr').length === 3`)
+	wait(t, ctx, 20*time.Second, "four files", `document.querySelectorAll('#files-rows tr').length === 4`)
 	require.True(t, eval[bool](t, ctx, `[...document.querySelectorAll('#files-rows tr')].some(r => r.textContent.includes(`+js(hostile)+`))`))
 	require.Zero(t, eval[int](t, ctx, `document.querySelectorAll('main img').length`))
 	snap(t, ctx, shots, "files")
@@ -306,5 +339,30 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(apiURL+api.PathUI)))
 	wait(t, ctx, 20*time.Second, "the session still works", `document.getElementById('peer-id').textContent === `+js(leechID))
 
+	// Log out: the page asks for the token, and the token logs in again.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#logout"))))
+	wait(t, ctx, 20*time.Second, "the login form", `!!document.getElementById('login-form')`)
+	tok := strings.TrimSpace(string(must(t, filepath.Join(leech, api.TokenFile))))
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS("#token"), "not-the-token"),
+		chromedp.Submit(chromedp.CSS("#token")),
+	))
+	wait(t, ctx, 20*time.Second, "a wrong token refused", `document.getElementById('login-error')?.textContent.includes('not this daemon')`)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS("#token"), tok),
+		chromedp.Submit(chromedp.CSS("#token")),
+	))
+	wait(t, ctx, 20*time.Second, "logged in with the token", `document.getElementById('peer-id')?.textContent === `+js(leechID))
+
 	require.Empty(t, dialogs(), "no script of a name ran (no dialog opened)")
+}
+
+// navigating reports whether err says the page went away under a command (it navigated).
+func navigating(err error) bool {
+	for _, s := range []string{"navigated", "context was destroyed", "Cannot find context"} {
+		if strings.Contains(err.Error(), s) {
+			return true
+		}
+	}
+	return false
 }

@@ -259,7 +259,9 @@ func securityHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", ContentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with a
+	// form's POST, which the Origin check refuses (the token form).
+	h.Set("Referrer-Policy", "same-origin")
 }
 
 func (s *Server) sessionRoutes() {

@@ -251,6 +251,7 @@ func TestEveryAnswerCarriesTheCSPAndNosniff(t *testing.T) {
 		require.Equal(t, api.ContentSecurityPolicy, resp.Header.Get("Content-Security-Policy"), r.url)
 		require.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"), r.url)
 		require.Equal(t, "DENY", resp.Header.Get("X-Frame-Options"), r.url)
+		require.Equal(t, "same-origin", resp.Header.Get("Referrer-Policy"), r.url)
 	}
 	require.Equal(t, "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'", api.ContentSecurityPolicy)
 	resp, _ := send(t, req{url: s.URL() + "/ui/assets/app.js"})
