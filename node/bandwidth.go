@@ -1,7 +1,6 @@
 package node
 
 import (
-	"net/http"
 	"sync"
 	"time"
 
@@ -73,12 +72,10 @@ func (b *bandwidthHistory) list() []api.BandwidthSample {
 	return append([]api.BandwidthSample{}, b.samples...)
 }
 
+var _ api.BandwidthSource = (*Node)(nil)
+
 // Bandwidth is the node's recent bandwidth, as GET /api/v1/bandwidth answers.
 func (n *Node) Bandwidth() api.Bandwidth {
 	tot := n.bw.GetBandwidthTotals()
 	return api.Bandwidth{IntervalMS: bandwidthInterval.Milliseconds(), Samples: n.bwHist.list(), TotalIn: tot.TotalIn, TotalOut: tot.TotalOut}
-}
-
-func (n *Node) handleBandwidth(w http.ResponseWriter, r *http.Request) {
-	api.WriteJSON(w, http.StatusOK, n.Bandwidth())
 }

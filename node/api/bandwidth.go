@@ -25,6 +25,19 @@ type BandwidthSample struct {
 	Out  float64   `json:"out"`
 }
 
+// BandwidthSource is what GET /api/v1/bandwidth answers from (the node). Bandwidth is called
+// from the server's goroutines, concurrently.
+type BandwidthSource interface {
+	Bandwidth() Bandwidth
+}
+
+// BandwidthRoutes registers GET /api/v1/bandwidth on s, served by b.
+func BandwidthRoutes(s *Server, b BandwidthSource) {
+	s.HandleFunc("GET "+PathBandwidth, func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, b.Bandwidth())
+	})
+}
+
 // Bandwidth asks the daemon for its recent bandwidth.
 func (c *Client) Bandwidth(ctx context.Context) (Bandwidth, error) {
 	var b Bandwidth
