@@ -271,7 +271,7 @@ func (s *Server) sessionRoutes() {
 			WriteError(w, http.StatusTooManyRequests, err)
 			return
 		}
-		WriteJSON(w, http.StatusOK, UICode{Code: code, URL: s.URL() + PathUILogin + "?code=" + code, Expires: exp})
+		WriteJSON(w, http.StatusOK, UICode{Code: code, URL: s.browserURL() + PathUILogin + "?code=" + code, Expires: exp})
 	})
 	s.HandleFunc("POST "+PathUILogout, func(w http.ResponseWriter, r *http.Request) {
 		if c, err := r.Cookie(s.CookieName()); err == nil {
@@ -280,6 +280,19 @@ func (s *Server) sessionRoutes() {
 		http.SetCookie(w, &http.Cookie{Name: s.CookieName(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		WriteJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
+}
+
+// browserURL is the base URL a browser on this machine opens: the listen address, or loopback
+// when that is every interface (0.0.0.0, ::).
+func (s *Server) browserURL() string {
+	u, err := url.Parse(s.URL())
+	if err != nil {
+		return s.URL()
+	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
+		u.Host = net.JoinHostPort("127.0.0.1", u.Port())
+	}
+	return u.String()
 }
 
 // UICode asks the daemon for a one-time dashboard login code (valid once, for CodeTTL).

@@ -52,3 +52,17 @@ func TestCodesAndSessionsExpire(t *testing.T) {
 	_, ok = ss.get(first)
 	require.False(t, ok, "the oldest session gives way")
 }
+
+// Listening on every interface, the login URL names loopback, which a browser here can open.
+func TestTheLoginURLOfEveryInterfaceIsLoopback(t *testing.T) {
+	for listen, want := range map[string]string{
+		"http://0.0.0.0:5040":   "http://127.0.0.1:5040",
+		"http://[::]:5040":      "http://127.0.0.1:5040",
+		"http://127.0.0.1:5040": "http://127.0.0.1:5040",
+		"http://[::1]:5041":     "http://[::1]:5041",
+		"http://192.0.2.7:5040": "http://192.0.2.7:5040",
+	} {
+		s := &Server{url: listen}
+		require.Equal(t, want, s.browserURL(), listen)
+	}
+}
