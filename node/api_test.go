@@ -116,10 +116,10 @@ func TestAPIAddLsCatEvents(t *testing.T) {
 	// Follow the log from the start while we add.
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	followed := make(chan store.Event, 16)
+	followed := make(chan api.Event, 16)
 	followDone := make(chan error, 1)
 	go func() {
-		followDone <- c.FollowEvents(fctx, 0, func(e store.Event) error { followed <- e; return nil })
+		followDone <- c.FollowEvents(fctx, 0, func(e api.Event) error { followed <- e; return nil })
 	}()
 
 	data := make([]byte, 3<<20+123)
@@ -160,7 +160,7 @@ func TestAPIAddLsCatEvents(t *testing.T) {
 	evs, err := c.Events(ctx, 0)
 	require.NoError(t, err)
 	require.Len(t, evs, 2)
-	require.Equal(t, store.FileAdded, evs[0].Type)
+	require.Equal(t, string(store.FileAdded), evs[0].Type)
 	require.Equal(t, f.CID, evs[0].Root)
 
 	for i := range 2 {
@@ -188,7 +188,7 @@ func TestAPIEventStreamMissesNothingForASlowClient(t *testing.T) {
 	var got []uint64
 	done := make(chan error, 1)
 	go func() {
-		done <- c.FollowEvents(ctx, 0, func(e store.Event) error {
+		done <- c.FollowEvents(ctx, 0, func(e api.Event) error {
 			if len(got) == 0 {
 				close(first)
 				<-resume // stop reading while the burst is recorded

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -17,16 +16,7 @@ import (
 	"peer/transfer"
 )
 
-// The endpoints that share, fetch, search and forget.
-
-func (n *Node) exchangeRoutes() {
-	s := n.api
-	s.HandleFunc("POST "+api.PathShare, n.handleShare)
-	s.HandleFunc("POST "+api.PathFetch, n.handleFetch)
-	s.HandleFunc("GET "+api.PathSearch, n.handleSearch)
-	s.HandleFunc("POST "+api.PathRm, n.handleRm)
-	s.HandleFunc("POST "+api.PathGC, n.handleGC)
-}
+// The API's calls that share, search and forget (api.Exchange), and Cat.
 
 // statusOf maps an error to the HTTP status that describes it.
 func statusOf(err error) int {
@@ -50,73 +40,43 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-func parseRoot(w http.ResponseWriter, s string) (cid.Cid, bool) {
-	c, err := unixfs.ParseCID(s)
+// Share adds, provides and announces the file or folder at req.Path.
+func (b apiBackend) Share(ctx context.Context, req api.ShareRequest) (api.File, error) {
+	f, err := b.n.Share(ctx, req.Path, ShareOptions{Copy: req.Copy, Hidden: req.Hidden})
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, err)
-		return cid.Undef, false
+		return api.File{}, apiErr(err)
 	}
-	return c, true
+	return APIFile(f), nil
 }
 
-func (n *Node) handleShare(w http.ResponseWriter, r *http.Request) {
-	var req api.ShareRequest
-	if !api.ReadJSON(w, r, &req) {
-		return
-	}
-	if !filepath.IsAbs(req.Path) {
-		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("path %q must be absolute", req.Path))
-		return
-	}
-	f, err := n.Share(r.Context(), req.Path, ShareOptions{Copy: req.Copy, Hidden: req.Hidden})
-	if err != nil {
-		api.WriteError(w, statusOf(err), err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, f)
-}
+// Search lists what the network announced matching term.
+func (b apiBackend) Search(term string) []api.Offer { return APIOffers(b.n.Search(term)) }
 
-func (n *Node) handleSearch(w http.ResponseWriter, r *http.Request) {
-	offers := n.Search(r.URL.Query().Get("q"))
-	if offers == nil {
-		offers = []store.Offer{}
-	}
-	api.WriteJSON(w, http.StatusOK, offers)
-}
-
-func (n *Node) handleRm(w http.ResponseWriter, r *http.Request) {
-	var req api.RmRequest
-	if !api.ReadJSON(w, r, &req) {
-		return
-	}
-	root, ok := parseRoot(w, req.CID)
-	if !ok {
-		return
-	}
-	if req.Force {
-		if _, err := n.Unpin(root); err != nil && !errors.Is(err, store.ErrUnknownFile) {
-			api.WriteError(w, statusOf(err), err)
-			return
+// Remove forgets a file, unpinning it first when force.
+func (b apiBackend) Remove(ctx context.Context, root cid.Cid, force bool) error {
+	if force {
+		st, err := b.needStore()
+		if err != nil {
+			return err
+		}
+		if _, err := st.Unpin(root); err != nil && !errors.Is(err, store.ErrUnknownFile) {
+			return apiErr(err)
 		}
 	}
-	if err := n.Remove(r.Context(), root); err != nil {
-		api.WriteError(w, statusOf(err), err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, struct{}{})
+	return apiErr(b.n.Remove(ctx, root))
 }
 
-func (n *Node) handleGC(w http.ResponseWriter, r *http.Request) {
-	st := n.needStore(w)
-	if st == nil {
-		return
-	}
-	res, err := st.GC(r.Context())
+// GC reclaims the blocks no held file needs.
+func (b apiBackend) GC(ctx context.Context) (api.GCResult, error) {
+	st, err := b.needStore()
 	if err != nil {
-		api.WriteError(w, statusOf(err), err)
-		return
+		return api.GCResult{}, err
 	}
-	api.WriteJSON(w, http.StatusOK, res)
+	res, err := st.GC(ctx)
+	if err != nil {
+		return api.GCResult{}, apiErr(err)
+	}
+	return APIGCResult(res), nil
 }
 
 func progressOf(p FetchProgress) api.FetchProgress {
@@ -238,22 +198,4 @@ func (r *fetchReader) Close() error {
 	<-r.done
 	r.cancel(nil)
 	return err
-}
-
-// handleLsAt answers GET /api/v1/ls?at=TIME from a replay of the log.
-func (n *Node) handleLsAt(w http.ResponseWriter, r *http.Request, st *store.Store, at string) {
-	t, err := time.Parse(time.RFC3339Nano, at)
-	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, fmt.Errorf("at %q: want an RFC 3339 time", at))
-		return
-	}
-	fs, err := st.FilesAt(t)
-	if err != nil {
-		api.WriteError(w, http.StatusInternalServerError, err)
-		return
-	}
-	if fs == nil {
-		fs = []store.File{}
-	}
-	api.WriteJSON(w, http.StatusOK, fs)
 }

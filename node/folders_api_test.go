@@ -36,7 +36,7 @@ func TestAPIAddPathLsCatPath(t *testing.T) {
 	es, err := c.LsDir(ctx, "/ipfs/"+f.CID)
 	require.NoError(t, err)
 	require.Len(t, es, 1)
-	require.Equal(t, store.Entry{Name: "sub", CID: es[0].CID, Kind: "dir"}, es[0])
+	require.Equal(t, api.Entry{Name: "sub", CID: es[0].CID, Kind: "dir"}, es[0])
 
 	rc, err := c.CatPath(ctx, f.Root, []string{"sub", "readme.md"})
 	require.NoError(t, err)

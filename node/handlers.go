@@ -1,9 +1,9 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -11,32 +11,46 @@ import (
 	"peer/node/api"
 )
 
-// routes registers the node's endpoints on the API server. The store endpoints are in
-// storeapi.go.
-func (n *Node) routes() {
-	s := n.api
-	s.HandleFunc("GET "+api.PathID, n.handleID)
-	s.HandleFunc("GET "+api.PathPeers, n.handlePeers)
-	s.HandleFunc("POST "+api.PathConnect, n.handleConnect)
-	s.HandleFunc("GET "+api.PathStatus, n.handleStatus)
-	s.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
-	n.storeRoutes()
-	n.exchangeRoutes()
-	n.transferRoutes()
-	// Go's profiler, behind the token like everything else: `go tool pprof` with
-	// -http and a header, or curl -H "Authorization: Bearer $(cat REPO/api.token)".
-	s.HandleFunc("GET /debug/pprof/", func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/debug/pprof/profile":
-			pprof.Profile(w, r)
-		case "/debug/pprof/trace":
-			pprof.Trace(w, r)
-		case "/debug/pprof/symbol":
-			pprof.Symbol(w, r)
-		default:
-			pprof.Index(w, r)
+// apiBackend serves the API's handlers (api.Routes) from the node: it does the work they ask
+// for, in the API's types, and gives each error the HTTP status that describes it (statusOf).
+// The store's parts are in storeapi.go, sharing in exchangeapi.go, transfers in transfersapi.go.
+type apiBackend struct{ n *Node }
+
+var _ api.Backend = apiBackend{}
+
+// routes registers the API's endpoints on the API server.
+func (n *Node) routes() { api.Routes(n.api, apiBackend{n}) }
+
+// apiErr gives err the HTTP status that describes it.
+func apiErr(err error) error { return api.WithStatus(statusOf(err), err) }
+
+func (b apiBackend) ID() api.ID         { return b.n.IDInfo() }
+func (b apiBackend) Status() api.Status { return b.n.Status() }
+func (b apiBackend) Peers() []api.Peer  { return b.n.Peers() }
+func (b apiBackend) Metrics() http.Handler {
+	return promhttp.HandlerFor(b.n.reg, promhttp.HandlerOpts{})
+}
+
+// Connect dials addr; an address that is not a peer's is a 400, a peer that cannot be reached
+// a 502.
+func (b apiBackend) Connect(ctx context.Context, addr string) (api.Peer, error) {
+	ai, err := b.n.Connect(ctx, addr)
+	if err != nil {
+		code := http.StatusBadGateway
+		if errors.Is(err, ErrNotStarted) {
+			code = http.StatusServiceUnavailable
+		} else if ai.ID == "" {
+			code = http.StatusBadRequest
 		}
-	})
+		return api.Peer{}, api.WithStatus(code, err)
+	}
+	p := api.Peer{ID: ai.ID.String(), Direction: "outbound"}
+	for _, pi := range b.n.Peers() {
+		if pi.ID == p.ID {
+			p = pi
+		}
+	}
+	return p, nil
 }
 
 // IDInfo is the node's ID and addresses, as GET /api/v1/id answers.
@@ -46,43 +60,6 @@ func (n *Node) IDInfo() api.ID {
 		id.Addrs = append(id.Addrs, a.String())
 	}
 	return id
-}
-
-func (n *Node) handleID(w http.ResponseWriter, r *http.Request) {
-	api.WriteJSON(w, http.StatusOK, n.IDInfo())
-}
-
-func (n *Node) handlePeers(w http.ResponseWriter, r *http.Request) {
-	ps := n.Peers()
-	if ps == nil {
-		ps = []api.Peer{}
-	}
-	api.WriteJSON(w, http.StatusOK, ps)
-}
-
-func (n *Node) handleConnect(w http.ResponseWriter, r *http.Request) {
-	var req api.ConnectRequest
-	if !api.ReadJSON(w, r, &req) {
-		return
-	}
-	ai, err := n.Connect(r.Context(), req.Addr)
-	if err != nil {
-		code := http.StatusBadGateway
-		if errors.Is(err, ErrNotStarted) {
-			code = http.StatusServiceUnavailable
-		} else if ai.ID == "" {
-			code = http.StatusBadRequest
-		}
-		api.WriteError(w, code, err)
-		return
-	}
-	p := api.Peer{ID: ai.ID.String(), Direction: "outbound"}
-	for _, pi := range n.Peers() {
-		if pi.ID == p.ID {
-			p = pi
-		}
-	}
-	api.WriteJSON(w, http.StatusOK, p)
 }
 
 // Status is the node's one-screen summary.
@@ -134,8 +111,4 @@ func (n *Node) Status() api.Status {
 		st.Uptime = time.Since(started).Round(time.Second).String()
 	}
 	return st
-}
-
-func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
-	api.WriteJSON(w, http.StatusOK, n.Status())
 }

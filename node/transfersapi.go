@@ -2,232 +2,112 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"path/filepath"
-	"strings"
-	"sync"
 	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"peer/node/api"
 	"peer/store"
-	"peer/store/unixfs"
-
-	"github.com/ipfs/go-cid"
 )
 
-// The endpoints of the daemon's transfers.
+// The API's calls into the daemon's transfers (api.Transfers).
 
-func (n *Node) transferRoutes() {
-	s := n.api
-	s.HandleFunc("GET "+api.PathTransfers, n.handleTransfers)
-	s.HandleFunc("POST "+api.PathTransfers, n.handleQueue)
-	s.HandleFunc("POST "+api.PathTransfers+"/{id}/{action}", n.handleTransferAction)
+// fetchOptions are the options of a fetch request, which the API's handler checked.
+func fetchOptions(req api.FetchRequest) FetchOptions {
+	return FetchOptions{Output: req.Output, Dir: req.Dir, Force: req.Force, Limit: req.Limit}
 }
 
-// fetchRequest checks a fetch request's CID and paths and turns it into fetch options.
-func fetchRequest(w http.ResponseWriter, r *http.Request) (req api.FetchRequest, opts FetchOptions, ok bool) {
-	if !api.ReadJSON(w, r, &req) {
-		return req, opts, false
+// Transfers lists the downloads and uploads.
+func (b apiBackend) Transfers() ([]api.Transfer, error) {
+	tm, err := b.n.transfers()
+	if err != nil {
+		return nil, apiErr(err)
 	}
-	for _, p := range []string{req.Output, req.Dir} {
-		if p != "" && !filepath.IsAbs(p) {
-			api.WriteError(w, http.StatusBadRequest, fmt.Errorf("path %q must be absolute", p))
-			return req, opts, false
-		}
-	}
-	if req.Limit < 0 {
-		api.WriteError(w, http.StatusBadRequest, errors.New("limit must not be negative (0 means no cap of its own)"))
-		return req, opts, false
-	}
-	return req, FetchOptions{Output: req.Output, Dir: req.Dir, Force: req.Force, Limit: req.Limit}, true
+	return tm.list(), nil
 }
 
-// handleQueue queues a fetch (or finds the one of the same file) and answers with the transfer.
-func (n *Node) handleQueue(w http.ResponseWriter, r *http.Request) {
-	req, opts, ok := fetchRequest(w, r)
-	if !ok {
-		return
-	}
-	root, ok := parseRoot(w, req.CID)
-	if !ok {
-		return
-	}
-	tm, err := n.transfers()
+// TransfersChanged is closed when a transfer's state next changes; nil (never ready) when the
+// node has no transfers.
+func (b apiBackend) TransfersChanged() <-chan struct{} {
+	tm, err := b.n.transfers()
 	if err != nil {
-		api.WriteError(w, statusOf(err), err)
-		return
+		return nil
 	}
-	t, _, err := tm.queue(root, opts)
+	return tm.changes()
+}
+
+// Queue queues a fetch (or finds the one of the same file).
+func (b apiBackend) Queue(root cid.Cid, req api.FetchRequest) (api.Transfer, bool, error) {
+	tm, err := b.n.transfers()
 	if err != nil {
-		api.WriteError(w, statusOf(err), err)
-		return
+		return api.Transfer{}, false, apiErr(err)
+	}
+	t, attached, err := tm.queue(root, fetchOptions(req))
+	if err != nil {
+		return api.Transfer{}, false, apiErr(err)
 	}
 	tm.mu.Lock()
 	v := tm.viewLocked(t)
 	tm.mu.Unlock()
-	api.WriteJSON(w, http.StatusOK, v)
+	return v, attached, nil
 }
 
-func (n *Node) handleTransferAction(w http.ResponseWriter, r *http.Request) {
-	id, action := r.PathValue("id"), r.PathValue("action")
-	var req api.CancelRequest
-	if action == "cancel" && r.ContentLength != 0 && !api.ReadJSON(w, r, &req) {
-		return
-	}
-	tm, err := n.transfers()
+// TransferAction pauses, resumes, cancels or moves to the front one transfer.
+func (b apiBackend) TransferAction(ctx context.Context, id, action string, keep bool) (api.Transfer, error) {
+	tm, err := b.n.transfers()
 	if err != nil {
-		api.WriteError(w, statusOf(err), err)
-		return
+		return api.Transfer{}, apiErr(err)
 	}
 	switch action {
 	case "pause":
-		err = tm.pause(r.Context(), id)
+		err = tm.pause(ctx, id)
 	case "resume":
 		err = tm.resume(id)
 	case "cancel":
-		err = tm.cancelTransfer(r.Context(), id, req.Keep)
+		err = tm.cancelTransfer(ctx, id, keep)
 	case "top":
 		err = tm.top(id)
 	default:
-		api.WriteError(w, http.StatusNotFound, fmt.Errorf("no action %q: want pause, resume, cancel or top", action))
-		return
+		err = api.WithStatus(http.StatusNotFound, fmt.Errorf("no action %q: want pause, resume, cancel or top", action))
 	}
 	if err != nil {
-		api.WriteError(w, statusOf(err), err)
-		return
+		return api.Transfer{}, apiErr(err)
 	}
 	t, err := tm.get(id)
 	if err != nil {
-		api.WriteError(w, statusOf(err), err)
-		return
+		return api.Transfer{}, apiErr(err)
 	}
 	tm.mu.Lock()
 	v := tm.viewLocked(t)
 	tm.mu.Unlock()
-	api.WriteJSON(w, http.StatusOK, v)
+	return v, nil
 }
 
-// handleTransfers lists the transfers, or with ?follow=1 streams them as server-sent events:
-// every one first, then each one that changed (its state at once, its figures at most four
-// times a second).
-func (n *Node) handleTransfers(w http.ResponseWriter, r *http.Request) {
-	tm, err := n.transfers()
+// WatchFetch sends the progress of transfer id, at most four times a second, then how it ended.
+// When ctx ends first, a transfer the watcher queued (not attached) is canceled, keeping what was
+// received, unless the node is stopping.
+func (b apiBackend) WatchFetch(ctx context.Context, id string, attached bool, send func(api.FetchEvent)) {
+	tm, err := b.n.transfers()
 	if err != nil {
-		api.WriteError(w, statusOf(err), err)
+		send(api.FetchEvent{Type: "error", Error: err.Error()})
 		return
 	}
-	if follow := r.URL.Query().Get("follow"); follow != "1" && !strings.EqualFold(follow, "true") {
-		api.WriteJSON(w, http.StatusOK, tm.list())
-		return
-	}
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		api.WriteError(w, http.StatusInternalServerError, errors.New("streaming is not supported here"))
-		return
-	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	fl.Flush()
-	sent := map[string]string{} // ID → the JSON last sent
-	keepalive := time.NewTicker(15 * time.Second)
-	defer keepalive.Stop()
-	for {
-		changed := tm.changes()
-		for _, t := range tm.list() {
-			b, err := json.Marshal(t)
-			if err != nil || sent[t.ID] == string(b) {
-				continue
-			}
-			sent[t.ID] = string(b)
-			if _, err := fmt.Fprintf(w, "event: transfer\ndata: %s\n\n", b); err != nil {
-				return
-			}
-		}
-		fl.Flush()
-		select {
-		case <-r.Context().Done():
-			return
-		case <-keepalive.C:
-			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
-				return
-			}
-		case <-changed:
-		case <-time.After(time.Second): // uploads change without telling
-		}
-		// Figures change many times a second: look at most four times a second.
-		select {
-		case <-r.Context().Done():
-			return
-		case <-time.After(waitTick):
-		}
-	}
-}
-
-// handleFetch queues a fetch, or attaches to the transfer of the same file, and streams its
-// progress as NDJSON: a "queued" line naming the transfer, progress lines at most four a second,
-// then one "done" or "error" line when it ends (paused or canceled is an error for this request).
-// A client that goes away cancels the transfer it queued, keeping what was received (a later
-// request resumes it); one it attached to goes on.
-func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
-	req, opts, ok := fetchRequest(w, r)
-	if !ok {
-		return
-	}
-	root, names, err := unixfs.ParsePath(req.CID) // a CID, or a path into a folder
-	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, err)
-		return
-	}
-	if len(names) > 0 {
-		// A path into a folder is fetched by this request itself, not queued.
-		opts.Path = names
-		n.fetchHere(w, r, root, opts)
-		return
-	}
-	tm, err := n.transfers()
-	if err != nil {
-		api.WriteError(w, statusOf(err), err)
-		return
-	}
-	t, attached, err := tm.queue(root, opts)
-	if err != nil {
-		api.WriteError(w, statusOf(err), err)
-		return
-	}
-	fl, _ := w.(http.Flusher)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	var mu sync.Mutex
-	enc := json.NewEncoder(w)
-	send := func(ev api.FetchEvent) {
-		mu.Lock()
-		defer mu.Unlock()
-		ev.Transfer = t.ID
-		_ = enc.Encode(ev)
-		if fl != nil {
-			fl.Flush()
-		}
-	}
-	send(api.FetchEvent{Type: "queued", State: string(t.State)})
 	var last FetchProgress
 	sentAny := false
 	for {
 		changed := tm.changes()
-		cur, err := tm.get(t.ID)
+		cur, err := tm.get(id)
 		if err != nil { // dropped from the list: long finished
 			send(api.FetchEvent{Type: "error", Error: err.Error()})
 			return
 		}
 		tm.mu.Lock()
-		lt := tm.running[t.ID]
+		lt := tm.running[id]
 		if lt == nil && !cur.State.Active() {
-			lt = tm.ended[t.ID]
+			lt = tm.ended[id]
 		}
 		var p FetchProgress
 		var final *liveTransfer
@@ -249,10 +129,10 @@ func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		select {
-		case <-r.Context().Done():
-			if !attached && !n.stopping() {
-				if err := tm.cancelTransfer(context.Background(), t.ID, true); err != nil && !errors.Is(err, ErrTransferState) {
-					logger().Warn("canceling a transfer its client left", "id", t.ID, "err", err)
+		case <-ctx.Done():
+			if !attached && !b.n.stopping() {
+				if err := tm.cancelTransfer(context.Background(), id, true); err != nil && !errors.Is(err, ErrTransferState) {
+					logger().Warn("canceling a transfer its client left", "id", id, "err", err)
 				}
 			}
 			return
@@ -260,20 +140,25 @@ func (n *Node) handleFetch(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(time.Second):
 		}
 		select {
-		case <-r.Context().Done():
+		case <-ctx.Done():
 		case <-time.After(waitTick):
 		}
 	}
+}
+
+// fetchDone is the "done" line of a fetch.
+func fetchDone(res FetchResult) api.FetchEvent {
+	f := APIFile(res.File)
+	return api.FetchEvent{Type: "done", File: &f, Path: res.Path,
+		Received: res.Stats.Received, Duplicates: res.Stats.DuplicateBytes, Peers: res.Stats.Sources(),
+		BadBlocks: res.Stats.BadBlocks, Duration: res.Stats.Duration, Resumed: int64(res.Resumed)}
 }
 
 // fetchEnd is the last line of a fetch request: how its transfer ended.
 func fetchEnd(t store.Transfer, lt *liveTransfer) api.FetchEvent {
 	switch {
 	case t.State == store.TransferDone && lt != nil && lt.err == nil:
-		res := lt.result
-		return api.FetchEvent{Type: "done", File: &res.File, Path: res.Path,
-			Received: res.Stats.Received, Duplicates: res.Stats.DuplicateBytes, Peers: res.Stats.Sources(),
-			BadBlocks: res.Stats.BadBlocks, Duration: res.Stats.Duration, Resumed: int64(res.Resumed)}
+		return fetchDone(lt.result)
 	case t.State == store.TransferPaused:
 		return api.FetchEvent{Type: "error", Error: fmt.Sprintf("transfer %s was paused (`peer transfers resume %s` goes on)", t.ID, t.ID)}
 	case t.State == store.TransferCanceled:
@@ -286,52 +171,15 @@ func fetchEnd(t store.Transfer, lt *liveTransfer) api.FetchEvent {
 	return api.FetchEvent{Type: "error", Error: fmt.Sprintf("transfer %s is %s", t.ID, t.State)}
 }
 
-// fetchHere runs a fetch within the request and streams its progress as NDJSON: progress lines
-// at most four a second, then one "done" or "error" line. A client that goes away stops the
-// fetch, which a later request resumes.
-func (n *Node) fetchHere(w http.ResponseWriter, r *http.Request, root cid.Cid, opts FetchOptions) {
-	fl, _ := w.(http.Flusher)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	var mu sync.Mutex // progress comes from the transfer's goroutine
-	enc := json.NewEncoder(w)
-	send := func(ev api.FetchEvent) {
-		mu.Lock()
-		defer mu.Unlock()
-		_ = enc.Encode(ev)
-		if fl != nil {
-			fl.Flush()
-		}
-	}
-	var last time.Time            // guarded by mu
-	var unsent *api.FetchProgress // the latest progress, when it was not sent; guarded by mu
-	opts.Progress = func(p FetchProgress) {
-		fp := progressOf(p)
-		mu.Lock()
-		due := time.Since(last) >= 250*time.Millisecond
-		if due {
-			last, unsent = time.Now(), nil
-		} else {
-			unsent = &fp
-		}
-		mu.Unlock()
-		if due {
-			send(api.FetchEvent{Type: "progress", Progress: &fp})
-		}
-	}
-	res, err := n.Fetch(r.Context(), root, opts)
-	mu.Lock()
-	final := unsent
-	mu.Unlock()
-	if final != nil { // the last figures, so that a client shows where the fetch ended
-		send(api.FetchEvent{Type: "progress", Progress: final})
-	}
+// FetchPath fetches the entry at names under the folder root within the call. Stopped by ctx,
+// the fetch resumes at a later request.
+func (b apiBackend) FetchPath(ctx context.Context, root cid.Cid, names []string, req api.FetchRequest, progress func(api.FetchProgress)) (api.FetchEvent, error) {
+	opts := fetchOptions(req)
+	opts.Path = names
+	opts.Progress = func(p FetchProgress) { progress(progressOf(p)) }
+	res, err := b.n.Fetch(ctx, root, opts)
 	if err != nil {
-		send(api.FetchEvent{Type: "error", Error: err.Error()})
-		return
+		return api.FetchEvent{}, err
 	}
-	send(api.FetchEvent{Type: "done", File: &res.File, Path: res.Path,
-		Received: res.Stats.Received, Duplicates: res.Stats.DuplicateBytes, Peers: res.Stats.Sources(),
-		BadBlocks: res.Stats.BadBlocks, Duration: res.Stats.Duration, Resumed: int64(res.Resumed)})
+	return fetchDone(res), nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"peer/internal/config"
+	"peer/node"
+	"peer/node/api"
 	"peer/store"
 	"peer/store/unixfs"
 )
@@ -159,12 +161,13 @@ and nothing of it is kept. Works offline and through the daemon.`,
 			if err != nil {
 				return err
 			}
-			var res store.ImportResult
+			var res api.ImportResult
 			if d != nil {
 				res, err = d.Import(cmd.Context(), r)
 			} else {
 				err = app.withStore(func(s *store.Store) (err error) {
-					res, err = s.ImportCAR(cmd.Context(), r)
+					sr, err := s.ImportCAR(cmd.Context(), r)
+					res = node.APIImportResult(sr)
 					return err
 				})
 			}
@@ -173,7 +176,7 @@ and nothing of it is kept. Works offline and through the daemon.`,
 			}
 			if asJSON {
 				if res.Roots == nil {
-					res.Roots = []store.ImportedRoot{}
+					res.Roots = []api.ImportedRoot{}
 				}
 				if err := writeJSON(app.Out, res); err != nil {
 					return err
@@ -191,13 +194,13 @@ and nothing of it is kept. Works offline and through the daemon.`,
 	return cmd
 }
 
-func printImport(w io.Writer, label string, res store.ImportResult) {
+func printImport(w io.Writer, label string, res api.ImportResult) {
 	fmt.Fprintf(w, "imported %d blocks (%s, %d new) from %s\n", res.Blocks, config.FormatSize(res.Bytes), res.New, label)
 	for _, r := range res.Roots {
 		switch r.State {
-		case store.RootAdded:
+		case api.RootAdded:
 			fmt.Fprintf(w, "added %s (%s)\n", r.CID, config.FormatSize(r.Size))
-		case store.RootHeld:
+		case api.RootHeld:
 			fmt.Fprintf(w, "held %s (already held)\n", r.CID)
 		default:
 			fmt.Fprintf(w, "incomplete %s: block %s is missing\n", r.CID, r.Missing)

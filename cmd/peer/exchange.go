@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"peer/internal/config"
+	"peer/node"
 	"peer/node/api"
 	"peer/store"
 )
@@ -120,7 +121,7 @@ withdraws the whole folder; share it again to offer the new version.`,
 			if err != nil {
 				return err
 			}
-			var files []store.File
+			var files []api.File
 			for _, p := range args {
 				abs, err := filepath.Abs(p)
 				if err != nil {
@@ -293,7 +294,7 @@ func fetchProgress(app *App, asJSON bool) func(api.FetchEvent) {
 
 // searchCatalog asks the running daemon, or with none reads the catalog the repo's event log
 // holds: what was heard while a daemon last ran, within the config's catalog_ttl.
-func searchCatalog(ctx context.Context, app *App, term string) ([]store.Offer, error) {
+func searchCatalog(ctx context.Context, app *App, term string) ([]api.Offer, error) {
 	c, err := app.daemon(ctx)
 	if err != nil {
 		return nil, err
@@ -305,9 +306,9 @@ func searchCatalog(ctx context.Context, app *App, term string) ([]store.Offer, e
 	if err != nil {
 		return nil, err
 	}
-	var offers []store.Offer
+	var offers []api.Offer
 	err = app.withStore(func(s *store.Store) error {
-		offers = s.Search(term, time.Duration(cfg.CatalogTTL))
+		offers = node.APIOffers(s.Search(term, time.Duration(cfg.CatalogTTL)))
 		return nil
 	})
 	return offers, err
@@ -334,7 +335,7 @@ the repo: what the node heard while it last ran.`,
 			}
 			if asJSON {
 				if offers == nil {
-					offers = []store.Offer{}
+					offers = []api.Offer{}
 				}
 				return writeJSON(app.Out, offers)
 			}
@@ -351,7 +352,7 @@ the repo: what the node heard while it last ran.`,
 
 // printOffers writes the search table: sizes in units, columns aligned whatever the names'
 // characters.
-func printOffers(w io.Writer, offers []store.Offer, now time.Time) error {
+func printOffers(w io.Writer, offers []api.Offer, now time.Time) error {
 	t := newTable(w, "NAME", "SIZE", "CID", "PEERS", "LAST SEEN")
 	for _, o := range offers {
 		t.row(offerName(o), config.FormatSize(o.Size), o.CID, strconv.Itoa(len(o.Providers)), now.Sub(o.LastSeen).Round(time.Second).String()+" ago")
@@ -360,7 +361,7 @@ func printOffers(w io.Writer, offers []store.Offer, now time.Time) error {
 }
 
 // offerName shows a folder as "name/ (N files)".
-func offerName(o store.Offer) string {
+func offerName(o api.Offer) string {
 	if !o.Dir {
 		return o.Name
 	}

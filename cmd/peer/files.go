@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"peer/internal/config"
+	"peer/node"
 	"peer/node/api"
 	"peer/store"
 	"peer/store/unixfs"
@@ -273,7 +274,7 @@ func addTree(ctx context.Context, app *App, s *store.Store, path string, opts st
 	if err != nil {
 		return addResult{}, fmt.Errorf("adding %s: %w", path, err)
 	}
-	return fileResult(f), nil
+	return fileResult(node.APIFile(f)), nil
 }
 
 // addTreeThroughDaemon has the daemon, which runs on this machine, import a folder by path.
@@ -289,7 +290,7 @@ func addTreeThroughDaemon(ctx context.Context, d *api.Client, path string, opts 
 	return fileResult(f), nil
 }
 
-func fileResult(f store.File) addResult {
+func fileResult(f api.File) addResult {
 	return addResult{CID: f.CID, Name: f.Name, Size: f.Size, Dir: f.Dir, Files: f.Files}
 }
 
@@ -362,7 +363,7 @@ func addThroughDaemon(ctx context.Context, app *App, d *api.Client, in addInput,
 		return addResult{}, fmt.Errorf("adding %s: %w", in.label, err)
 	}
 	defer resp.Body.Close()
-	var file store.File
+	var file api.File
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&file); err != nil {
 		return addResult{}, fmt.Errorf("adding %s: reading the answer: %w", in.label, err)
 	}
@@ -463,7 +464,7 @@ func newLsCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var files []store.File
+			var files []api.File
 			switch {
 			case d != nil && at != "":
 				files, err = d.LsAt(cmd.Context(), t)
@@ -472,10 +473,11 @@ func newLsCmd(app *App) *cobra.Command {
 			default:
 				err = app.withStore(func(s *store.Store) (err error) {
 					if at == "" {
-						files = s.Files()
+						files = node.APIFiles(s.Files())
 						return nil
 					}
-					files, err = s.FilesAt(t)
+					fs, err := s.FilesAt(t)
+					files = node.APIFiles(fs)
 					return err
 				})
 			}
@@ -500,7 +502,7 @@ func lsDir(ctx context.Context, app *App, path string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	var es []store.Entry
+	var es []api.Entry
 	if d != nil {
 		es, err = d.LsDir(ctx, path)
 	} else {
@@ -509,7 +511,8 @@ func lsDir(ctx context.Context, app *App, path string, asJSON bool) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
-			es, err = s.ListDir(ctx, c)
+			ses, err := s.ListDir(ctx, c)
+			es = node.APIEntries(ses)
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
@@ -521,7 +524,7 @@ func lsDir(ctx context.Context, app *App, path string, asJSON bool) error {
 	}
 	if asJSON {
 		if es == nil {
-			es = []store.Entry{}
+			es = []api.Entry{}
 		}
 		return writeJSON(app.Out, es)
 	}
@@ -549,17 +552,17 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2026-01-02T15:04:05Z), a date, or a duration ago (90m, 7d)", s)
 }
 
-func printFiles(w io.Writer, files []store.File, asJSON bool) error {
+func printFiles(w io.Writer, files []api.File, asJSON bool) error {
 	if asJSON {
 		if files == nil {
-			files = []store.File{}
+			files = []api.File{}
 		}
 		return writeJSON(w, files)
 	}
 	t := newTable(w, "CID", "SIZE", "STATE", "NAME", "PATH")
 	for _, f := range files {
 		state := string(f.State)
-		if f.State == store.Partial && f.Size > 0 {
+		if f.State == api.FilePartial && f.Size > 0 {
 			state = fmt.Sprintf("partial %d%%", f.Have*100/f.Size)
 		}
 		if f.Pinned {
@@ -570,7 +573,7 @@ func printFiles(w io.Writer, files []store.File, asJSON bool) error {
 			name = fmt.Sprintf("%s/ (%d files)", name, f.Files)
 		}
 		path := f.Path // a referenced file, or where a fetch writes (its partial file until complete)
-		if f.State == store.Partial && f.Part != "" {
+		if f.State == api.FilePartial && f.Part != "" {
 			path = f.Part
 		}
 		t.row(f.CID, config.FormatSize(f.Size), state, name, path)
@@ -639,12 +642,13 @@ func newGCCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var res store.GCResult
+			var res api.GCResult
 			if d != nil {
 				res, err = d.GC(cmd.Context())
 			} else {
 				err = app.withStore(func(s *store.Store) (err error) {
-					res, err = s.GC(cmd.Context())
+					sr, err := s.GC(cmd.Context())
+					res = node.APIGCResult(sr)
 					return err
 				})
 			}
@@ -669,7 +673,7 @@ func newEventsCmd(app *App) *cobra.Command {
 		Short: "show the event log: the history of what this node held",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			show := func(e store.Event) error { return printEvent(app.Out, e, asJSON) }
+			show := func(e api.Event) error { return printEvent(app.Out, e, asJSON) }
 			d, err := app.daemon(cmd.Context())
 			if err != nil {
 				return err
@@ -696,7 +700,9 @@ func newEventsCmd(app *App) *cobra.Command {
 				}
 				return nil
 			}
-			return app.withStore(func(s *store.Store) error { return s.Events(0, show) })
+			return app.withStore(func(s *store.Store) error {
+				return s.Events(0, func(e store.Event) error { return show(node.APIEvent(e)) })
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
@@ -704,7 +710,7 @@ func newEventsCmd(app *App) *cobra.Command {
 	return cmd
 }
 
-func printEvent(w io.Writer, e store.Event, asJSON bool) error {
+func printEvent(w io.Writer, e api.Event, asJSON bool) error {
 	if asJSON {
 		b, err := json.Marshal(e)
 		if err != nil {

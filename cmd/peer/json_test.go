@@ -12,7 +12,7 @@ import (
 	"github.com/mattn/go-runewidth"
 	"github.com/stretchr/testify/require"
 
-	"peer/store"
+	"peer/node/api"
 )
 
 func decodeLines(t *testing.T, out string) []map[string]any {
@@ -145,7 +145,7 @@ func TestAddStandardInput(t *testing.T) {
 // ls and search give sizes in units, and a name in wide characters keeps the columns aligned.
 func TestTablesShowUnitsAndAlignWideNames(t *testing.T) {
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	offers := []store.Offer{
+	offers := []api.Offer{
 		{CID: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", Name: "日本語のファイル.txt", Size: 1_500_000, Providers: []string{"a"}, LastSeen: now.Add(-3 * time.Second)},
 		{CID: "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq", Name: "notes.txt", Size: 5, Providers: []string{"a", "b"}, LastSeen: now.Add(-time.Minute)},
 		{CID: "bafkreigiuxcwe6qgyk6yhbtubhttlbmoyrjgrz4vwwegt7ykc2iekvpx5e", Name: "émoji 🎉.bin", Size: 73_400_320, Providers: []string{"a"}, LastSeen: now},
@@ -168,14 +168,14 @@ func TestTablesShowUnitsAndAlignWideNames(t *testing.T) {
 	require.Contains(t, lines[3], "70 MiB")
 	require.Contains(t, lines[1], "3s ago")
 	b.Reset()
-	require.NoError(t, printOffers(&b, []store.Offer{{CID: "c", Name: "album", Dir: true, Files: 120, Providers: []string{"a"}, LastSeen: now}, {CID: "d", Name: "solo", Dir: true, Files: 1, Providers: []string{"a"}, LastSeen: now}}, now))
+	require.NoError(t, printOffers(&b, []api.Offer{{CID: "c", Name: "album", Dir: true, Files: 120, Providers: []string{"a"}, LastSeen: now}, {CID: "d", Name: "solo", Dir: true, Files: 1, Providers: []string{"a"}, LastSeen: now}}, now))
 	require.Contains(t, b.String(), "album/ (120 files)")
 	require.Contains(t, b.String(), "solo/ (1 file)")
 
 	b.Reset()
-	files := []store.File{
-		{CID: offers[0].CID, Name: "日本語", Size: 1_500_000, State: store.Complete},
-		{CID: offers[1].CID, Name: "b", Size: 2_000_000, Have: 500_000, State: store.Partial},
+	files := []api.File{
+		{CID: offers[0].CID, Name: "日本語", Size: 1_500_000, State: api.FileComplete},
+		{CID: offers[1].CID, Name: "b", Size: 2_000_000, Have: 500_000, State: api.FilePartial},
 	}
 	require.NoError(t, printFiles(&b, files, false))
 	lines = strings.Split(strings.TrimRight(b.String(), "\n"), "\n")

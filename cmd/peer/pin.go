@@ -5,6 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"peer/node"
+	"peer/node/api"
 	"peer/store"
 )
 
@@ -37,7 +39,7 @@ func pinCmd(app *App, pin bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var f store.File
+			var f api.File
 			switch {
 			case d != nil && pin:
 				f, err = d.Pin(cmd.Context(), c.String())
@@ -45,11 +47,13 @@ func pinCmd(app *App, pin bool) *cobra.Command {
 				f, err = d.Unpin(cmd.Context(), c.String())
 			default:
 				err = app.withStore(func(s *store.Store) (err error) {
+					var sf store.File
 					if pin {
-						f, err = s.Pin(c)
+						sf, err = s.Pin(c)
 					} else {
-						f, err = s.Unpin(c)
+						sf, err = s.Unpin(c)
 					}
+					f = node.APIFile(sf)
 					return err
 				})
 			}

@@ -279,7 +279,7 @@ func TestMaxFetchesOneRunsTransfersInTurn(t *testing.T) {
 	require.NoError(t, err)
 	var order []string
 	for _, e := range evs {
-		if e.Transfer != "" && (e.Type == store.FetchStarted || e.Type == store.FetchCompleted) {
+		if e.Transfer != "" && (e.Type == string(store.FetchStarted) || e.Type == string(store.FetchCompleted)) {
 			order = append(order, string(e.Type)+" "+e.Transfer)
 		}
 	}

@@ -9,8 +9,6 @@ import (
 	"net/http"
 
 	"github.com/ipfs/go-cid"
-
-	"peer/store"
 )
 
 // Paths of the CAR endpoints.
@@ -51,8 +49,8 @@ func (r *exportReader) Close() error { return r.body.Close() }
 
 // Import streams a CAR to the daemon, which verifies and stores its blocks and records its
 // complete roots.
-func (c *Client) Import(ctx context.Context, car io.Reader) (store.ImportResult, error) {
-	var res store.ImportResult
+func (c *Client) Import(ctx context.Context, car io.Reader) (ImportResult, error) {
+	var res ImportResult
 	resp, err := c.Request(ctx, http.MethodPost, PathImport, car, ContentTypeCAR)
 	if err != nil {
 		return res, err

@@ -19,7 +19,6 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"peer/internal/fsys"
-	"peer/store"
 )
 
 // ErrNoDaemon means no daemon runs on the repo (or its address file is stale): start one with
@@ -181,20 +180,20 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 }
 
 // Add streams r to the daemon, which imports it as name.
-func (c *Client) Add(ctx context.Context, r io.Reader, name string) (store.File, error) {
+func (c *Client) Add(ctx context.Context, r io.Reader, name string) (File, error) {
 	resp, err := c.Request(ctx, http.MethodPost, PathAdd+"?name="+url.QueryEscape(name), r, "application/octet-stream")
 	if err != nil {
-		return store.File{}, err
+		return File{}, err
 	}
 	defer resp.Body.Close()
-	var f store.File
+	var f File
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&f); err != nil {
 		return f, fmt.Errorf("reading answer of add: %w", err)
 	}
 	return f, fillRoot(&f)
 }
 
-func fillRoot(f *store.File) error {
+func fillRoot(f *File) error {
 	if f.CID == "" {
 		return nil
 	}
@@ -207,8 +206,8 @@ func fillRoot(f *store.File) error {
 }
 
 // Ls lists the files the node holds.
-func (c *Client) Ls(ctx context.Context) ([]store.File, error) {
-	var fs []store.File
+func (c *Client) Ls(ctx context.Context) ([]File, error) {
+	var fs []File
 	if err := c.Call(ctx, http.MethodGet, PathLs, nil, &fs); err != nil {
 		return nil, err
 	}
@@ -221,8 +220,8 @@ func (c *Client) Ls(ctx context.Context) ([]store.File, error) {
 }
 
 // AddPath has the daemon import the folder or file at req.Path (absolute) itself.
-func (c *Client) AddPath(ctx context.Context, req AddPathRequest) (store.File, error) {
-	var f store.File
+func (c *Client) AddPath(ctx context.Context, req AddPathRequest) (File, error) {
+	var f File
 	if err := c.Call(ctx, http.MethodPost, PathAddPath, req, &f); err != nil {
 		return f, err
 	}
@@ -230,8 +229,8 @@ func (c *Client) AddPath(ctx context.Context, req AddPathRequest) (store.File, e
 }
 
 // LsDir lists the entries of the folder an IPFS path (CID/sub/dir or /ipfs/CID/...) names.
-func (c *Client) LsDir(ctx context.Context, path string) ([]store.Entry, error) {
-	var es []store.Entry
+func (c *Client) LsDir(ctx context.Context, path string) ([]Entry, error) {
+	var es []Entry
 	err := c.Call(ctx, http.MethodGet, PathLs+"?path="+url.QueryEscape(path), nil, &es)
 	return es, err
 }
@@ -291,8 +290,8 @@ func (r *catReader) Read(p []byte) (int, error) {
 func (r *catReader) Close() error { return r.body.Close() }
 
 // Events returns the events with Seq >= from.
-func (c *Client) Events(ctx context.Context, from uint64) ([]store.Event, error) {
-	var evs []store.Event
+func (c *Client) Events(ctx context.Context, from uint64) ([]Event, error) {
+	var evs []Event
 	err := c.Call(ctx, http.MethodGet, PathEvents+"?from="+strconv.FormatUint(from, 10), nil, &evs)
 	return evs, err
 }
@@ -301,7 +300,7 @@ func (c *Client) Events(ctx context.Context, from uint64) ([]store.Event, error)
 // recorded, until ctx ends (it then returns ctx's error), fn fails, or the daemon stops (an
 // error: the stream ended). The daemon never skips an event; if it cannot go on it ends the
 // stream with an error, which FollowEvents returns. fn is called from the calling goroutine.
-func (c *Client) FollowEvents(ctx context.Context, from uint64, fn func(store.Event) error) error {
+func (c *Client) FollowEvents(ctx context.Context, from uint64, fn func(Event) error) error {
 	resp, err := c.Request(ctx, http.MethodGet, PathEvents+"?follow=1&from="+strconv.FormatUint(from, 10), nil, "")
 	if err != nil {
 		return err
@@ -316,7 +315,7 @@ func (c *Client) FollowEvents(ctx context.Context, from uint64, fn func(store.Ev
 			}
 			return errors.New(e.Error)
 		}
-		var e store.Event
+		var e Event
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fmt.Errorf("decoding event: %w", err)
 		}

@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-
-	"peer/store"
 )
 
 // Paths of the endpoints that share, fetch and search.
@@ -65,7 +63,7 @@ type FetchEvent struct {
 	// State is the transfer's state when the request queued or found it ("queued" line).
 	State    string         `json:"state,omitempty"`
 	Progress *FetchProgress `json:"progress,omitempty"`
-	File     *store.File    `json:"file,omitempty"`
+	File     *File          `json:"file,omitempty"`
 	Path     string         `json:"path,omitempty"`
 	Error    string         `json:"error,omitempty"`
 	// Summary of a finished fetch.
@@ -84,8 +82,8 @@ type RmRequest struct {
 }
 
 // Share asks the daemon to share the file or folder at path (absolute, on the daemon's machine).
-func (c *Client) Share(ctx context.Context, req ShareRequest) (store.File, error) {
-	var f store.File
+func (c *Client) Share(ctx context.Context, req ShareRequest) (File, error) {
+	var f File
 	if err := c.Call(ctx, http.MethodPost, PathShare, req, &f); err != nil {
 		return f, err
 	}
@@ -130,8 +128,8 @@ func (c *Client) Fetch(ctx context.Context, req FetchRequest, fn func(FetchEvent
 }
 
 // Search lists what the network announced matching term.
-func (c *Client) Search(ctx context.Context, term string) ([]store.Offer, error) {
-	var out []store.Offer
+func (c *Client) Search(ctx context.Context, term string) ([]Offer, error) {
+	var out []Offer
 	err := c.Call(ctx, http.MethodGet, PathSearch+"?q="+url.QueryEscape(term), nil, &out)
 	return out, err
 }
@@ -142,15 +140,15 @@ func (c *Client) Remove(ctx context.Context, cid string) error {
 }
 
 // GC reclaims blocks no held file needs.
-func (c *Client) GC(ctx context.Context) (store.GCResult, error) {
-	var res store.GCResult
+func (c *Client) GC(ctx context.Context) (GCResult, error) {
+	var res GCResult
 	err := c.Call(ctx, http.MethodPost, PathGC, nil, &res)
 	return res, err
 }
 
 // LsAt lists the files held at time t.
-func (c *Client) LsAt(ctx context.Context, t time.Time) ([]store.File, error) {
-	var fs []store.File
+func (c *Client) LsAt(ctx context.Context, t time.Time) ([]File, error) {
+	var fs []File
 	if err := c.Call(ctx, http.MethodGet, PathLs+"?at="+url.QueryEscape(t.Format(time.RFC3339Nano)), nil, &fs); err != nil {
 		return nil, err
 	}

@@ -3,8 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-
-	"peer/store"
 )
 
 // Paths of the endpoints that pin and unpin.
@@ -19,17 +17,17 @@ type PinRequest struct {
 }
 
 // Pin pins a held file, so that rm refuses it, and returns it.
-func (c *Client) Pin(ctx context.Context, cid string) (store.File, error) {
+func (c *Client) Pin(ctx context.Context, cid string) (File, error) {
 	return c.pinCall(ctx, PathPin, cid)
 }
 
 // Unpin lifts a file's pin and returns it.
-func (c *Client) Unpin(ctx context.Context, cid string) (store.File, error) {
+func (c *Client) Unpin(ctx context.Context, cid string) (File, error) {
 	return c.pinCall(ctx, PathUnpin, cid)
 }
 
-func (c *Client) pinCall(ctx context.Context, path, cid string) (store.File, error) {
-	var f store.File
+func (c *Client) pinCall(ctx context.Context, path, cid string) (File, error) {
+	var f File
 	if err := c.Call(ctx, http.MethodPost, path, PinRequest{CID: cid}, &f); err != nil {
 		return f, err
 	}

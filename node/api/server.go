@@ -42,17 +42,20 @@ type Config struct {
 	AllowRemote bool
 	// MaxBody caps request bodies on routes registered with Handle. Default DefaultMaxBody.
 	MaxBody int64
-	// Logger receives the server's logs. Default slog.Default().
+	// Logger receives the server's logs. Default slog.Default(), looked up on each use by the
+	// handlers of Routes (so that a later slog.SetDefault applies), with pkg=api.
 	Logger *slog.Logger
 }
 
 // Server is the HTTP gateway. New builds it, handlers are registered with Handle before or after
 // Start, Start listens and writes the address file, Close shuts down and removes it.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	mux   *http.ServeMux
-	token []byte
+	cfg Config
+	log *slog.Logger
+	// userLog is Config.Logger as given (nil: the default, looked up on each use).
+	userLog *slog.Logger
+	mux     *http.ServeMux
+	token   []byte
 
 	pathMu sync.Mutex
 	paths  map[string]bool // paths that have a JSON 405 fallback
@@ -79,6 +82,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	userLog := cfg.Logger
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -89,7 +93,7 @@ func New(cfg Config) (*Server, error) {
 	if !isLoopback(host) && !cfg.AllowRemote {
 		return nil, fmt.Errorf("api address %s is not loopback: anyone who can reach it and holds the token controls the node; pass --api-allow-remote to allow it", cfg.Addr)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), paths: map[string]bool{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, userLog: userLog, mux: http.NewServeMux(), paths: map[string]bool{}}
 	s.mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
