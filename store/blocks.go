@@ -34,10 +34,10 @@ func blockKey(c cid.Cid) string {
 	return c.String()
 }
 
-// Blocks is the block repo, the blocks the node owns: one file per block under blocks/XX/KEY,
-// where XX is two characters near the end of the key (the start of a CID string is the same for
-// every block). Files are written to a temporary name and renamed, so a block file is either
-// whole or absent. Writes are not synced one by one: put starts each file's write-back and
+// Blocks is the block repo, the blocks the node owns: the small blocks of folder imports packed
+// together (pack.go), every other in a file of its own under blocks/XX/KEY, where XX is two
+// characters near the end of the key (the start of a CID string is the same for every block).
+// Files are written to a temporary name and renamed, so a block file is either whole or absent. Writes are not synced one by one: put starts each file's write-back and
 // remembers it, and sync (which the store calls before an event says the blocks exist) waits for
 // all of them at once. It knows nothing of files or events; its methods are safe for concurrent
 // use.

@@ -43,7 +43,8 @@ func logger() *slog.Logger { return slog.Default().With("pkg", "store") }
 // It composes four parts, each with one job and its own locks, and its methods are safe for
 // concurrent use:
 //
-//   - Blocks, the block repo (blocks.go): the blocks the node owns, one file each;
+//   - Blocks, the block repo (blocks.go, pack.go): the blocks the node owns, a file each or,
+//     the small blocks of a folder import, packed together;
 //   - Journal, the event log and the projections folded from it (this file, index.go,
 //     catalog.go, transfers.go): the index of held files, the network catalog, the transfer list;
 //   - Refs, files referenced in place and what is served (refs.go, sharedir.go, verify.go,
