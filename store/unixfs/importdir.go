@@ -51,8 +51,9 @@ type TreeResult struct {
 // Blocks go to put as Import gives them, each directory's node after
 // everything under it, the root last. put is called from several goroutines
 // at once: files no larger than a chunk are imported up to 8 at a time, since
-// storing many small blocks is bound by file-system latency; larger files
-// one at a time, each hashed on opts.Workers goroutines. Only the entries of
+// opening, reading and storing many small files is bound by file-system
+// latency; larger files one at a time after a folder's small ones, each hashed
+// on opts.Workers goroutines. Only the entries of
 // the directories on the current path are held in memory, with at most 8
 // small files' bytes in all.
 func ImportTree(ctx context.Context, path string, opts TreeOptions, put func(Block) error) (TreeResult, error) {
