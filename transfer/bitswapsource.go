@@ -214,6 +214,10 @@ func (s *session) bitswapBlock(c cid.Cid, data []byte) (taken, dead bool) {
 		return false, dead
 	}
 	s.lastByte.Store(time.Now().UnixNano())
+	// One message at a time per session: a block waiting here stays requested (in the
+	// window), so the session asks for no more until verification has room for it.
+	s.recv.Lock()
+	defer s.recv.Unlock()
 	if len(data) > wire.MaxBlockSize {
 		f.dropSession(s, fmt.Errorf("%w: Bitswap block %s of %d bytes, more than %d", wire.ErrProtocol, shortCID(c), len(data), wire.MaxBlockSize), true)
 		return true, false
