@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	bsnetwork "github.com/ipfs/boxo/bitswap/network"
 	"github.com/ipfs/boxo/bitswap/network/bsnet"
 	"github.com/ipfs/boxo/bitswap/server"
 	"github.com/ipfs/boxo/blockstore"
@@ -261,4 +263,66 @@ func TestSlowDeliverKeepsItsPeerAndAsksNoMore(t *testing.T) {
 			require.LessOrEqual(t, ahead.Load(), int64(window+8<<20), "bytes received ahead of Deliver")
 		})
 	}
+}
+
+// twiceServer answers every want-block with the block, twice, as a Bitswap server does when
+// two sessions of one peer ask for the same block one after the other.
+type twiceServer struct {
+	net  bsnetwork.BitSwapNetwork
+	get  func(c cid.Cid) ([]byte, bool)
+	sent atomic.Int64
+}
+
+func (s *twiceServer) ReceiveMessage(_ context.Context, p peer.ID, m bsmsg.BitSwapMessage) {
+	for _, e := range m.Wantlist() {
+		if e.Cancel {
+			continue
+		}
+		data, ok := s.get(e.Cid)
+		if !ok {
+			continue
+		}
+		blk, err := blocks.NewBlockWithCid(data, e.Cid)
+		if err != nil {
+			continue
+		}
+		go func() {
+			for range 2 {
+				out := bsmsg.New(false)
+				out.AddBlock(blk)
+				if s.net.SendMessage(context.Background(), p, out) == nil {
+					s.sent.Add(1)
+				}
+			}
+		}()
+	}
+}
+func (*twiceServer) ReceiveError(error)       {}
+func (*twiceServer) PeerConnected(peer.ID)    {}
+func (*twiceServer) PeerDisconnected(peer.ID) {}
+
+// A second copy of a block asked for is not a bad block: the peer that sends it is kept and
+// not banned.
+func TestBitswapSecondCopyIsNotBad(t *testing.T) {
+	d := buildDAG(t, 4<<20, 256<<10, 16, 43)
+	h := newHost(t)
+	srv := &twiceServer{net: bsnet.NewFromIpfsHost(h), get: func(c cid.Cid) ([]byte, bool) {
+		b, err := d.store.Get(context.Background(), c)
+		return b, err == nil
+	}}
+	srv.net.Start(srv)
+	t.Cleanup(srv.net.Stop)
+	var bad atomic.Int64
+	tr, ids := bitswapFetcher(t, []host.Host{h}, transfer.WithMisbehaviour(func(peer.ID, error) { bad.Add(1) }))
+	got := newCollector()
+	st, err := tr.Fetch(t.Context(), transfer.Request{Root: d.root, Providers: ids, Expand: expand, Deliver: got.deliver})
+	require.NoError(t, err)
+	requireComplete(t, d, got)
+	// Wait for the second copies to have come, then check nobody was punished for them.
+	require.Eventually(t, func() bool { return srv.sent.Load() == int64(2*d.store.Len()) }, 10*time.Second, 10*time.Millisecond)
+	_, err = tr.Fetch(t.Context(), transfer.Request{Root: d.root, Providers: ids, Expand: expand, Deliver: newCollector().deliver})
+	require.NoError(t, err, "the peer is still asked")
+	require.Zero(t, bad.Load(), "nobody is punished for a second copy")
+	require.False(t, tr.Banned(h.ID()))
+	require.NoError(t, st.Peers[h.ID()].Dropped)
 }
