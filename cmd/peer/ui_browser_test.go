@@ -147,7 +147,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	_, errOut, code := peerCmd(t, leech, "config", "set", "download_limit", "1500000")
 	require.Zero(t, code, errOut)
 	startDaemonProcess(t, seed, "--network", "uitest")
-	startDaemonProcess(t, leech, "--network", "uitest", "--bootstrap", daemonAddr(t, seed))
+	startDaemonProcess(t, leech, "--network", "uitest", "--bootstrap", daemonAddr(t, seed), "--gateway", "127.0.0.1:0")
 	seedID, leechID := peerIDOf(t, seed), peerIDOf(t, leech)
 
 	big, _ := shareRandom(t, seed, "talk.mp4", 8<<20, 7)
@@ -187,6 +187,14 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.Len(t, files, 1)
 	require.Equal(t, "notes.txt", files[0].Name, "the upload went into the repo through the API")
 	notes := files[0].CID
+
+	// Drop a file on the drop zone (a drop event carrying it, as a drag from the desktop makes).
+	require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const dt = new DataTransfer();
+		dt.items.add(new File(['dropped on the page\n'], 'dropped.txt', {type: 'text/plain'}));
+		document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+	})()`)))
+	wait(t, ctx, 20*time.Second, "the dropped file in Files", `[...document.querySelectorAll('#files-rows tr')].some(r => r.textContent.includes('dropped.txt'))`)
 
 	// Pin it; share a folder of this machine and browse into it, a hostile entry name included.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#files-rows tr[data-cid="`+notes+`"] button[data-action="pin"]`))))
@@ -274,7 +282,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#event-kind")),
 	))
 	wait(t, ctx, 20*time.Second, "the timeline with the fetch's end", `[...document.querySelectorAll('#timeline li')].some(li => li.dataset.kind === 'FetchCompleted')`)
-	wait(t, ctx, 20*time.Second, "the index now", `document.querySelectorAll('#at-rows tr').length === 4`)
+	wait(t, ctx, 20*time.Second, "the index now", `document.querySelectorAll('#at-rows tr').length === 5`)
 	require.Zero(t, eval[int](t, ctx, `document.querySelectorAll('main img').length`), "announced names in the timeline are text")
 	require.True(t, eval[bool](t, ctx, `[...document.querySelectorAll('#timeline .name')].some(n => n.textContent === `+js(hostile)+`)`))
 	require.NoError(t, chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS("#event-kind"), "FileAdded")))
@@ -283,17 +291,26 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById('at-slider'); s.value = s.min; s.dispatchEvent(new Event('input')) })()`)))
 	wait(t, ctx, 10*time.Second, "the index before the first event, empty", `document.querySelectorAll('#at-rows tr').length === 0`)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#at-now"))))
-	wait(t, ctx, 10*time.Second, "the index now, again", `document.querySelectorAll('#at-rows tr').length === 4`)
+	wait(t, ctx, 10*time.Second, "the index now, again", `document.querySelectorAll('#at-rows tr').length === 5`)
 	snap(t, ctx, shots, "history")
 
 	// The overview again, its chart drawn over the fetches' traffic.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#nav-overview"))))
-	wait(t, ctx, 20*time.Second, "the files in the overview", `document.getElementById('files-count').textContent === '4'`)
+	wait(t, ctx, 20*time.Second, "the files in the overview", `document.getElementById('files-count').textContent === '5'`)
 	snap(t, ctx, shots, "overview")
 
 	// Files again: the fetched hostile name is text there too.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#nav-files"))))
-	wait(t, ctx, 20*time.Second, "four files", `document.querySelectorAll('#files-rows tr').length === 4`)
+	wait(t, ctx, 20*time.Second, "five files", `document.querySelectorAll('#files-rows tr').length === 5`)
+	// The gateway runs: a file opens through it.
+	gw := eval[string](t, ctx, `document.querySelector('#files-rows tr[data-cid=`+js(big)+`] a[target=_blank]')?.href || ''`)
+	gwURL := strings.TrimSpace(string(must(t, filepath.Join(leech, "gateway"))))
+	require.Equal(t, gwURL+"/ipfs/"+big, gw)
+	head, err := http.Head(gw)
+	require.NoError(t, err)
+	head.Body.Close()
+	require.Equal(t, http.StatusOK, head.StatusCode)
+	require.EqualValues(t, 8<<20, head.ContentLength)
 	require.True(t, eval[bool](t, ctx, `[...document.querySelectorAll('#files-rows tr')].some(r => r.textContent.includes(`+js(hostile)+`))`))
 	require.Zero(t, eval[int](t, ctx, `document.querySelectorAll('main img').length`))
 	snap(t, ctx, shots, "files")
