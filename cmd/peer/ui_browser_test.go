@@ -324,6 +324,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	wait(t, ctx, 10*time.Second, "Transfers opened by keyboard", `!document.getElementById('page-transfers').hidden`)
 	require.Equal(t, "page", eval[string](t, ctx, `document.getElementById('nav-transfers').getAttribute('aria-current')`))
 	require.Zero(t, eval[int](t, ctx, `document.querySelectorAll('[onclick], a:not([href])').length`))
+	require.Zero(t, eval[int](t, ctx, `[...document.querySelectorAll('input, select')].filter(e => e.labels.length === 0).length`), "every field has a label")
 
 	// At phone width nothing overflows sideways.
 	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)))

@@ -550,7 +550,7 @@ follow(() => '/api/v1/events?follow=1&from=' + (lastSeq + 1), (es) => {
     try { ev = JSON.parse(m.data); } catch { return; }
     addEvent(ev);
     drawTimeline();
-    if (current === 'files' && !ev.transfer) {
+    if (current === 'files') {
       clearTimeout(filesTimer);
       filesTimer = setTimeout(() => refreshFiles().catch(() => {}), 300);
     }
