@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
@@ -43,8 +46,10 @@ func chromium(t *testing.T) string {
 
 // browser starts a headless chromium of its own (a temporary profile, no sandbox as root can
 // only run it so, a 1280×800 window) and returns its tab's context, which ends within timeout.
-// dialogs collects the message of every JavaScript dialog the page opens (each is accepted).
-func browser(t *testing.T, timeout time.Duration) (ctx context.Context, dialogs func() []string) {
+// dialogs lists the message of every JavaScript dialog the page opened (each is accepted);
+// problems, every uncaught exception and every console entry that is not about the network (a
+// Content-Security-Policy violation, say).
+func browser(t *testing.T, timeout time.Duration) (ctx context.Context, dialogs, problems func() []string) {
 	t.Helper()
 	exe := chromium(t)
 	base, cancelTimeout := context.WithTimeout(t.Context(), timeout)
@@ -64,8 +69,28 @@ func browser(t *testing.T, timeout time.Duration) (ctx context.Context, dialogs 
 		cancelTimeout()
 	})
 	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)), "starting %s", exe)
+	_, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{})
+	require.NoError(t, err)
 	var mu sync.Mutex
-	var seen []string
+	var seen, bad []string
+	require.NoError(t, chromedp.Listen(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			bad = append(bad, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
+		case *cdplog.EventEntryAdded:
+			// Network errors are the refusals the test asks for; verbose entries are Chrome's hints.
+			if ev.Entry.Source != cdplog.EntrySourceNetwork && ev.Entry.Level != cdplog.EntryLevelVerbose && ev.Entry.Level != cdplog.EntryLevelInfo {
+				bad = append(bad, fmt.Sprintf("console %s %s: %s (%s)", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
+			}
+		}
+	}))
 	go func() {
 		for ev, err := range chromedp.Events(ctx, page.JavascriptDialogOpening) {
 			if err != nil {
@@ -78,10 +103,14 @@ func browser(t *testing.T, timeout time.Duration) (ctx context.Context, dialogs 
 		}
 	}()
 	return ctx, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), seen...)
-	}
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]string(nil), seen...)
+		}, func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]string(nil), bad...)
+		}
 }
 
 // screenshots is where the tests write a picture of each page: docs/screenshots with
@@ -137,7 +166,7 @@ func js(s string) string { return strconv.Quote(s) }
 // file in the catalog and fetch it, show a hostile announced name as text, refuse a request from
 // another origin, and fit a phone's width. It writes a screenshot of each page.
 func TestDashboardInABrowser(t *testing.T) {
-	ctx, dialogs := browser(t, 150*time.Second)
+	ctx, dialogs, problems := browser(t, 150*time.Second)
 	shots := screenshots(t)
 	dir := t.TempDir()
 	seed, leech := filepath.Join(dir, "seed"), filepath.Join(dir, "leech")
@@ -373,6 +402,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	wait(t, ctx, 20*time.Second, "logged in with the token", `document.getElementById('peer-id')?.textContent === `+js(leechID))
 
 	require.Empty(t, dialogs(), "no script of a name ran (no dialog opened)")
+	require.Empty(t, problems(), "no exception, no CSP violation, no console error")
 }
 
 // navigating reports whether err says the page went away under a command (it navigated).
