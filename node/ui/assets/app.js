@@ -200,9 +200,14 @@ function fileState(f) {
   return f.state;
 }
 
+let filesDrawn = '';
 async function refreshFiles() {
   if (!status) await loadStatus();
   const files = await api('GET', '/api/v1/ls');
+  // Draw only what changed: a row rebuilt under the pointer would lose a click.
+  const drawn = JSON.stringify([files, status && status.gateway]);
+  if (drawn === filesDrawn) return;
+  filesDrawn = drawn;
   const rows = files.map((f) => {
     const name = f.dir
       ? el('button', { type: 'button', class: 'quiet', onclick: () => browse(f.cid, '') }, (f.name || f.cid) + '/')
