@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"peer/store"
+	"peer/transfer"
 )
 
 // IPFS peers (Kubo, Helia, any Bitswap client) do not speak our transfer protocol: the node
@@ -96,15 +97,32 @@ type bitswapServer struct {
 	store servedStore
 }
 
-// startBitswap registers the Bitswap protocols on h and answers them from st. Blocks sent take
-// their bytes from lim (nil: no cap), the bucket the transfer server takes from.
-func startBitswap(h host.Host, st *store.Store, m *Metrics, limits BitswapLimits, lim *rate.Limiter) *bitswapServer {
+// bitswapNet is boxo's Bitswap network on h: the server answers over it, and fetches ask IPFS
+// peers over it (transfer.Bitswap).
+type bitswapNet struct {
+	net bsnetwork.BitSwapNetwork
+	evm *bsnetwork.ConnectEventManager
+}
+
+func newBitswapNet(h host.Host) bitswapNet {
 	evm := bsnetwork.NewConnectEventManager()
 	net := bsnet.NewFromIpfsHost(h, bsnet.SupportedProtocols(append([]protocol.ID(nil), BitswapProtocols...)),
 		bsnet.WithConnectEventManager(evm))
+	return bitswapNet{net: net, evm: evm}
+}
+
+// startBitswap registers the Bitswap protocols on h and answers them from st; what peers send
+// in answer to the node's own wants goes to client. Blocks sent take their bytes from lim (nil:
+// no cap), the bucket the transfer server takes from.
+func startBitswap(h host.Host, bn bitswapNet, client *transfer.Bitswap, st *store.Store, m *Metrics, limits BitswapLimits, lim *rate.Limiter) *bitswapServer {
+	net, evm := bn.net, bn.evm
 	bs := servedStore{st: st, m: m, lim: lim}
 	srv := server.New(context.Background(), net, bs, limits.serverOptions()...)
-	net.Start(srv) // sets the stream handlers and follows connections from now on
+	receivers := []bsnetwork.Receiver{srv}
+	if client != nil {
+		receivers = append(receivers, client)
+	}
+	net.Start(receivers...) // sets the stream handlers and follows connections from now on
 	// Peers connected before now are told of too, or their wantlists would outlive them.
 	for _, p := range h.Network().Peers() {
 		evm.Connected(p)

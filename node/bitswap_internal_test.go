@@ -53,7 +53,7 @@ func TestBitswapCloseLeavesNoGoroutine(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 
 	m := &Metrics{BlocksSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "sent"})}
-	bs := startBitswap(h1, st, m, BitswapLimits{}, nil)
+	bs := startBitswap(h1, newBitswapNet(h1), nil, st, m, BitswapLimits{}, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	blk, err := c.GetBlock(ctx, f.Root)
@@ -136,7 +136,7 @@ func TestBitswapForgetsPeerConnectedBeforeStart(t *testing.T) {
 	require.NoError(t, h2.Connect(t.Context(), peer.AddrInfo{ID: h1.ID(), Addrs: h1.Addrs()}))
 
 	m := &Metrics{BlocksSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "sent"})}
-	bs := startBitswap(h1, st, m, BitswapLimits{}, nil)
+	bs := startBitswap(h1, newBitswapNet(h1), nil, st, m, BitswapLimits{}, nil)
 	defer bs.Close()
 
 	want, err := cid.NewPrefixV1(cid.Raw, multihash.SHA2_256).Sum([]byte("not here"))

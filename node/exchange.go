@@ -31,7 +31,8 @@ type exchange struct {
 	n    *Node
 	st   *store.Store
 	xfer *transfer.Transfer
-	bs   *bitswapServer // nil when Bitswap is off
+	bs   *bitswapServer    // nil when Bitswap is off
+	bsc  *transfer.Bitswap // fetches' Bitswap side; nil when Bitswap is off
 	gsp  *gossip.Gossip
 	disc *discovery.Discovery
 	h    host.Host
@@ -76,6 +77,14 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 	if n.cfg.UploadLimit > 0 {
 		topts = append(topts, transfer.WithRateLimit(n.cfg.UploadLimit))
 	}
+	bitswapOn := n.cfg.Bitswap && !n.opts.NoBitswap
+	var bn bitswapNet
+	if bitswapOn {
+		// Providers that do not speak the transfer protocol are asked over Bitswap.
+		bn = newBitswapNet(h)
+		ex.bsc = transfer.NewBitswap(bn.net)
+		topts = append(topts, transfer.WithBitswap(ex.bsc))
+	}
 	topts = append(topts, n.opts.Transfer...)
 	ex.xfer = transfer.New(h, servedBlocks{st: st, m: n.metrics}, topts...)
 	if err := ex.xfer.Start(); err != nil {
@@ -84,8 +93,8 @@ func (n *Node) startExchange(h host.Host, d *discovery.Discovery) error {
 		return fmt.Errorf("starting transfer: %w", err)
 	}
 	n.closers = append(n.closers, ex.xfer.Close)
-	if n.cfg.Bitswap && !n.opts.NoBitswap {
-		ex.bs = startBitswap(h, st, n.metrics, n.opts.BitswapLimits, ex.xfer.RateLimit())
+	if bitswapOn {
+		ex.bs = startBitswap(h, bn, ex.bsc, st, n.metrics, n.opts.BitswapLimits, ex.xfer.RateLimit())
 		n.closers = append(n.closers, ex.bs.Close)
 	}
 
@@ -408,6 +417,8 @@ type FetchOptions struct {
 	Path []string
 
 	via cid.Cid // the root whose providers are asked: the folder a Path leads into
+	// resolved, when set, is told what Path leads to once it is known (before the fetch of it).
+	resolved func(cid.Cid)
 }
 
 // provided is the root whose providers a fetch of c asks.
@@ -464,6 +475,9 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 			return FetchResult{}, err
 		}
 		opts.via, root, name, opts.Path = root, target, opts.Path[len(opts.Path)-1], nil
+		if opts.resolved != nil {
+			opts.resolved(target)
+		}
 	}
 	name, out, here, err := ex.target(root, name, opts)
 	if err != nil || here.CID != "" {
@@ -608,8 +622,9 @@ func (e invalidDAG) Error() string   { return e.err.Error() }
 func (e invalidDAG) Unwrap() []error { return []error{transfer.ErrInvalidDAG, e.err} }
 
 // likelyProviders are the peers to ask first: those that announced root, and every connected
-// peer that speaks the transfer protocol (a cheap question to ask on a small network; the
-// scheduler drops those that answer DontHave).
+// peer that speaks the transfer protocol, or, with Bitswap on, Bitswap (a cheap question to ask
+// on a small network, as Bitswap asks its connected peers; the scheduler drops those that
+// answer DontHave).
 func (ex *exchange) likelyProviders(root cid.Cid) []peer.ID {
 	seen := map[peer.ID]bool{}
 	var out []peer.ID
@@ -621,6 +636,7 @@ func (ex *exchange) likelyProviders(root cid.Cid) []peer.ID {
 			}
 		}
 	}
+	var bitswapOnly []peer.ID
 	for _, p := range ex.h.Network().Peers() {
 		if seen[p] {
 			continue
@@ -628,10 +644,20 @@ func (ex *exchange) likelyProviders(root cid.Cid) []peer.ID {
 		if ok, _ := ex.h.Peerstore().SupportsProtocols(p, transfer.ID); len(ok) > 0 {
 			seen[p] = true
 			out = append(out, p)
+		} else if ex.bsc != nil && len(bitswapOnly) < maxBitswapAsked {
+			if ok, _ := ex.h.Peerstore().SupportsProtocols(p, BitswapProtocols...); len(ok) > 0 {
+				bitswapOnly = append(bitswapOnly, p)
+			}
 		}
 	}
-	return out
+	// Peers of ours first: the fetch takes only so many, and ours are the fast path.
+	return append(out, bitswapOnly...)
 }
+
+// maxBitswapAsked bounds the connected peers that speak only Bitswap that a fetch asks on the
+// chance that they hold the root: a node on the public network is connected to hundreds, and
+// the providers the DHT names must still find room in the fetch.
+const maxBitswapAsked = 8
 
 // findProviders asks the DHT, skipping ourselves.
 func (ex *exchange) findProviders(ctx context.Context, root cid.Cid) <-chan peer.AddrInfo {

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ipfs/boxo/blockservice"
-	"github.com/ipfs/boxo/exchange/offline"
 	boxogw "github.com/ipfs/boxo/gateway"
 	"github.com/ipfs/go-cid"
 
@@ -35,15 +34,21 @@ const immutableCache = "public, max-age=29030400, immutable"
 
 // gatewayServer is the read-only HTTP gateway: GET and HEAD /ipfs/CID[/path] as the IPFS path
 // and trustless gateway specs say, served by boxo's gateway handler over the blocks the node
-// serves (an offline block service: it never asks the network itself). A root not held here is
-// fetched first through Node.Cat: a whole-file request streams while the fetch runs; any other
-// request (a range, a path, a raw block or a CAR) waits until the file is complete.
+// serves. A root not held here is fetched from the network: a whole-file GET of a file streams
+// it while Node.Cat fetches it; any other request (a range, a folder, a path, a raw block or a
+// CAR) is answered by boxo's reader with the blocks it reads fetched on demand, first
+// (gatewayfetch.go), while a GET of a file fetches the whole file into the repo behind it.
 type gatewayServer struct {
 	n           *Node
 	addr        string
 	allowRemote bool
 	dir         string
 	boxo        http.Handler
+	blocks      blockservice.BlockService
+
+	ctx    context.Context // ends with Close: fetches behind requests stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // fetches behind requests
 
 	mu   sync.Mutex
 	srv  *http.Server
@@ -102,14 +107,16 @@ func newGateway(n *Node, addr, dir string, allowRemote bool) (*gatewayServer, er
 	if dir == "" {
 		return nil, errors.New("gateway: no repo directory")
 	}
-	return &gatewayServer{n: n, addr: addr, allowRemote: allowRemote, dir: dir, fetching: map[cid.Cid]*gatewayFetch{}}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &gatewayServer{n: n, addr: addr, allowRemote: allowRemote, dir: dir, fetching: map[cid.Cid]*gatewayFetch{}, ctx: ctx, cancel: cancel}, nil
 }
 
 // start builds the handler over st, listens, writes the URL file and serves until Close.
 func (g *gatewayServer) start(ctx context.Context, st *store.Store) error {
-	bs := servedStore{st: st}
-	backend, err := boxogw.NewBlocksBackend(blockservice.New(bs, offline.Exchange(bs)),
-		boxogw.WithPrometheusRegistry(g.n.reg))
+	// What the node holds is served as it is; what it does not hold is fetched on demand.
+	bs := gatewayStore{servedStore: servedStore{st: st}, n: g.n, cache: newBlockCache(gatewayCacheBytes)}
+	g.blocks = blockservice.New(bs, gatewayExchange{n: g.n})
+	backend, err := boxogw.NewBlocksBackend(g.blocks, boxogw.WithPrometheusRegistry(g.n.reg))
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -162,7 +169,9 @@ func (g *gatewayServer) Close() error {
 	g.mu.Lock()
 	srv, done := g.srv, g.done
 	g.srv, g.url = nil, ""
+	g.cancel()
 	g.mu.Unlock()
+	defer g.wg.Wait()
 	if srv == nil {
 		return nil
 	}
@@ -203,56 +212,94 @@ func (g *gatewayServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("%q is not a CID: %v", first, err), http.StatusBadRequest)
 		return
 	}
-	if r.Method == http.MethodGet && !g.held(root) && !g.fetchFirst(w, r, root, sub) {
-		return
+	if !g.held(root) {
+		if r.Method == http.MethodGet && g.streamWhole(w, r, root, sub) {
+			return
+		}
+		// boxo's reader fetches the blocks it reads, from root's providers; a GET of a file
+		// then brings the whole file into the repo behind it. That fetch starts once the
+		// answer is sent, or after behindDelay if it takes longer, so that the blocks this
+		// request asked for come first: the whole file at full speed would slow them down.
+		r = r.WithContext(withGatewayRoot(r.Context(), root))
+		if r.Method == http.MethodGet {
+			t := time.AfterFunc(behindDelay, func() { g.fetchBehind(root) })
+			defer func() {
+				if t.Stop() {
+					g.fetchBehind(root)
+				}
+			}()
+		}
 	}
 	g.boxo.ServeHTTP(w, r)
 }
 
-// fetchFirst brings a root that is not held into the repo, one fetch per root however many
-// requests ask: a whole-file GET that starts the fetch streams it and is answered (false); any
-// other request waits for the whole file and returns true to be answered from the repo, or
-// answers an error and returns false.
-func (g *gatewayServer) fetchFirst(w http.ResponseWriter, r *http.Request, root cid.Cid, sub string) bool {
-	whole := sub == "" && r.Header.Get("Range") == "" && r.URL.Query().Get("format") == "" && !trustlessAccept(r)
-	for tries := 0; !g.held(root); tries++ {
-		if tries == 3 {
-			http.Error(w, fmt.Sprintf("%s: the fetches of others ended without it", root), http.StatusBadGateway)
-			return false
-		}
-		f, mine := g.claim(root)
-		if !mine {
-			select {
-			case <-f.done:
-			case <-r.Context().Done():
-				return false
-			}
-			// A fetch that failed for want of the root is this request's answer too; one whose
-			// client went away is tried again.
-			if f.err != nil && !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, errStreamCut) {
-				http.Error(w, notHeldMessage(f.err), fetchStatus(f.err))
-				return false
-			}
-			continue
-		}
-		if whole {
-			err := g.streamFetch(w, r, root)
-			g.release(root, f, err)
-			if errors.Is(err, errStreamCut) {
-				// The status line is sent: break the connection so that no client takes the
-				// short body for the whole file.
-				panic(http.ErrAbortHandler)
-			}
-			return false
-		}
-		err := g.fetchWhole(r.Context(), root)
+// behindDelay is how long a request answered on demand has its blocks fetched alone before the
+// whole file is fetched behind it.
+const behindDelay = time.Second
+
+// isFile reports whether root is a file, reading its root block (fetched on demand when not
+// held, and kept in the gateway's cache for the reader).
+func (g *gatewayServer) isFile(ctx context.Context, root cid.Cid) (bool, error) {
+	blk, err := g.blocks.GetBlock(withGatewayRoot(ctx, root), root)
+	if err != nil {
+		return false, err
+	}
+	kind, _, err := unixfs.Inspect(root, blk.RawData())
+	return err == nil && kind == unixfs.File, nil
+}
+
+// streamWhole answers a whole-file GET of a file not held with its bytes as Node.Cat fetches
+// them, in order, unless another request of the gateway is fetching it already or root is not
+// a file (then it returns false and boxo answers, fetching on demand).
+func (g *gatewayServer) streamWhole(w http.ResponseWriter, r *http.Request, root cid.Cid, sub string) bool {
+	if sub != "" || r.Header.Get("Range") != "" || r.URL.Query().Get("format") != "" || trustlessAccept(r) {
+		return false
+	}
+	f, mine := g.claim(root)
+	if !mine {
+		return false
+	}
+	if file, err := g.isFile(r.Context(), root); err != nil || !file {
 		g.release(root, f, err)
-		if err != nil {
-			http.Error(w, notHeldMessage(err), fetchStatus(err))
-			return false
-		}
+		return false // boxo answers: a listing, or the error
+	}
+	err := g.streamFetch(w, r, root)
+	g.release(root, f, err)
+	if errors.Is(err, errStreamCut) {
+		// The status line is sent: break the connection so that no client takes the short
+		// body for the whole file.
+		panic(http.ErrAbortHandler)
 	}
 	return true
+}
+
+// fetchBehind fetches file root whole into the repo, behind a request answered on demand,
+// unless the gateway is fetching it already; it outlives the request (not Close).
+func (g *gatewayServer) fetchBehind(root cid.Cid) {
+	f, mine := g.claim(root)
+	if !mine {
+		return
+	}
+	g.mu.Lock()
+	if g.ctx.Err() != nil { // closing: Close waits for the fetches started before
+		g.mu.Unlock()
+		g.release(root, f, g.ctx.Err())
+		return
+	}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		// A folder is not fetched behind: its blocks are fetched as requests read them.
+		file, err := g.isFile(g.ctx, root)
+		if err == nil && file {
+			err = g.fetchWhole(g.ctx, root)
+			if err != nil && g.ctx.Err() == nil {
+				logger().Info("gateway: fetching behind a request failed", "root", root, "err", err)
+			}
+		}
+		g.release(root, f, err)
+	}()
 }
 
 // errStreamCut means a streamed answer ended short after its status line.
@@ -280,7 +327,7 @@ func (g *gatewayServer) fetchWhole(ctx context.Context, root cid.Cid) error {
 func (g *gatewayServer) streamFetch(w http.ResponseWriter, r *http.Request, root cid.Cid) error {
 	rc, size, err := g.n.Cat(r.Context(), root, 0)
 	if err != nil {
-		http.Error(w, notHeldMessage(err), fetchStatus(err))
+		http.Error(w, err.Error(), fetchStatus(err))
 		return err
 	}
 	defer rc.Close()
@@ -303,14 +350,6 @@ func (g *gatewayServer) streamFetch(w http.ResponseWriter, r *http.Request, root
 		return fmt.Errorf("%w: %d of %d bytes: %v", errStreamCut, n, size, err)
 	}
 	return nil
-}
-
-// notHeldMessage is the answer's text when a root not held could not be fetched.
-func notHeldMessage(err error) string {
-	if errors.Is(err, unixfs.ErrNotFile) {
-		return "a folder that is not held here is not fetched by the gateway: fetch it into the repo first (" + err.Error() + ")"
-	}
-	return err.Error()
 }
 
 // fetchStatus is the HTTP status of a failed fetch.

@@ -225,10 +225,10 @@ func TestGatewayHeadRedirectAndFolderNotHeld(t *testing.T) {
 	require.NoError(t, err)
 	b := repoNode(t, a, withGateway)
 
-	// A folder that is not held is refused with a clear answer, not a broken body.
-	resp, body := gwGet(t, b, "/ipfs/"+f.Root.String())
-	require.Equal(t, http.StatusNotImplemented, resp.StatusCode, "%s", body)
-	require.Contains(t, string(body), "folder")
+	// A folder that is not held is listed, its blocks fetched as they are read.
+	resp, body := gwGet(t, b, "/ipfs/"+f.Root.String()+"/")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	require.Contains(t, string(body), "sub")
 
 	a2 := repoNode(t, nil, withGateway)
 	f2, err := a2.Store().AddTree(t.Context(), dir, store.AddOptions{})

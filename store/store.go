@@ -996,7 +996,7 @@ func (s *Store) ListDir(ctx context.Context, dir cid.Cid) ([]Entry, error) {
 
 // Remove forgets a file; a pinned one is refused (ErrPinned), one being fetched too
 // (ErrFetching). From then on none of its blocks is served, and they stay on disk until gc
-// reclaims those no other file needs; the partial file of a fetch (File.Part) is deleted
+// reclaims those no other file needs; the partial file or tree of a fetch (File.Part) is deleted
 // at once, since nothing else can use it.
 func (s *Store) Remove(root cid.Cid) error {
 	f, ok := s.File(root)
@@ -1013,7 +1013,7 @@ func (s *Store) Remove(root cid.Cid) error {
 		return err
 	}
 	if f.State == Partial && f.Part != "" {
-		if err := os.Remove(f.Part); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.RemoveAll(f.Part); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("removed %s, but not its partial file: %w", root, err)
 		}
 	}

@@ -36,6 +36,13 @@
 // able to serve the missing blocks for WithNoProvidersTimeout (30 s), Fetch
 // fails with ErrNoProviders.
 //
+// Bitswap. With WithBitswap, a provider that does not speak ID (identify lists
+// it not, or negotiating it fails) is asked over Bitswap instead, in the same
+// fetch: its session sends want-block entries through boxo's Bitswap network,
+// and what the peer sends back reaches it through Bitswap, a receiver of that
+// network. Everything after the arrival of a block is shared with ID's
+// sessions; a block that matches no CID asked of that peer is a bad block.
+//
 // This package deals in blocks and callbacks only: it must never know about
 // files, UnixFS, the on-disk store or the index, and never import node,
 // gossip or discovery.

@@ -78,6 +78,7 @@ type PeerStats struct {
 	Bad        int   // blocks from it that did not verify
 	Dropped    error // why it was dropped from the fetch, if it was
 	MaxWindow  int64 // the largest window (bytes in flight) its session grew to
+	Bitswap    bool  // it was asked over Bitswap: it does not speak ID
 }
 
 // Stats summarises a Fetch.

@@ -29,6 +29,7 @@ type config struct {
 	dialTimeout        time.Duration        // connecting to a provider from Find
 	progressInterval   time.Duration        // least time between Progress calls
 	endgameStallFactor float64              // multiple of expected block time before duplicating
+	bitswap            *Bitswap             // asks peers that do not speak ID; nil: none
 }
 
 func defaultConfig() config {

@@ -92,9 +92,18 @@ func (s *session) stop() {
 
 func (s *session) run() {
 	f := s.f
+	bs := f.t.cfg.bitswap
+	if bs != nil && speaksOnlyOthers(f.t.h, s.p) {
+		s.runBitswap(bs) // bitswapsource.go
+		return
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, f.t.cfg.dialTimeout)
 	st, err := f.t.h.NewStream(ctx, s.p, ID)
 	cancel()
+	if err != nil && bs != nil && notSupported(err) {
+		s.runBitswap(bs)
+		return
+	}
 	if err != nil {
 		f.dropSession(s, fmt.Errorf("opening stream: %w", err), false)
 		return
