@@ -340,7 +340,7 @@ function transferActions(t) {
 function transferRow(t) {
   const pct = t.bytes ? Math.min(100, Math.floor((100 * t.bytes_done) / t.bytes)) : 0;
   const left = t.state === 'running' && t.rate > 0 && t.bytes ? (t.bytes - t.bytes_done) / t.rate : NaN;
-  const name = t.name || t.cid;
+  const name = t.name || t.cid || t.peer;
   let r = transferRows.get(t.id);
   if (!r) {
     r = { tr: el('tr', { 'data-id': t.id }), actions: null, key: null };
@@ -362,7 +362,8 @@ function transferRow(t) {
   r.tr.setAttribute('data-state', t.state);
   r.tr.setAttribute('data-cid', t.cid);
   const cells = [
-    td('Name', el('span', { class: t.direction === 'upload' ? 'mono' : '' }, name), t.output ? el('div', { class: 'muted mono' }, t.output) : null),
+    td('Name', el('span', { class: name === t.peer ? 'mono' : '' }, name), t.output ? el('div', { class: 'muted mono' }, t.output) : null,
+      t.peer && name !== t.peer ? el('div', { class: 'muted mono', title: t.peer }, 'to ' + t.peer) : null),
     td('Direction', t.direction),
     td('State', el('span', { class: 'state state-' + t.state }, t.state), t.error ? el('div', { class: 'error' }, t.error) : null),
     td('Progress', ...progress),
