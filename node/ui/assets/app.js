@@ -51,7 +51,9 @@ const when = (t) => (t ? new Date(t).toLocaleString() : '');
 
 function toast(msg, isError) {
   const p = el('p', { class: isError ? 'error' : '' }, msg);
-  $('toast').append(p);
+  const box = $('toast');
+  while (box.children.length >= 3) box.firstChild.remove(); // the latest three
+  box.append(p);
   setTimeout(() => p.remove(), isError ? 8000 : 4000);
 }
 
