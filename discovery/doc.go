@@ -9,7 +9,9 @@
 // What other peers store on this node is bounded: provider records to 64 MiB in all and 10,000
 // per provider, values (IPNS names, public keys) to 16 MiB and only on the public DHT; a private
 // network keeps no values. A record over a bound is dropped, not the others of its batch. The
-// bootstrap peers are protected from the connection manager.
+// providers of one key are found from an index of them, never by copying out every record (what
+// a plain go-datastore map does for each question). The bootstrap peers are protected from the
+// connection manager.
 //
 // It must never send traffic its user did not ask for: with no bootstrap peers and mDNS off it
 // dials nobody and multicasts nothing. It provides roots only, never every block, and it never

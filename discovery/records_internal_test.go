@@ -3,10 +3,12 @@ package discovery
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p"
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -87,5 +89,48 @@ func TestProviderRecordFlood(t *testing.T) {
 	for _, n := range d.providers.byPeer {
 		require.Equal(t, 1000, n)
 	}
-	t.Logf("%d records sent, %d stored, %d KiB counted", sent, len(d.providers.sizes), d.providers.size>>10)
+	t.Logf("%d records sent, %d stored, %d KiB counted", sent, d.providers.count, d.providers.size>>10)
+}
+
+// The providers of one key come out of a query on its prefix without the store copying out every
+// record it holds (what go-datastore's map does), and deleted ones no longer come out.
+func TestProviderQueryCopiesOnlyThatKey(t *testing.T) {
+	ctx := t.Context()
+	r := newRecords(DefaultProviderBytes, 0)
+	const others = 50_000
+	for i := range others {
+		require.NoError(t, r.Put(ctx, ds.NewKey(fmt.Sprintf("/providers/KEY%d/PEER%d", i, i%97)), []byte("12345678")))
+	}
+	for _, p := range []string{"PEERA", "PEERB", "PEERC"} {
+		require.NoError(t, r.Put(ctx, ds.NewKey("/providers/WANTED/"+p), []byte("t-"+p)))
+	}
+	require.NoError(t, r.Put(ctx, ds.NewKey("/providers/WANTEDTOO/PEERA"), []byte("other key")))
+	query := func() map[string]string {
+		res, err := r.Query(ctx, dsq.Query{Prefix: "/providers/WANTED"})
+		require.NoError(t, err)
+		all, err := res.Rest()
+		require.NoError(t, err)
+		got := map[string]string{}
+		for _, e := range all {
+			got[e.Key] = string(e.Value)
+		}
+		return got
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got := query()
+	runtime.ReadMemStats(&after)
+	require.Equal(t, map[string]string{"/providers/WANTED/PEERA": "t-PEERA", "/providers/WANTED/PEERB": "t-PEERB",
+		"/providers/WANTED/PEERC": "t-PEERC"}, got)
+	// Copying out every record would take others × 72 bytes (3.6 MB) at least.
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(256<<10), "the query copied out the whole store")
+
+	require.NoError(t, r.Delete(ctx, ds.NewKey("/providers/WANTED/PEERB")))
+	require.Len(t, query(), 2)
+	// Other queries still see everything.
+	res, err := r.Query(ctx, dsq.Query{Prefix: "/providers", KeysOnly: true})
+	require.NoError(t, err)
+	all, err := res.Rest()
+	require.NoError(t, err)
+	require.Len(t, all, others+3)
 }

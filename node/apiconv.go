@@ -31,7 +31,7 @@ func APIFiles(fs []store.File) []api.File {
 func APIEvent(e store.Event) api.Event {
 	return api.Event{CID: e.Root, Seq: e.Seq, Time: e.Time, Type: string(e.Type), Root: e.Root, Name: e.Name,
 		Size: e.Size, Path: e.Path, Source: e.Source, Peer: e.Peer, Error: e.Error, Have: e.Have, Dir: e.Dir,
-		Files: e.Files, Part: e.Part, Transfer: e.Transfer, Force: e.Force, Limit: e.Limit,
+		Files: e.Files, Part: e.Part, Transfer: e.Transfer, Force: e.Force, Limit: e.Limit, Sub: e.Sub,
 		ModTime: nanosTime(e.ModTime), AnnTime: nanosTime(e.AnnTime * int64(time.Millisecond))}
 }
 

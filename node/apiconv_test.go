@@ -42,7 +42,7 @@ func TestAPITypesKeepTheStoresJSON(t *testing.T) {
 	t.Run("Event", func(t *testing.T) {
 		full := store.Event{Seq: 7, Time: when, Type: store.FetchQueued, Root: c.String(), Name: "n", Size: 9,
 			Path: "/p", Source: "/s", ModTime: when.UnixNano(), Peer: "12D3KooW", AnnTime: when.UnixMilli(),
-			Error: "e", Have: 4, Dir: true, Files: 3, Part: "/p.part", Transfer: "t1", Force: true, Limit: 100}
+			Error: "e", Have: 4, Dir: true, Files: 3, Part: "/p.part", Transfer: "t1", Force: true, Limit: 100, Sub: "a/b"}
 		same(t, full, node.APIEvent(full))
 		same(t, store.Event{}, node.APIEvent(store.Event{}))
 	})

@@ -417,6 +417,8 @@ type FetchOptions struct {
 	Path []string
 
 	via cid.Cid // the root whose providers are asked: the folder a Path leads into
+	// resolved, when set, is told what Path leads to once it is known (before the fetch of it).
+	resolved func(cid.Cid)
 }
 
 // provided is the root whose providers a fetch of c asks.
@@ -473,6 +475,9 @@ func (n *Node) Fetch(ctx context.Context, root cid.Cid, opts FetchOptions) (Fetc
 			return FetchResult{}, err
 		}
 		opts.via, root, name, opts.Path = root, target, opts.Path[len(opts.Path)-1], nil
+		if opts.resolved != nil {
+			opts.resolved(target)
+		}
 	}
 	name, out, here, err := ex.target(root, name, opts)
 	if err != nil || here.CID != "" {

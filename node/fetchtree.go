@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -72,27 +71,24 @@ func (ex *exchange) resolve(ctx context.Context, root cid.Cid, names []string) (
 	return c, nil
 }
 
-// fetchTree fetches the folder root into the repo (every block verified; what is already here,
-// from an interrupted fetch or another folder, is not asked for again), records it as held, and
-// writes its tree as the new directory out: first under PartPath(out, root), renamed to out once
-// every file is written and durable.
+// fetchTree fetches the folder root as the new directory out: every block verified, each file
+// written once, at its offsets, in the partial tree store.PartPath(out, root), which is renamed to
+// out once every file is written and durable; the folder is then held in place, its files served
+// from out. What is already here (from an interrupted fetch, found in the partial tree, or from
+// another folder) is not asked for again.
 func (ex *exchange) fetchTree(ctx context.Context, root cid.Cid, name, out string, opts FetchOptions) (FetchResult, error) {
 	if _, err := os.Lstat(out); err == nil {
 		return FetchResult{}, fmt.Errorf("%w: %s (a folder is never written over: use -o to choose another name)", ErrExists, out)
 	}
-	d, err := ex.begin(root, name, "")
+	d, err := ex.beginTree(root, name, out)
 	if err != nil {
 		return FetchResult{}, err
 	}
 	defer ex.end(root)
-	var mu sync.Mutex
-	var last FetchProgress // the transfer's last figures, which the writing phase keeps showing
 	topts := opts
 	if opts.Progress != nil {
 		topts.Progress = func(p FetchProgress) {
-			mu.Lock()
-			last = p
-			mu.Unlock()
+			p.Files, p.FilesDone, _ = d.TreeFiles()
 			opts.Progress(p)
 		}
 	}
@@ -105,37 +101,27 @@ func (ex *exchange) fetchTree(ctx context.Context, root cid.Cid, name, out strin
 		return FetchResult{Stats: stats, Resumed: d.Found()}, errors.Join(err, d.Fail(err))
 	}
 	f, _ := ex.st.File(root)
-	part := store.PartPath(out, root)
-	if st, err := os.Lstat(part); err == nil {
-		// A tree an interrupted write left: every byte of it is in the repo, so it is written again.
-		if !st.IsDir() {
-			return FetchResult{}, fmt.Errorf("%s exists and is not a folder this fetch wrote", part)
-		}
-		if err := os.RemoveAll(part); err != nil { // never follows a link
-			return FetchResult{}, err
-		}
-	}
-	mu.Lock()
-	p := last
-	mu.Unlock()
-	p.Size, p.Have, p.Files = f.Size, f.Size, f.Files
-	err = ex.st.WriteTree(ctx, root, part, func(uint64) {
-		p.FilesDone++
-		if opts.Progress != nil && p.FilesDone%256 == 0 {
-			opts.Progress(p)
-		}
-	})
-	if err == nil {
-		err = os.Rename(part, out)
-	}
-	if err != nil {
-		ex.n.metrics.Fetches.WithLabelValues("failed").Inc()
-		return FetchResult{Stats: stats, Resumed: d.Found()}, errors.Join(fmt.Errorf("writing %s: %w", out, err), os.RemoveAll(part))
-	}
 	if opts.Progress != nil {
-		opts.Progress(p)
+		opts.Progress(FetchProgress{Progress: transfer.Progress{BlocksDone: stats.Blocks + stats.LocalBlocks, Blocks: stats.Blocks + stats.LocalBlocks,
+			Bytes: stats.Received, BytesDone: stats.Bytes}, Size: f.Size, Have: f.Size, Found: d.Found(), Files: f.Files, FilesDone: f.Files})
 	}
 	ex.n.metrics.Fetches.WithLabelValues("completed").Inc()
 	ex.provide(root)
 	return FetchResult{File: f, Path: out, Stats: stats, Resumed: d.Found()}, nil
+}
+
+// beginTree is begin for a folder.
+func (ex *exchange) beginTree(root cid.Cid, name, out string) (*store.Download, error) {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if _, busy := ex.fetching[root.String()]; busy {
+		return nil, fmt.Errorf("%s is already being fetched", root)
+	}
+	d, err := ex.st.StartTreeDownload(root, name, out)
+	if err != nil {
+		return nil, err
+	}
+	ex.fetching[root.String()] = d
+	ex.n.metrics.Fetches.WithLabelValues("started").Inc()
+	return d, nil
 }

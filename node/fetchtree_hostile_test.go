@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,12 +34,18 @@ func (m blockMap) node(t *testing.T, links []unixfs.Link, fs unixfs.FSData) cid.
 	return c
 }
 
-// dir adds a plain folder holding the given name → CID entries, in that order.
+// dir adds a plain folder holding the given name → CID entries, in that order. A raw leaf's
+// link gives its length as its size, as importers do; others say 1.
 func (m blockMap) dir(t *testing.T, entries ...any) cid.Cid {
 	t.Helper()
 	var links []unixfs.Link
 	for i := 0; i < len(entries); i += 2 {
-		links = append(links, unixfs.Link{Name: entries[i].(string), Cid: entries[i+1].(cid.Cid), Tsize: 1})
+		c := entries[i+1].(cid.Cid)
+		size := uint64(1)
+		if c.Type() == cid.Raw {
+			size = uint64(len(m[c]))
+		}
+		links = append(links, unixfs.Link{Name: entries[i].(string), Cid: c, Tsize: size})
 	}
 	return m.node(t, links, unixfs.FSData{Type: unixfs.Directory})
 }
@@ -99,6 +106,9 @@ func TestFetchOfAHostileFolderIsRefusedAndWritesNothing(t *testing.T) {
 		{"HAMT with a bad name", func(m blockMap, l cid.Cid) cid.Cid {
 			return m.shard(t, 256, -1, []string{".."}, l)
 		}, `".."`},
+		{"a file of one block whose link lies about its size", func(m blockMap, l cid.Cid) cid.Cid {
+			return m.node(t, []unixfs.Link{{Name: "f", Cid: l, Tsize: 3}}, unixfs.FSData{Type: unixfs.Directory})
+		}, "holds 7 file bytes but its parent says 3"},
 		{"folders deeper than the bound", func(m blockMap, l cid.Cid) cid.Cid {
 			c := l
 			for range unixfs.MaxDepth + 2 {
@@ -208,13 +218,16 @@ func TestAnInterruptedFolderFetchResumesWithTheMissingBlocks(t *testing.T) {
 	m := blockMap{}
 	var sub []any
 	want := map[string]string{}
+	leaves := map[string]cid.Cid{}
 	for d := range 4 {
 		var entries []any
 		for f := range 50 {
 			name := fmt.Sprintf("f%02d", f)
 			content := fmt.Sprintf("file %d of folder %d", f, d)
-			entries = append(entries, name, m.raw(t, []byte(content)))
+			leaf := m.raw(t, []byte(content))
+			entries = append(entries, name, leaf)
 			want[filepath.Join(fmt.Sprintf("d%d", d), name)] = content
+			leaves[filepath.Join(fmt.Sprintf("d%d", d), name)] = leaf
 		}
 		sub = append(sub, fmt.Sprintf("d%d", d), m.dir(t, entries...))
 	}
@@ -240,12 +253,28 @@ func TestAnInterruptedFolderFetchResumesWithTheMissingBlocks(t *testing.T) {
 	_, err = n.Fetch(ctx, root, node.FetchOptions{Output: out})
 	require.ErrorIs(t, err, context.Canceled)
 	seed.reset()
+	// What is here: folders in the repo, each file's leaf written in the partial tree. One file
+	// written whole is torn, as a crash can leave it: it is missing too.
+	part := store.PartPath(out, root)
+	torn := false
 	var missing []cid.Cid
 	for c := range m {
-		if !n.Store().HasBlock(t.Context(), c) {
+		if c.Type() != cid.Raw && !n.Store().HasBlock(t.Context(), c) {
 			missing = append(missing, c)
 		}
 	}
+	for p, leaf := range leaves {
+		b, err := os.ReadFile(filepath.Join(part, p))
+		if err == nil && string(b) == want[p] && !torn {
+			require.NoError(t, os.Truncate(filepath.Join(part, p), 3))
+			torn = true
+			err = fs.ErrNotExist
+		}
+		if err != nil || string(b) != want[p] {
+			missing = append(missing, leaf)
+		}
+	}
+	require.True(t, torn, "some file was written before the fetch stopped")
 	require.NotEmpty(t, missing, "the fetch stopped before the end")
 	require.Less(t, len(missing), len(m), "and after it got some blocks")
 	f, ok := n.Store().File(root)

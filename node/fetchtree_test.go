@@ -100,6 +100,7 @@ func TestFetchOfAFolderRecreatesTheTree(t *testing.T) {
 	require.Equal(t, added.Files, f.Files)
 	require.Equal(t, added.Size, f.Size)
 	require.True(t, b.Store().ServeHas(added.Root), "the fetched folder is served")
+	require.Equal(t, out, f.Path, "held in place, where it was written")
 	_, err = os.Lstat(store.PartPath(out, added.Root))
 	require.ErrorIs(t, err, os.ErrNotExist, "no partial tree is left")
 
@@ -110,9 +111,11 @@ func TestFetchOfAFolderRecreatesTheTree(t *testing.T) {
 	require.NoError(t, err)
 	requireSameTree(t, src, third)
 
-	// A second fetch to the same place is refused; to another place it writes from the repo.
-	_, err = b.Fetch(ctx, added.Root, node.FetchOptions{Output: out})
-	require.ErrorIs(t, err, node.ErrIsDir)
+	// A second fetch to the same place finds it there; to another place it copies what is here.
+	res, err = b.Fetch(ctx, added.Root, node.FetchOptions{Output: out})
+	require.NoError(t, err)
+	require.Zero(t, res.Stats.Blocks)
+	require.Equal(t, out, res.Path)
 	again := filepath.Join(t.TempDir(), "again")
 	res, err = b.Fetch(ctx, added.Root, node.FetchOptions{Output: again})
 	require.NoError(t, err)
@@ -195,9 +198,10 @@ func BenchmarkFetchFolderOfSmallFiles(b *testing.B) {
 	b.ReportMetric(float64(b.N*folders*perFolder)/elapsed.Seconds(), "files/s")
 }
 
-// A partial tree an interrupted write left beside the output is written again from the repo;
-// a link planted in its place is refused and left alone, nothing written through it.
-func TestAPartialTreeIsWrittenAgainAndAPlantedLinkRefused(t *testing.T) {
+// A partial tree beside the output that the log does not name is refused and left alone, as a
+// partial file is (it may be someone else's); a link planted in its place is refused, nothing
+// written through it.
+func TestAnUnknownPartialTreeAndAPlantedLinkAreRefused(t *testing.T) {
 	a := repoNode(t, nil)
 	b := repoNode(t, a)
 	src := writeTestTree(t)
@@ -209,16 +213,20 @@ func TestAPartialTreeIsWrittenAgainAndAPlantedLinkRefused(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "got")
 	part := store.PartPath(out, added.Root)
 	require.NoError(t, os.MkdirAll(filepath.Join(part, "a"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(part, "a", "two.txt"), []byte("torn"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(part, "a", "two.txt"), []byte("mine"), 0o644))
 	_, err = b.Fetch(ctx, added.Root, node.FetchOptions{Output: out})
+	require.ErrorIs(t, err, store.ErrUnknownPart)
+	got, err := os.ReadFile(filepath.Join(part, "a", "two.txt"))
 	require.NoError(t, err)
-	requireSameTree(t, src, out)
+	require.Equal(t, "mine", string(got), "left alone")
+	_, err = os.Lstat(out)
+	require.ErrorIs(t, err, os.ErrNotExist)
 
 	elsewhere := t.TempDir()
 	out2 := filepath.Join(t.TempDir(), "got")
 	require.NoError(t, os.Symlink(elsewhere, store.PartPath(out2, added.Root)))
 	_, err = b.Fetch(ctx, added.Root, node.FetchOptions{Output: out2})
-	require.ErrorContains(t, err, "is not a folder this fetch wrote")
+	require.ErrorIs(t, err, store.ErrUnknownPart)
 	left, err := os.ReadDir(elsewhere)
 	require.NoError(t, err)
 	require.Empty(t, left, "nothing written through the link")

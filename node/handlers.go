@@ -8,7 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"peer/internal/fsys"
 	"peer/node/api"
+	"peer/node/ui"
 )
 
 // apiBackend serves the API's handlers (api.Routes) from the node: it does the work they ask
@@ -19,7 +21,12 @@ type apiBackend struct{ n *Node }
 var _ api.Backend = apiBackend{}
 
 // routes registers the API's endpoints on the API server.
-func (n *Node) routes() { api.Routes(n.api, apiBackend{n}) }
+// The dashboard's bandwidth history and the dashboard itself come along.
+func (n *Node) routes() {
+	api.Routes(n.api, apiBackend{n})
+	api.BandwidthRoutes(n.api, n)
+	ui.Register(n.api)
+}
 
 // apiErr gives err the HTTP status that describes it.
 func apiErr(err error) error { return api.WithStatus(statusOf(err), err) }
@@ -85,7 +92,12 @@ func (n *Node) Status() api.Status {
 		}
 	}
 	if s := n.opts.Store; s != nil {
-		st.Files = len(s.Files())
+		files := s.Files()
+		st.Files = len(files)
+		for _, f := range files {
+			st.FilesBytes += f.Size
+		}
+		st.DiskFree, _ = fsys.DiskFree(s.Dir()) // 0 where the platform cannot say
 	}
 	if tm, err := n.transfers(); err == nil {
 		for _, t := range tm.list() {

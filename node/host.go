@@ -201,23 +201,28 @@ func privKey(raw []byte) (crypto.PrivKey, error) {
 	return k, nil
 }
 
-// muxer is yamux with two changes to its defaults, both for fast streams:
+// muxer is yamux with three changes to its defaults, for fast streams that strangers cannot
+// turn into memory:
 //
 //   - 256 KiB messages instead of 64 KiB: a block moves in four frames instead of sixteen, which
 //     saves the sender a quarter of its per-frame work. Receivers accept any message that fits
 //     the window, so every yamux peer understands them.
-//   - a 4 MiB initial stream window instead of 256 KiB. yamux grows a window only when its reader
-//     drains half of it within four round trips; on loopback or a fast LAN a round trip is tens
-//     of microseconds, so the window stayed near 256 KiB and a fetch's reader descheduled for a
-//     millisecond stopped the sender. Paired fetches of 1 GiB between two daemons went from 601
-//     to 701 MB/s (16 MiB: 721). yamux reserves only the first 256 KiB of a window from the
-//     resource manager, and grants the rest when a stream opens: a peer can make this node
-//     buffer up to 4 MiB on each stream whose handler is not reading. Every protocol this node
-//     serves reads its streams continuously and caps what it queues, so that lasts only as
-//     long as a handler lags.
+//   - a 4 MiB initial window for the streams this node opens (its fetches) instead of 256 KiB.
+//     yamux grows a window only when its reader drains half of it within four round trips; on
+//     loopback or a fast LAN a round trip is tens of microseconds, so the window stayed near
+//     256 KiB and a fetch's reader descheduled for a millisecond stopped the sender. Paired
+//     fetches of 1 GiB between two daemons went from 601 to 701 MB/s (16 MiB: 721).
+//   - yamux's own 256 KiB for the streams peers open to this node (InboundStreamWindowSize, a
+//     field of the patched yamux in third_party/go-yamux), growing as yamux tunes them, each
+//     growth reserved from the resource manager. yamux reserves only the first 256 KiB of a
+//     window, so with 4 MiB on those too any peer could make the node buffer 4 MiB per stream
+//     it opens, unaccounted, for as long as the handler lags: 32 identities flooding
+//     ADD_PROVIDER held 128 MiB of payload in yamux buffers (half as much again in their
+//     per-frame overhead). The streams a fetch serves from carry only requests.
 func muxer() *yamux.Transport {
 	t := *yamux.DefaultTransport
 	t.MaxMessageSize = 256 << 10
 	t.InitialStreamWindowSize = 4 << 20
+	t.InboundStreamWindowSize = 256 << 10
 	return &t
 }

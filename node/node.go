@@ -87,6 +87,7 @@ type Node struct {
 
 	reg     *prometheus.Registry
 	bw      *metrics.BandwidthCounter
+	bwHist  bandwidthHistory // the last minutes of bw, for the dashboard (bandwidth.go)
 	metrics *Metrics
 	api     *api.Server
 
@@ -257,6 +258,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 
 	n.started = time.Now()
 	n.running = true
+	n.closers = append(n.closers, n.bwHist.start(n.bw))
 	if n.ex != nil {
 		n.ex.tm.start() // resumes the transfers the log left queued or running
 	}
@@ -516,6 +518,8 @@ func (n *Node) Peers() []api.Peer {
 			Addr:      c.RemoteMultiaddr().String(),
 			Direction: dir,
 			Latency:   h.Peerstore().LatencyEWMA(p),
+			BytesIn:   n.bw.GetBandwidthForPeer(p).TotalIn,
+			BytesOut:  n.bw.GetBandwidthForPeer(p).TotalOut,
 		})
 	}
 	return out

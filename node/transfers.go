@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,7 +55,11 @@ type transferManager struct {
 
 // liveTransfer is one run of a transfer's fetch.
 type liveTransfer struct {
-	root     cid.Cid
+	root cid.Cid
+	sub  string // the entry under root it fetches, "" for root itself
+	// target is what the fetch writes: root, or the entry sub leads to once it is resolved
+	// (undefined until then).
+	target   cid.Cid
 	cancel   context.CancelFunc
 	done     chan struct{} // closed once the fetch returned and its end is recorded
 	progress FetchProgress // until reported, the figures the log had
@@ -125,21 +130,26 @@ func (m *transferManager) newIDLocked() string {
 	}
 }
 
-// queue adds a fetch of root to the queue, or returns the transfer of root that is already
-// queued or running (attached true); a paused one is resumed. A transfer of root to the same
-// output that completed in this process is returned too, as long as the file is still in place.
+// queue adds a fetch of root (or of the entry opts.Path names under it) to the queue, or
+// returns the transfer of the same that is already queued or running (attached true); a paused
+// one is resumed. A transfer of it to the same output that completed in this process is returned
+// too, as long as the file is still in place.
 func (m *transferManager) queue(root cid.Cid, opts FetchOptions) (store.Transfer, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return store.Transfer{}, false, ErrNotStarted
 	}
-	name, out, _, err := m.ex.target(root, "", opts)
+	name, sub := "", strings.Join(opts.Path, "/")
+	if len(opts.Path) > 0 {
+		name = opts.Path[len(opts.Path)-1]
+	}
+	name, out, _, err := m.ex.target(root, name, opts)
 	if err != nil && !errors.Is(err, ErrExists) {
 		return store.Transfer{}, false, err
 	}
 	for _, t := range m.st.Transfers().List() {
-		if t.CID != root.String() {
+		if t.CID != root.String() || t.Sub != sub {
 			continue
 		}
 		switch {
@@ -152,8 +162,8 @@ func (m *transferManager) queue(root cid.Cid, opts FetchOptions) (store.Transfer
 			m.scheduleLocked()
 			t, _ = m.st.Transfers().Get(t.ID)
 			return t, true, nil
-		case t.State == store.TransferDone && t.Output == out && m.ended[t.ID] != nil:
-			if f, ok := m.st.File(root); ok && f.State == store.Complete && f.Path == out && m.st.Intact(f) {
+		case t.State == store.TransferDone && t.Output == out && m.ended[t.ID] != nil && m.ended[t.ID].target.Defined():
+			if f, ok := m.st.File(m.ended[t.ID].target); ok && f.State == store.Complete && f.Path == out && m.st.Intact(f) {
 				return t, true, nil
 			}
 		}
@@ -162,7 +172,7 @@ func (m *transferManager) queue(root cid.Cid, opts FetchOptions) (store.Transfer
 		return store.Transfer{}, false, err
 	}
 	id := m.newIDLocked()
-	if err := m.recordLocked(store.Event{Type: store.FetchQueued, Transfer: id, Root: root.String(), Name: name, Path: out,
+	if err := m.recordLocked(store.Event{Type: store.FetchQueued, Transfer: id, Root: root.String(), Sub: sub, Name: name, Path: out,
 		Force: opts.Force, Limit: opts.Limit}); err != nil {
 		return store.Transfer{}, false, err
 	}
@@ -194,16 +204,16 @@ func (m *transferManager) scheduleLocked() {
 		if len(m.running) >= m.max {
 			return
 		}
-		if m.running[t.ID] != nil || m.busyLocked(t.CID) {
+		if m.running[t.ID] != nil || m.busyLocked(t.CID, t.Sub) {
 			continue
 		}
 		m.startLocked(t)
 	}
 }
 
-func (m *transferManager) busyLocked(root string) bool {
+func (m *transferManager) busyLocked(root, sub string) bool {
 	for _, lt := range m.running {
-		if lt.root.String() == root {
+		if lt.root.String() == root && lt.sub == sub {
 			return true
 		}
 	}
@@ -221,7 +231,10 @@ func (m *transferManager) startLocked(t store.Transfer) {
 		return
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
-	lt := &liveTransfer{root: root, cancel: cancel, done: make(chan struct{})}
+	lt := &liveTransfer{root: root, sub: t.Sub, cancel: cancel, done: make(chan struct{})}
+	if t.Sub == "" {
+		lt.target = root
+	}
 	lt.progress.Size, lt.progress.Have = t.Size, t.Have
 	m.running[t.ID] = lt
 	m.wg.Add(1)
@@ -233,13 +246,22 @@ func (m *transferManager) run(ctx context.Context, t store.Transfer, lt *liveTra
 	defer m.wg.Done()
 	defer close(lt.done) // after the end is recorded (and mu released)
 	defer lt.cancel()
-	res, err := m.n.Fetch(ctx, lt.root, FetchOptions{Output: t.Output, Force: t.Force, Limit: t.Limit,
+	opts := FetchOptions{Output: t.Output, Force: t.Force, Limit: t.Limit,
 		Progress: func(p FetchProgress) {
 			m.mu.Lock()
 			lt.progress, lt.reported = p, true
 			m.notifyLocked()
 			m.mu.Unlock()
-		}})
+		}}
+	if t.Sub != "" {
+		opts.Path = strings.Split(t.Sub, "/")
+		opts.resolved = func(c cid.Cid) {
+			m.mu.Lock()
+			lt.target = c
+			m.mu.Unlock()
+		}
+	}
+	res, err := m.n.Fetch(ctx, lt.root, opts)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	lt.result, lt.err, lt.ended = res, err, true
@@ -251,8 +273,8 @@ func (m *transferManager) run(ctx context.Context, t store.Transfer, lt *liveTra
 	case err == nil:
 		rerr = m.recordLocked(store.Event{Type: store.FetchCompleted, Transfer: t.ID, Root: t.CID, Size: res.File.Size, Have: res.File.Size})
 	case lt.stop == store.FetchCanceled:
-		if !lt.keep {
-			m.discardLocked(lt.root, t.Output)
+		if !lt.keep && lt.target.Defined() {
+			m.discardLocked(lt.target, t.Output)
 		}
 	case lt.stop == store.FetchPaused:
 	case m.ctx.Err() != nil:
@@ -399,11 +421,28 @@ func (m *transferManager) cancelStop(id string, keep bool) (*liveTransfer, error
 		return lt, nil
 	}
 	if !keep {
-		if root, err := cid.Decode(t.CID); err == nil {
-			m.discardLocked(root, t.Output)
+		if target, ok := m.targetLocked(t); ok {
+			m.discardLocked(target, t.Output)
 		}
 	}
 	return nil, nil
+}
+
+// targetLocked is what a transfer that is not running writes: its root, or the entry its path
+// leads to, as a run in this process resolved it or as the blocks held here resolve it.
+func (m *transferManager) targetLocked(t store.Transfer) (cid.Cid, bool) {
+	root, err := cid.Decode(t.CID)
+	if err != nil {
+		return cid.Undef, false
+	}
+	if t.Sub == "" {
+		return root, true
+	}
+	if lt := m.ended[t.ID]; lt != nil && lt.target.Defined() {
+		return lt.target, true
+	}
+	target, err := m.st.Resolve(m.ctx, root, strings.Split(t.Sub, "/"))
+	return target, err == nil
 }
 
 // top moves a queued transfer to the front of the queue.
@@ -422,7 +461,7 @@ func (m *transferManager) top(id string) error {
 
 // viewLocked is a transfer as the API shows it: the log's record and, while it runs, its figures.
 func (m *transferManager) viewLocked(t store.Transfer) api.Transfer {
-	v := api.Transfer{ID: t.ID, Direction: api.Download, CID: t.CID, Name: t.Name, State: string(t.State), Output: t.Output,
+	v := api.Transfer{ID: t.ID, Direction: api.Download, CID: t.CID, Path: t.Sub, Name: t.Name, State: string(t.State), Output: t.Output,
 		Bytes: int64(t.Size), BytesDone: int64(t.Have), Limit: t.Limit, Error: t.Error, Queued: t.Queued, Changed: t.Changed}
 	lt := m.running[t.ID]
 	if lt == nil {
@@ -460,7 +499,9 @@ func (m *transferManager) list() []api.Transfer {
 }
 
 // uploads are the peers fetching from the node now: their open transfer streams, the block
-// bytes sent to each since its first stream opened, and the average rate since then.
+// bytes sent to each since its first stream opened, the average rate since then, and the file
+// they fetch: the first held file among the first CIDs their streams asked for (a fetch asks for
+// its root first), else the first of those CIDs.
 func (ex *exchange) uploads() []api.Transfer {
 	serving := ex.xfer.Serving()
 	out := make([]api.Transfer, 0, len(serving))
@@ -469,10 +510,20 @@ func (ex *exchange) uploads() []api.Transfer {
 		if d := time.Since(s.Since).Seconds(); d > 0 {
 			rate = float64(s.Sent) / d
 		}
-		out = append(out, api.Transfer{ID: "up-" + p.String()[max(0, len(p.String())-8):], Direction: api.Upload, Name: p.String(), State: string(store.TransferRunning),
-			BytesDone: s.Sent, Rate: rate, Peers: 1, Streams: s.Streams, Queued: s.Since, Changed: s.Since})
+		t := api.Transfer{ID: "up-" + p.String()[max(0, len(p.String())-8):], Direction: api.Upload, Peer: p.String(), State: string(store.TransferRunning),
+			BytesDone: s.Sent, Rate: rate, Peers: 1, Streams: s.Streams, Queued: s.Since, Changed: s.Since}
+		for _, c := range s.Wants {
+			if f, ok := ex.st.File(c); ok {
+				t.CID, t.Name = f.CID, f.Name
+				break
+			}
+		}
+		if t.CID == "" && len(s.Wants) > 0 {
+			t.CID = s.Wants[0].String()
+		}
+		out = append(out, t)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
 	return out
 }
 

@@ -39,13 +39,16 @@ func (b apiBackend) TransfersChanged() <-chan struct{} {
 	return tm.changes()
 }
 
-// Queue queues a fetch (or finds the one of the same file).
-func (b apiBackend) Queue(root cid.Cid, req api.FetchRequest) (api.Transfer, bool, error) {
+// Queue queues a fetch of root or of the entry names leads to under it (or finds the one of the
+// same).
+func (b apiBackend) Queue(root cid.Cid, names []string, req api.FetchRequest) (api.Transfer, bool, error) {
 	tm, err := b.n.transfers()
 	if err != nil {
 		return api.Transfer{}, false, apiErr(err)
 	}
-	t, attached, err := tm.queue(root, fetchOptions(req))
+	opts := fetchOptions(req)
+	opts.Path = names
+	t, attached, err := tm.queue(root, opts)
 	if err != nil {
 		return api.Transfer{}, false, apiErr(err)
 	}
@@ -169,17 +172,4 @@ func fetchEnd(t store.Transfer, lt *liveTransfer) api.FetchEvent {
 		return api.FetchEvent{Type: "error", Error: t.Error}
 	}
 	return api.FetchEvent{Type: "error", Error: fmt.Sprintf("transfer %s is %s", t.ID, t.State)}
-}
-
-// FetchPath fetches the entry at names under the folder root within the call. Stopped by ctx,
-// the fetch resumes at a later request.
-func (b apiBackend) FetchPath(ctx context.Context, root cid.Cid, names []string, req api.FetchRequest, progress func(api.FetchProgress)) (api.FetchEvent, error) {
-	opts := fetchOptions(req)
-	opts.Path = names
-	opts.Progress = func(p FetchProgress) { progress(progressOf(p)) }
-	res, err := b.n.Fetch(ctx, root, opts)
-	if err != nil {
-		return api.FetchEvent{}, err
-	}
-	return fetchDone(res), nil
 }

@@ -29,6 +29,8 @@ type Download struct {
 	part     *os.File // the partial file while incomplete
 	// direct writes aligned leaves to part bypassing the page cache; nil where unsupported.
 	direct *directWriter
+	// tree is a folder's partial tree, which its leaves are written into (treefetch.go).
+	tree *treeOut
 	// resumed is set when the output file already held bytes: only then can a leaf be found
 	// in it before it is delivered.
 	resumed bool
@@ -152,6 +154,9 @@ func (d *Download) leafOffsets(c cid.Cid) []uint64 {
 // without a record of every write. The transfer layer fetches only what Has denies and delivers
 // nothing that Has confirmed, so a leaf found elsewhere is copied into the output file here.
 func (d *Download) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	if d.tree != nil {
+		return d.treeHas(ctx, c)
+	}
 	leaf := c.Prefix().Codec == cid.Raw
 	if !leaf {
 		has := d.s.blocks.has(c)
@@ -242,6 +247,9 @@ var ErrInconsistentDAG = errors.New("the DAG contradicts itself")
 // file has bytes), a raw leaf no larger than a block, and one size for a child that several
 // parents share.
 func (d *Download) Expand(c cid.Cid, block []byte) ([]cid.Cid, error) {
+	if d.tree != nil {
+		return d.treeExpand(c, block)
+	}
 	n, err := unixfs.ParseNode(c, block)
 	if errors.Is(err, unixfs.ErrNotFile) && c.Type() == cid.DagProtobuf {
 		return d.expandTree(c, block)
@@ -360,6 +368,9 @@ func appendUnique(s []uint64, v uint64) []uint64 {
 // Deliver stores a verified block: a leaf at its offsets in the output file, anything else in
 // the repo.
 func (d *Download) Deliver(c cid.Cid, block []byte) error {
+	if d.tree != nil {
+		return d.treeDeliver(c, block)
+	}
 	if err := d.checkLeafSize(c, block); err != nil {
 		return err
 	}
@@ -466,6 +477,9 @@ func (d *Download) Wait(ctx context.Context, c cid.Cid) ([]byte, error) {
 // Complete makes the file durable and in place, and records FetchCompleted. Call it only after
 // every block was delivered.
 func (d *Download) Complete() error {
+	if d.tree != nil {
+		return d.treeComplete()
+	}
 	d.mu.Lock()
 	size := d.size
 	d.mu.Unlock()
@@ -523,6 +537,9 @@ func (d *Download) Complete() error {
 // deletes it; one that got nothing at all (no block was here, none arrived) also leaves no
 // partial entry: FetchAbandoned takes it out of the index.
 func (d *Download) Fail(cause error) error {
+	if d.tree != nil {
+		return d.treeFail(cause)
+	}
 	defer d.release()
 	d.mu.Lock()
 	done := d.done

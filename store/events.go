@@ -71,6 +71,9 @@ type Event struct {
 	Transfer string `json:"transfer"`
 	Force    bool   `json:"force"`
 	Limit    int64  `json:"limit"` // bytes/s, 0: no cap of its own
+	// Sub is the entry under Root that a transfer fetches (FetchQueued of CID/sub/file): its
+	// names joined by '/'. Empty when the transfer fetches the whole of Root.
+	Sub string `json:"sub,omitempty"`
 }
 
 // RootCID parses the event's root.

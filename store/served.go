@@ -130,7 +130,7 @@ func (d *Download) knows(k string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	_, ok := d.offsets[k]
-	return ok
+	return ok || d.tree != nil && d.tree.knowsLocked(k)
 }
 
 // ServeHas reports whether ServeBlock would serve c: the block is offered and here (a referenced

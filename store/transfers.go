@@ -24,12 +24,14 @@ func (s TransferState) Active() bool { return s == TransferQueued || s == Transf
 
 // Transfer is one download of the daemon's queue, as the log tells it.
 type Transfer struct {
-	ID     string        `json:"id"`
-	CID    string        `json:"cid"`
-	Name   string        `json:"name"`
-	Output string        `json:"output"` // the file it writes
-	Force  bool          `json:"force"`  // overwrite an existing output
-	Limit  int64         `json:"limit"`  // bytes/s of its own, 0: none
+	ID     string `json:"id"`
+	CID    string `json:"cid"`
+	Name   string `json:"name"`
+	Output string `json:"output"` // the file it writes
+	Force  bool   `json:"force"`  // overwrite an existing output
+	Limit  int64  `json:"limit"`  // bytes/s of its own, 0: none
+	// Sub is the entry under CID it fetches (names joined by '/'), empty for the whole of CID.
+	Sub    string        `json:"sub,omitempty"`
 	State  TransferState `json:"state"`
 	Error  string        `json:"error"` // why it failed
 	Size   uint64        `json:"size"`  // the file's size when known
@@ -61,7 +63,7 @@ func (ts *Transfers) apply(e Event) {
 	defer ts.mu.Unlock()
 	t := ts.m[e.Transfer]
 	if e.Type == FetchQueued {
-		ts.m[e.Transfer] = &Transfer{ID: e.Transfer, CID: e.Root, Name: e.Name, Output: e.Path, Force: e.Force,
+		ts.m[e.Transfer] = &Transfer{ID: e.Transfer, CID: e.Root, Sub: e.Sub, Name: e.Name, Output: e.Path, Force: e.Force,
 			Limit: e.Limit, State: TransferQueued, Size: e.Size, Queued: e.Time, Changed: e.Time, Order: int64(e.Seq)}
 		return
 	}

@@ -2,16 +2,11 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/ipfs/go-cid"
 
-	"peer/internal/fsys"
 	"peer/store/unixfs"
 )
 
@@ -108,68 +103,4 @@ func (s *Store) TreeStats(ctx context.Context, root cid.Cid) (files, size uint64
 		return nil
 	})
 	return files, size, err
-}
-
-// WriteTree writes the folder root, held here, as the new directory dst: folders (empty ones
-// too), files, and symbolic links as links, created last and never followed. dst must not exist.
-// Every folder and file is created exclusively (O_EXCL, O_NOFOLLOW) inside folders this call
-// created, so nothing lands outside dst nor through a link, whatever the DAG says; entry names
-// pass unixfs.CheckName. The files are durable when it returns (one syncfs where the platform
-// has it, else one fsync per file). fileDone, if not nil, is called after each file with its
-// size.
-func (s *Store) WriteTree(ctx context.Context, root cid.Cid, dst string, fileDone func(size uint64)) error {
-	if err := os.Mkdir(dst, 0o755); err != nil {
-		return err
-	}
-	syncEach := fsys.SyncFS(dst) != nil // probe: unsupported here means one fsync per file
-	type link struct{ path, target string }
-	var links []link
-	buf := make([]byte, 256<<10)
-	err := s.walkTree(ctx, root, func(e treeEntry) error {
-		p := filepath.Join(append([]string{dst}, e.rel...)...)
-		switch e.kind {
-		case unixfs.Directory:
-			if err := os.Mkdir(p, 0o755); err != nil {
-				return fmt.Errorf("entry %q: %w", strings.Join(e.rel, "/"), err)
-			}
-		case unixfs.Symlink:
-			links = append(links, link{p, e.target})
-		case unixfs.File:
-			if err := s.writeTreeFile(ctx, e, p, buf, syncEach); err != nil {
-				return fmt.Errorf("entry %q: %w", strings.Join(e.rel, "/"), err)
-			}
-			if fileDone != nil {
-				fileDone(e.size)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, l := range links {
-		if err := os.Symlink(l.target, l.path); err != nil {
-			return err
-		}
-	}
-	if !syncEach {
-		return fsys.SyncFS(dst)
-	}
-	return nil
-}
-
-func (s *Store) writeTreeFile(ctx context.Context, e treeEntry, p string, buf []byte, sync bool) error {
-	f, err := fsys.CreateNew(p, 0o644)
-	if err != nil {
-		return err
-	}
-	r := unixfs.NewReader(ctx, e.cid, s.GetBlock)
-	n, err := io.CopyBuffer(struct{ io.Writer }{f}, r, buf)
-	if err == nil && uint64(n) != e.size {
-		err = fmt.Errorf("%s holds %d bytes, its root says %d", e.cid, n, e.size)
-	}
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	return errors.Join(err, f.Close())
 }

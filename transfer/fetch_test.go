@@ -548,3 +548,33 @@ func TestPeerWithNothingTakesNoWork(t *testing.T) {
 		require.Zero(t, st.DuplicateBytes, "received %d bytes for %d", st.Received, st.Bytes)
 	}
 }
+
+// While a peer fetches, the server's Serving names the first CID each of its streams asked for:
+// the fetch's root, which is what lets the node name the file it uploads.
+func TestServingNamesTheRootAskedFirst(t *testing.T) {
+	d := buildDAG(t, 4<<20, 256<<10, 1024, 7)
+	src := newSeeder(t, d.store)
+	h, tr, ids := newFetcher(t, []seeder{src})
+	got := newCollector()
+	hold := make(chan struct{})
+	got.hook = func(n int) {
+		if n == 3 {
+			<-hold
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.Fetch(t.Context(), request(d, ids, got))
+		done <- err
+	}()
+	var s transfer.Serving
+	require.Eventually(t, func() bool {
+		s = src.t.Serving()[h.ID()]
+		return len(s.Wants) > 0
+	}, 10*time.Second, 5*time.Millisecond, "the fetch's stream asks something")
+	require.Equal(t, d.root, s.Wants[0])
+	require.LessOrEqual(t, len(s.Wants), s.Streams, "one CID per stream that asked")
+	close(hold)
+	require.NoError(t, <-done)
+	requireComplete(t, d, got)
+}

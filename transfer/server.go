@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,7 @@ func (t *Transfer) handleStream(s network.Stream) {
 		_ = s.Reset()
 		return
 	}
-	defer t.releaseStream(p)
+	defer t.releaseStream(p, s)
 	t.served.streams.Add(1)
 	defer func() {
 		if r := recover(); r != nil {
@@ -63,12 +64,23 @@ type Serving struct {
 	Streams int
 	Sent    int64
 	Since   time.Time
+	// Wants is the first CID each open stream asked for, in the order the streams opened (none
+	// for a stream that has asked nothing yet). A fetch asks for its root first, unless it
+	// holds the root already: this is what names the file a peer fetches, at no cost per block.
+	Wants []cid.Cid
 }
 
 // sentTo counts what was sent to one peer while it has streams open.
 type sentTo struct {
 	bytes atomic.Int64
 	since time.Time
+	first []streamWant // guarded by Transfer.mu
+}
+
+// streamWant is the first CID an open stream asked for.
+type streamWant struct {
+	s network.Stream
+	c cid.Cid
 }
 
 // Serving returns the peers that have transfer streams open to this node's server: who is
@@ -81,6 +93,9 @@ func (t *Transfer) Serving() map[peer.ID]Serving {
 		s := Serving{Streams: n}
 		if st := t.sending[p]; st != nil {
 			s.Sent, s.Since = st.bytes.Load(), st.since
+			for _, w := range st.first {
+				s.Wants = append(s.Wants, w.c)
+			}
 		}
 		out[p] = s
 	}
@@ -101,14 +116,25 @@ func (t *Transfer) acquireStream(p peer.ID) bool {
 	return true
 }
 
-func (t *Transfer) releaseStream(p peer.ID) {
+func (t *Transfer) releaseStream(p peer.ID, s network.Stream) {
 	t.mu.Lock()
 	if t.streams[p]--; t.streams[p] <= 0 {
 		delete(t.streams, p)
 		delete(t.sending, p)
+	} else if st := t.sending[p]; st != nil {
+		st.first = slices.DeleteFunc(st.first, func(w streamWant) bool { return w.s == s })
 	}
 	t.mu.Unlock()
 	t.wg.Done()
+}
+
+// firstWant records the first CID stream s of peer p asked for.
+func (t *Transfer) firstWant(p peer.ID, s network.Stream, c cid.Cid) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.sending[p]; st != nil {
+		st.first = append(st.first, streamWant{s: s, c: c})
+	}
 }
 
 // sentCounter is what counts the bytes sent to p (which has a stream open).
@@ -527,6 +553,7 @@ func (t *Transfer) release(data []byte) {
 // client closes its side.
 func (t *Transfer) readWants(s network.Stream, q *serveQueue) error {
 	r := wire.NewReader(s, func(ty wire.Type) bool { return ty == wire.TypeWant || ty == wire.TypeCancel })
+	asked := false
 	for {
 		_ = s.SetReadDeadline(time.Now().Add(t.cfg.idleTimeout))
 		m, err := r.Read()
@@ -538,6 +565,10 @@ func (t *Transfer) readWants(s network.Stream, q *serveQueue) error {
 		}
 		switch m.Type {
 		case wire.TypeWant:
+			if !asked && len(m.CIDs) > 0 {
+				t.firstWant(s.Conn().RemotePeer(), s, m.CIDs[0])
+				asked = true
+			}
 			t.served.wants.Add(int64(len(m.CIDs)))
 			if err := q.push(m.CIDs); err != nil {
 				return err

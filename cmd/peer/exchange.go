@@ -161,7 +161,7 @@ daemon (see peer transfers): in the foreground this command follows it, shows it
 exits 0 once every block is verified; Ctrl-C cancels it and keeps what was received, so the same
 command resumes it later. A fetch of a file the daemon is already fetching follows that
 transfer. With --detach the transfer is queued and its ID printed at once; the daemon goes on
-without the command. A path into a folder is fetched in the foreground only.`,
+without the command. A path into a folder is a transfer like any other.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root, names, err := parsePath(args[0])

@@ -719,7 +719,14 @@ func printEvent(w io.Writer, e api.Event, asJSON bool) error {
 		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	}
-	line := fmt.Sprintf("%6d  %s  %-22s %s", e.Seq, e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, e.Root)
+	root := e.Root
+	if e.Sub != "" {
+		root += "/" + e.Sub
+	}
+	line := fmt.Sprintf("%6d  %s  %-22s %s", e.Seq, e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, root)
+	if e.Transfer != "" {
+		line += "  transfer " + e.Transfer
+	}
 	if e.Name != "" {
 		line += "  " + e.Name
 	}

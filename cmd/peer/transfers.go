@@ -22,8 +22,8 @@ func newTransfersCmd(app *App) *cobra.Command {
 		Use:   "transfers [--json] | watch | pause ID... | resume ID... | cancel [--keep] ID... | top ID...",
 		Short: "the daemon's downloads (queued, running, paused, done, failed, canceled) and uploads",
 		Long: `List the daemon's transfers: each download of its queue (see peer fetch --detach) and each peer
-fetching from this node (an upload), with its ID, name, direction, state, bytes done of the total,
-rate, peers and time left. At most max_fetches downloads run at once (config); the others wait in
+fetching from this node (an upload), with its ID, name (an upload's: the file it fetches, when this
+node holds it, and the peer), direction, state, bytes done of the total, rate, peers and time left. At most max_fetches downloads run at once (config); the others wait in
 order. The daemon keeps them across restarts: queued and running ones resume when it starts,
 paused ones stay paused.`,
 		Args: cobra.NoArgs,
@@ -141,10 +141,26 @@ func transferFigures(t api.Transfer) []string {
 	return []string{t.Direction, state, done, rate, strconv.Itoa(t.Peers), left}
 }
 
+// transferName names what a transfer moves: a download's file name; for an upload, the file
+// (its name, else its CID) and the peer it goes to.
+func transferName(t api.Transfer) string {
+	if t.Direction != api.Upload {
+		return t.Name
+	}
+	name := t.Name
+	if name == "" {
+		name = t.CID
+	}
+	if name == "" {
+		return "to " + t.Peer
+	}
+	return name + " to " + t.Peer
+}
+
 func printTransfers(w io.Writer, ts []api.Transfer) error {
 	tb := newTable(w, "ID", "NAME", "DIRECTION", "STATE", "DONE", "RATE", "PEERS", "LEFT")
 	for _, t := range ts {
-		tb.row(append([]string{t.ID, t.Name}, transferFigures(t)...)...)
+		tb.row(append([]string{t.ID, transferName(t)}, transferFigures(t)...)...)
 	}
 	return tb.flush()
 }
@@ -152,7 +168,7 @@ func printTransfers(w io.Writer, ts []api.Transfer) error {
 // transferLine is one change for watch: ID, name, then the figures. Control characters (a name
 // from the network may hold any) are shown as '?'.
 func transferLine(t api.Transfer) string {
-	line := t.ID + "  " + t.Name
+	line := t.ID + "  " + transferName(t)
 	for _, f := range transferFigures(t) {
 		line += "  " + f
 	}

@@ -108,18 +108,24 @@ func TestFetchDetachCompletesAfterTheCommandExits(t *testing.T) {
 	require.Equal(t, "download", tr.Direction)
 	require.Equal(t, root, tr.CID)
 
-	// The seeder lists the leecher as an upload while it fetches.
+	// The seeder lists the leecher as an upload while it fetches, naming the file.
 	leechID := strings.Fields(func() string { out, _, _ := peerCmd(t, leech, "id"); return out }())[0]
+	var up api.Transfer
 	require.Eventually(t, func() bool {
-		for _, up := range transfersOf(t, seed) {
-			if up.Direction == "upload" && up.Name == leechID && up.BytesDone > 0 && up.Streams > 0 {
+		for _, up = range transfersOf(t, seed) {
+			if up.Direction == "upload" && up.Peer == leechID && up.BytesDone > 0 && up.Streams > 0 {
 				return true
 			}
 		}
 		return false
 	}, 30*time.Second, 20*time.Millisecond, "the seeder lists the upload")
+	require.Equal(t, root, up.CID, "the upload names the file's root")
+	require.Equal(t, "d.iso", up.Name, "and its name")
+	out, errOut, code := peerCmd(t, seed, "transfers")
+	require.Zero(t, code, errOut)
+	require.Regexp(t, up.ID+`\s+d.iso to `+leechID+`\s+upload\s+running`, out)
 
-	out, errOut, code := peerCmd(t, leech, "status")
+	out, errOut, code = peerCmd(t, leech, "status")
 	require.Zero(t, code, errOut)
 	require.Regexp(t, `transfers\s+[01] running, [01] queued, 0 paused; 0 uploads\n`, out)
 
@@ -421,4 +427,54 @@ func TestForegroundFetchInterruptedCancelsAndKeeps(t *testing.T) {
 	require.GreaterOrEqual(t, tr.Resumed, int64(6<<20), "the restarted daemon went on from what was here")
 	sameFile(t, target, data)
 	require.Equal(t, "paused", transfersOf(t, leech)[paused].State, "a paused transfer stays paused")
+}
+
+// TestFetchOfAPathIsAQueuedTransfer: `peer fetch -d CID/sub` queues a transfer like any other
+// fetch: listed with its root and path, paused, still paused after the daemon is killed and
+// started again; the same request then resumes it (no second transfer), to the end, and only the
+// entry is written. `peer events` names the transfer on each of its events.
+func TestFetchOfAPathIsAQueuedTransfer(t *testing.T) {
+	seed, leech, leechCmd := transferNet(t, "subpath", "4MB")
+	album := filepath.Join(t.TempDir(), "album")
+	require.NoError(t, os.MkdirAll(filepath.Join(album, "sub"), 0o755))
+	data := writeRandom(t, filepath.Join(album, "sub", "big.bin"), 12<<20, 61)
+	writeRandom(t, filepath.Join(album, "other.bin"), 1<<20, 62)
+	out, errOut, code := peerCmd(t, seed, "share", album)
+	require.Zero(t, code, errOut)
+	root := strings.TrimSpace(out)
+
+	target := filepath.Join(t.TempDir(), "got")
+	id := detach(t, leech, root+"/sub", target)
+	tr := transfersOf(t, leech)[id]
+	require.Equal(t, root, tr.CID)
+	require.Equal(t, "sub", tr.Path)
+	require.Equal(t, "sub", tr.Name)
+	require.Equal(t, target, tr.Output)
+	require.Eventually(t, func() bool { return transfersOf(t, leech)[id].BytesDone > 1<<20 },
+		60*time.Second, 20*time.Millisecond, "it receives")
+	out, errOut, code = peerCmd(t, leech, "transfers", "pause", id)
+	require.Zero(t, code, errOut)
+	require.Equal(t, id+" paused\n", out)
+	paused := waitState(t, leech, id, "paused", 10*time.Second)
+
+	// A daemon killed and started again keeps it paused; resumed, it goes on to the end.
+	require.NoError(t, leechCmd.Process.Signal(syscall.SIGKILL))
+	_ = leechCmd.Wait()
+	startDaemonProcess(t, leech, "--network", "subpath", "--bootstrap", daemonAddr(t, seed))
+	require.Equal(t, "paused", transfersOf(t, leech)[id].State)
+	require.Equal(t, id, detach(t, leech, root+"/sub", target), "the same request resumes the same transfer")
+	require.Len(t, transfersOf(t, leech), 1, "no second transfer")
+	done := waitState(t, leech, id, "done", 60*time.Second)
+	require.Equal(t, "sub", done.Path)
+	sameFile(t, filepath.Join(target, "big.bin"), data)
+	entries, err := os.ReadDir(target)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "only the entry is written")
+	require.GreaterOrEqual(t, done.Resumed, paused.BytesDone, "the resumed run found what the first one had")
+
+	out, errOut, code = peerCmd(t, leech, "events")
+	require.Zero(t, code, errOut)
+	for _, typ := range []string{"FetchQueued", "FetchStarted", "FetchPaused", "FetchResumed", "FetchCompleted"} {
+		require.Regexp(t, `(?m)^\s*\d+  \S+ \S+  `+typ+`\s+`+root+`(/sub)?  transfer `+id+`\b`, out)
+	}
 }

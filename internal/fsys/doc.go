@@ -17,6 +17,10 @@
 //   - OpenUncached: writes that skip the page cache (O_DIRECT on Linux, F_NOCACHE on macOS);
 //     ErrUnsupported elsewhere, where the caller writes through the page cache.
 //   - OpenNoFollow: open a file for reading and writing, never through a symbolic link.
+//   - DiskFree: the bytes left for the user on the file system that holds a path (statfs;
+//     GetDiskFreeSpaceEx on Windows).
+//   - OpenBrowser: open a URL in the default browser (xdg-open, open, or rundll32
+//     url.dll,FileProtocolHandler on Windows), without waiting.
 //   - WriteBehind: start write-back of a range without waiting (sync_file_range on Linux); a
 //     no-op elsewhere.
 //   - ProcessRunning; IsConnRefused, IsConnReset, IsAddrInUse, IsAddrFamilyUnavailable: network errors compared the way the

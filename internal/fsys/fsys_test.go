@@ -100,3 +100,11 @@ func TestNetErrors(t *testing.T) {
 	require.False(t, fsys.IsAddrInUse(err))
 	require.False(t, fsys.IsAddrFamilyUnavailable(err))
 }
+
+func TestDiskFree(t *testing.T) {
+	free, err := fsys.DiskFree(t.TempDir())
+	require.NoError(t, err)
+	require.NotZero(t, free, "the temp dir's file system has room")
+	_, err = fsys.DiskFree(filepath.Join(t.TempDir(), "missing"))
+	require.Error(t, err)
+}

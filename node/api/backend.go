@@ -87,8 +87,9 @@ type Transfers interface {
 	Transfers() ([]Transfer, error)
 	// TransfersChanged is closed when a transfer's state next changes.
 	TransfersChanged() <-chan struct{}
-	// Queue queues a fetch of root, or finds the transfer of the same file (attached true).
-	Queue(root cid.Cid, req FetchRequest) (t Transfer, attached bool, err error)
+	// Queue queues a fetch of root, or of the entry names leads to under it (a path into a
+	// folder; nil for root itself), or finds the transfer of the same (attached true).
+	Queue(root cid.Cid, names []string, req FetchRequest) (t Transfer, attached bool, err error)
 	// TransferAction pauses, resumes, cancels (keep: what was received) or moves to the front
 	// ("top") transfer id, and returns it as it is afterwards.
 	TransferAction(ctx context.Context, id, action string, keep bool) (Transfer, error)
@@ -96,9 +97,6 @@ type Transfers interface {
 	// then with one "done" or "error" event when it ends, and returns. When ctx ends first, it
 	// cancels the transfer (keeping what was received) unless attached, and returns.
 	WatchFetch(ctx context.Context, id string, attached bool, send func(FetchEvent))
-	// FetchPath fetches the entry at names under the folder root within the call, calling
-	// progress with its figures, and returns the "done" event.
-	FetchPath(ctx context.Context, root cid.Cid, names []string, req FetchRequest, progress func(FetchProgress)) (FetchEvent, error)
 }
 
 // statusError is an error with the HTTP status that answers it.

@@ -69,6 +69,9 @@ type Event struct {
 	Transfer string `json:"transfer"`
 	Force    bool   `json:"force"`
 	Limit    int64  `json:"limit"`
+	// Sub is the entry under Root a transfer fetches (FetchQueued of CID/sub/file), names joined
+	// by '/'; left out for the whole of Root.
+	Sub string `json:"sub,omitempty"`
 	// ModTime is the referenced file's modification time; AnnTime the announcer's clock. Null
 	// when unset.
 	ModTime *time.Time `json:"mtime"`

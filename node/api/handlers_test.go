@@ -325,24 +325,19 @@ func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) 
 // transfers is the double's part for fetches and transfers.
 type transfers struct {
 	*fake
-	mu        sync.Mutex
-	list      []api.Transfer
-	changed   chan struct{}
-	queue     func(root cid.Cid, req api.FetchRequest) (api.Transfer, bool, error)
-	watch     func(ctx context.Context, id string, attached bool, send func(api.FetchEvent))
-	fetchPath func(root cid.Cid, names []string, progress func(api.FetchProgress)) (api.FetchEvent, error)
+	mu      sync.Mutex
+	list    []api.Transfer
+	changed chan struct{}
+	queue   func(root cid.Cid, names []string, req api.FetchRequest) (api.Transfer, bool, error)
+	watch   func(ctx context.Context, id string, attached bool, send func(api.FetchEvent))
 }
 
-func (b *transfers) Queue(root cid.Cid, req api.FetchRequest) (api.Transfer, bool, error) {
-	return b.queue(root, req)
+func (b *transfers) Queue(root cid.Cid, names []string, req api.FetchRequest) (api.Transfer, bool, error) {
+	return b.queue(root, names, req)
 }
 
 func (b *transfers) WatchFetch(ctx context.Context, id string, attached bool, send func(api.FetchEvent)) {
 	b.watch(ctx, id, attached, send)
-}
-
-func (b *transfers) FetchPath(_ context.Context, root cid.Cid, names []string, _ api.FetchRequest, progress func(api.FetchProgress)) (api.FetchEvent, error) {
-	return b.fetchPath(root, names, progress)
 }
 
 func (b *transfers) Transfers() ([]api.Transfer, error) {
@@ -370,7 +365,7 @@ func (b *transfers) set(list ...api.Transfer) {
 // last line; every line names the transfer. A queue the backend refuses is an HTTP error.
 func TestHandlersFetchStreamsTheTransfer(t *testing.T) {
 	b := &transfers{fake: &fake{}}
-	b.queue = func(root cid.Cid, req api.FetchRequest) (api.Transfer, bool, error) {
+	b.queue = func(root cid.Cid, _ []string, req api.FetchRequest) (api.Transfer, bool, error) {
 		if req.Output == "/refused" {
 			return api.Transfer{}, false, api.WithStatus(http.StatusConflict, errors.New("output exists"))
 		}
@@ -400,35 +395,29 @@ func TestHandlersFetchStreamsTheTransfer(t *testing.T) {
 	require.Equal(t, http.StatusConflict, se.Code)
 }
 
-// A path into a folder is fetched within the request: progress at most four lines a second, but
-// the last figures are always sent before the "done" line, and an error is the last line.
-func TestHandlersFetchPathSendsTheLastFigures(t *testing.T) {
+// A path into a folder is queued like any other fetch, its names given to the backend, by
+// POST /fetch and POST /transfers alike; a path that names nothing sane is refused.
+func TestHandlersFetchPathIsQueued(t *testing.T) {
 	b := &transfers{fake: &fake{}}
-	var gotNames []string
-	b.fetchPath = func(root cid.Cid, names []string, progress func(api.FetchProgress)) (api.FetchEvent, error) {
-		gotNames = names
-		for i := range 100 {
-			progress(api.FetchProgress{BytesDone: int64(i + 1), Bytes: 100})
-		}
-		if names[0] == "bad" {
-			return api.FetchEvent{}, errors.New("no provider")
-		}
-		return api.FetchEvent{Type: "done", Path: "/out/f"}, nil
+	var gotNames [][]string
+	b.queue = func(root cid.Cid, names []string, req api.FetchRequest) (api.Transfer, bool, error) {
+		gotNames = append(gotNames, names)
+		return api.Transfer{ID: "t2", State: "queued", CID: root.String(), Path: strings.Join(names, "/")}, false, nil
+	}
+	b.watch = func(ctx context.Context, id string, attached bool, send func(api.FetchEvent)) {
+		send(api.FetchEvent{Type: "done", File: &api.File{CID: emptyCID, Name: "f"}, Path: "/out/f"})
 	}
 	_, c := serve(t, b)
-	var evs []api.FetchEvent
-	done, err := c.Fetch(t.Context(), api.FetchRequest{CID: emptyCID + "/sub/f"}, func(ev api.FetchEvent) { evs = append(evs, ev) })
+	done, err := c.Fetch(t.Context(), api.FetchRequest{CID: emptyCID + "/sub/f"}, nil)
 	require.NoError(t, err)
-	require.Equal(t, "/out/f", done.Path)
-	require.Equal(t, []string{"sub", "f"}, gotNames)
-	require.GreaterOrEqual(t, len(evs), 3)
-	require.Less(t, len(evs), 100, "progress is thinned")
-	last := evs[len(evs)-2]
-	require.Equal(t, "progress", last.Type)
-	require.Equal(t, int64(100), last.Progress.BytesDone)
+	require.Equal(t, "t2", done.Transfer)
+	tr, err := c.Queue(t.Context(), api.QueueRequest{CID: "/ipfs/" + emptyCID + "/sub"})
+	require.NoError(t, err)
+	require.Equal(t, "sub", tr.Path)
+	require.Equal(t, [][]string{{"sub", "f"}, {"sub"}}, gotNames)
 
-	_, err = c.Fetch(t.Context(), api.FetchRequest{CID: emptyCID + "/bad"}, nil)
-	require.ErrorContains(t, err, "no provider")
+	_, err = c.Queue(t.Context(), api.QueueRequest{CID: emptyCID + "/../x"})
+	require.ErrorContains(t, err, `".." is not allowed`)
 }
 
 // Following the transfers gives the whole list first, then each transfer that changed, and not

@@ -59,6 +59,9 @@ type Server struct {
 
 	pathMu sync.Mutex
 	paths  map[string]bool // paths that have a JSON 405 fallback
+	public map[string]bool // patterns that need no token nor session (HandlePublic)
+
+	sess *sessions // the dashboard's login codes and sessions (session.go)
 
 	starting atomic.Pointer[string] // while set, every route answers 503 with this message
 
@@ -93,7 +96,8 @@ func New(cfg Config) (*Server, error) {
 	if !isLoopback(host) && !cfg.AllowRemote {
 		return nil, fmt.Errorf("api address %s is not loopback: anyone who can reach it and holds the token controls the node; pass --api-allow-remote to allow it", cfg.Addr)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, userLog: userLog, mux: http.NewServeMux(), paths: map[string]bool{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, userLog: userLog, mux: http.NewServeMux(), paths: map[string]bool{}, public: map[string]bool{}, sess: newSessions()}
+	s.sessionRoutes()
 	s.mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -166,9 +170,10 @@ func (s *Server) SetStarting(msg string) {
 	s.starting.Store(&msg)
 }
 
-// ServeHTTP authenticates and dispatches one request. Every route but GET /api/v1/health needs
-// the bearer token.
+// ServeHTTP authenticates and dispatches one request. Every route but GET /api/v1/health and
+// the public ones (HandlePublic) needs the bearer token or a session (session.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w.Header())
 	// A web page can make a browser send requests here under a name of its own that resolves
 	// to 127.0.0.1 (DNS rebinding), or from another site: neither is this API's own name.
 	if !s.hostAllowed(r.Host) {
@@ -180,9 +185,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	health := r.Method == http.MethodGet && r.URL.Path == PathHealth
-	if !health && !s.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="peer"`)
-		WriteError(w, http.StatusUnauthorized, fmt.Errorf("missing or wrong bearer token: send Authorization: Bearer $(cat %s)", filepath.Join(s.cfg.RepoDir, TokenFile)))
+	if !health && !s.isPublic(r) && !s.authorize(w, r) {
 		return
 	}
 	if msg := s.starting.Load(); msg != nil {

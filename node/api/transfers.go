@@ -24,8 +24,15 @@ const (
 type Transfer struct {
 	ID        string `json:"id"`
 	Direction string `json:"direction"` // "download" or "upload"
-	CID       string `json:"cid"`       // the file's root; empty for an upload (the server sees blocks)
-	Name      string `json:"name"`      // a download's file name; an upload's peer ID
+	// CID is the file's root. For an upload, the root of the held file the peer asked for, or,
+	// when its first requests named no held file, the first CID it asked for; empty before it
+	// asks anything.
+	CID string `json:"cid"`
+	// Path is the entry under CID a download fetches (CID/sub/file), names joined by '/'; empty
+	// when it fetches the whole of CID.
+	Path string `json:"path,omitempty"`
+	Name string `json:"name"`           // the file's name; for an upload, empty when CID is no held file
+	Peer string `json:"peer,omitempty"` // an upload's peer ID
 	// State is queued, running, paused, done, failed or canceled (an upload is running).
 	State     string  `json:"state"`
 	Output    string  `json:"output,omitempty"`  // the file a download writes

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ipfs/go-cid"
-
 	"peer/store/unixfs"
 )
 
@@ -52,11 +50,12 @@ func (h *handlers) handleQueue(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	root, ok := parseRoot(w, req.CID)
-	if !ok {
+	root, names, err := unixfs.ParsePath(req.CID) // a CID, or a path into a folder
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, err)
 		return
 	}
-	t, _, err := h.b.Queue(root, req)
+	t, _, err := h.b.Queue(root, names, req)
 	if err != nil {
 		WriteError(w, StatusOf(err), err)
 		return
@@ -160,12 +159,7 @@ func (h *handlers) handleFetch(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, err)
 		return
 	}
-	if len(names) > 0 {
-		// A path into a folder is fetched by this request itself, not queued.
-		h.fetchHere(w, r, root, names, req)
-		return
-	}
-	t, attached, err := h.b.Queue(root, req)
+	t, attached, err := h.b.Queue(root, names, req)
 	if err != nil {
 		WriteError(w, StatusOf(err), err)
 		return
@@ -187,51 +181,4 @@ func (h *handlers) handleFetch(w http.ResponseWriter, r *http.Request) {
 	}
 	send(FetchEvent{Type: "queued", State: t.State})
 	h.b.WatchFetch(r.Context(), t.ID, attached, send)
-}
-
-// fetchHere runs a fetch within the request and streams its progress as NDJSON: progress lines
-// at most four a second, then one "done" or "error" line. A client that goes away stops the
-// fetch, which a later request resumes.
-func (h *handlers) fetchHere(w http.ResponseWriter, r *http.Request, root cid.Cid, names []string, req FetchRequest) {
-	fl, _ := w.(http.Flusher)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	var mu sync.Mutex // progress comes from the transfer's goroutine
-	enc := json.NewEncoder(w)
-	send := func(ev FetchEvent) {
-		mu.Lock()
-		defer mu.Unlock()
-		_ = enc.Encode(ev)
-		if fl != nil {
-			fl.Flush()
-		}
-	}
-	var last time.Time        // guarded by mu
-	var unsent *FetchProgress // the latest progress, when it was not sent; guarded by mu
-	progress := func(fp FetchProgress) {
-		mu.Lock()
-		due := time.Since(last) >= waitTick
-		if due {
-			last, unsent = time.Now(), nil
-		} else {
-			unsent = &fp
-		}
-		mu.Unlock()
-		if due {
-			send(FetchEvent{Type: "progress", Progress: &fp})
-		}
-	}
-	done, err := h.b.FetchPath(r.Context(), root, names, req, progress)
-	mu.Lock()
-	final := unsent
-	mu.Unlock()
-	if final != nil { // the last figures, so that a client shows where the fetch ended
-		send(FetchEvent{Type: "progress", Progress: final})
-	}
-	if err != nil {
-		send(FetchEvent{Type: "error", Error: err.Error()})
-		return
-	}
-	send(done)
 }

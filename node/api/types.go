@@ -30,6 +30,9 @@ type Peer struct {
 	Direction string `json:"direction"` // "inbound" or "outbound"
 	// Latency is the smoothed round-trip time the node measured, 0 when unknown.
 	Latency time.Duration `json:"latency_ns"`
+	// BytesIn and BytesOut are what the node received from and sent to the peer, all protocols.
+	BytesIn  int64 `json:"bytes_in"`
+	BytesOut int64 `json:"bytes_out"`
 }
 
 // AddPathRequest is the body of POST /api/v1/add/path: the daemon imports a folder (or file) of
@@ -59,16 +62,20 @@ type DHTStatus struct {
 
 // Status is the one-screen summary of GET /api/v1/status.
 type Status struct {
-	ID       string    `json:"id"`
-	Network  string    `json:"network"` // "" is the public IPFS network
-	Addrs    []string  `json:"addrs"`
-	Peers    int       `json:"peers"`
-	DHT      DHTStatus `json:"dht"`
-	Files    int       `json:"files"`
-	BytesIn  int64     `json:"bytes_in"`
-	BytesOut int64     `json:"bytes_out"`
-	Uptime   string    `json:"uptime"`
-	Started  time.Time `json:"started"`
+	ID      string    `json:"id"`
+	Network string    `json:"network"` // "" is the public IPFS network
+	Addrs   []string  `json:"addrs"`
+	Peers   int       `json:"peers"`
+	DHT     DHTStatus `json:"dht"`
+	Files   int       `json:"files"`
+	// FilesBytes is the size of the files held, together; DiskFree the bytes left on the file
+	// system of the repo (0 when the platform cannot say).
+	FilesBytes uint64    `json:"files_bytes"`
+	DiskFree   uint64    `json:"disk_free"`
+	BytesIn    int64     `json:"bytes_in"`
+	BytesOut   int64     `json:"bytes_out"`
+	Uptime     string    `json:"uptime"`
+	Started    time.Time `json:"started"`
 	// Private is true when a swarm key keeps the node on a private network.
 	Private bool `json:"private"`
 	// Gateway is the HTTP gateway's base URL, "" when it does not run.
