@@ -125,13 +125,13 @@ type Config struct {
 	// MDNS finds peers on the LAN by multicast DNS. Default false.
 	MDNS bool
 	// ProviderRecordBytes caps the provider records other peers store on this node (counted
-	// with their bookkeeping). Default DefaultProviderBytes (64 MiB).
+	// with their bookkeeping). Default DefaultProviderBytes (32 MiB).
 	ProviderRecordBytes int64
 	// ProviderRecordsPerPeer caps the provider records of one provider. Default
 	// DefaultProviderPerPeer (10,000).
 	ProviderRecordsPerPeer int
 	// ValueRecordBytes caps the value records (IPNS, public keys) stored for others on the
-	// public DHT; a private network stores none. Default DefaultValueBytes (16 MiB).
+	// public DHT; a private network stores none. Default DefaultValueBytes (8 MiB).
 	ValueRecordBytes int64
 }
 

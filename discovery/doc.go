@@ -6,8 +6,8 @@
 // straight away: simultaneous dials from both listening ports would meet as one TCP connection
 // that neither TLS handshake accepts.
 //
-// What other peers store on this node is bounded: provider records to 64 MiB in all and 10,000
-// per provider, values (IPNS names, public keys) to 16 MiB and only on the public DHT; a private
+// What other peers store on this node is bounded: provider records to 32 MiB in all and 10,000
+// per provider, values (IPNS names, public keys) to 8 MiB and only on the public DHT; a private
 // network keeps no values. A record over a bound is dropped, not the others of its batch. The
 // providers of one key are found from an index of them, never by copying out every record (what
 // a plain go-datastore map does for each question). The bootstrap peers are protected from the

@@ -25,9 +25,9 @@ const recordOverhead = 256
 
 // Limits of the DHT record stores; see RecordLimits.
 const (
-	DefaultProviderBytes   = 64 << 20
+	DefaultProviderBytes   = 32 << 20
 	DefaultProviderPerPeer = 10_000
-	DefaultValueBytes      = 16 << 20
+	DefaultValueBytes      = 8 << 20
 )
 
 // records is an in-memory datastore with a cap on the bytes it holds and, for provider
