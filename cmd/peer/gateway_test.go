@@ -54,6 +54,8 @@ func TestDaemonGateway(t *testing.T) {
 	out, errOut, code = peerCmd(t, repo, "status")
 	require.Zero(t, code, errOut)
 	require.Contains(t, out, url+"/ipfs/")
+	require.Regexp(t, `files\s+1, 26 B\n`, out) // the one file held and its size
+	require.Regexp(t, `disk\s+[0-9.]+ [KMGT]iB free\n`, out)
 
 	stopDaemon(t, cmd)
 	_, err = os.Stat(filepath.Join(repo, "gateway"))

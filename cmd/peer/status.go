@@ -43,7 +43,10 @@ func newStatusCmd(app *App) *cobra.Command {
 			fmt.Fprintf(tw, "peers\t%d\n", s.Peers)
 			fmt.Fprintf(tw, "DHT\t%s, %s, %d in routing table\n", s.DHT.Protocol, s.DHT.Mode, s.DHT.RoutingTable)
 			fmt.Fprintf(tw, "provides\t%d roots, %d pending, %d done, %d failed\n", s.DHT.ProvidedRoots, s.DHT.ProvidesPending, s.DHT.ProvidesDone, s.DHT.ProvidesFailed)
-			fmt.Fprintf(tw, "files\t%d\n", s.Files)
+			fmt.Fprintf(tw, "files\t%d, %s\n", s.Files, config.FormatSize(s.FilesBytes))
+			if s.DiskFree > 0 {
+				fmt.Fprintf(tw, "disk\t%s free\n", config.FormatSize(s.DiskFree))
+			}
 			tc := s.Transfers
 			fmt.Fprintf(tw, "transfers\t%d running, %d queued, %d paused; %s\n", tc.Running, tc.Queued, tc.Paused, plural(tc.Uploads, "upload"))
 			fmt.Fprintf(tw, "traffic\t%s in, %s out\n", byteSize(s.BytesIn), byteSize(s.BytesOut))

@@ -29,14 +29,15 @@ function el(tag, attrs, ...children) {
 
 function td(label, ...children) { return el('td', { 'data-label': label }, ...children); }
 
-function bytes(n) {
+// Sizes are in binary units and rates in decimal ones, as the command line prints them.
+function scaled(n, base, units) {
   n = Number(n) || 0;
-  const u = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
   let i = 0;
-  while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
-  return (i === 0 ? n.toFixed(0) : n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)) + ' ' + u[i];
+  while (n >= base && i < units.length - 1) { n /= base; i++; }
+  return (i === 0 ? n.toFixed(0) : n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)) + ' ' + units[i];
 }
-const rate = (n) => bytes(n) + '/s';
+const bytes = (n) => scaled(n, 1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']);
+const rate = (n) => scaled(n, 1000, ['B', 'kB', 'MB', 'GB', 'TB', 'PB']) + '/s';
 
 function duration(s) {
   if (!isFinite(s) || s < 0) return '—';
