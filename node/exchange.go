@@ -435,8 +435,8 @@ type FetchProgress struct {
 	Size  uint64 // the file's size; 0 until the root block is here
 	Have  uint64 // bytes of the file here and verified
 	Found uint64 // of those, bytes that were here before this fetch began (a resumed fetch)
-	// Files and FilesDone count a folder's files: how many it holds (known once every block is
-	// here) and how many are written to the output so far. 0 for a single file.
+	// Files and FilesDone count a folder's files: how many are named so far (all of them once
+	// every folder node is here) and how many are written whole. 0 for a single file.
 	Files, FilesDone uint64
 }
 
