@@ -529,6 +529,8 @@ func (ex *exchange) target(root cid.Cid, name string, opts FetchOptions) (_, out
 	}
 	if f, ok := ex.st.File(root); ok && f.State == store.Complete && f.Path == out && ex.st.Intact(f) {
 		return name, out, f, nil // already here
+	} else if ok && store.TreeMovedInPlace(f, out) {
+		return name, out, store.File{}, nil // a folder fetch that stopped after moving its tree in place
 	}
 	if st, err := os.Stat(out); err == nil && st.IsDir() {
 		// Checked before the first byte: renaming the finished file onto a directory fails.
