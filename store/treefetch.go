@@ -210,7 +210,7 @@ func openTree(out, part string, known bool) (*treeOut, error) {
 	}
 	return &treeOut{
 		out: out, part: part, root: r, resumed: resumed,
-		syncEach: fsys.SyncFS(part) != nil, // probe: unsupported here means one fsync per file
+		syncEach: !fsys.HasSyncFS(), // no one-call sync here: one fsync per file
 		entries:  map[string][]string{}, dirs: map[string][]*dirPlace{}, places: map[string][]*filePlace{},
 		links: map[string]string{}, openFiles: map[*treeFile]struct{}{}, dirRoot: map[string]*os.Root{},
 	}, nil
