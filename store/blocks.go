@@ -34,10 +34,10 @@ func blockKey(c cid.Cid) string {
 	return c.String()
 }
 
-// Blocks is the block repo, the blocks the node owns: one file per block under blocks/XX/KEY,
-// where XX is two characters near the end of the key (the start of a CID string is the same for
-// every block). Files are written to a temporary name and renamed, so a block file is either
-// whole or absent. Writes are not synced one by one: put starts each file's write-back and
+// Blocks is the block repo, the blocks the node owns: the small blocks of folder imports packed
+// together (pack.go), every other in a file of its own under blocks/XX/KEY, where XX is two
+// characters near the end of the key (the start of a CID string is the same for every block).
+// Files are written to a temporary name and renamed, so a block file is either whole or absent. Writes are not synced one by one: put starts each file's write-back and
 // remembers it, and sync (which the store calls before an event says the blocks exist) waits for
 // all of them at once. It knows nothing of files or events; its methods are safe for concurrent
 // use.
@@ -50,6 +50,10 @@ type Blocks struct {
 	// gc is held shared by imports and downloads while they write blocks that no event names
 	// yet, and exclusively by GC, which would otherwise take those blocks for garbage.
 	gc sync.RWMutex
+
+	// pmu guards packs, the small blocks of folder imports, packed together (pack.go).
+	pmu   sync.Mutex
+	packs packs
 
 	mu      sync.Mutex
 	dirs    map[string]bool // shard directories known to exist
@@ -171,6 +175,53 @@ func (b *Blocks) create(c cid.Cid, data []byte) (bool, error) {
 	return true, nil
 }
 
+// where names where block c is stored, for messages.
+func (b *Blocks) where(c cid.Cid) string {
+	if l, ok := b.packed(c); ok {
+		return fmt.Sprintf("%s (offset %d)", l.pack.path, l.off)
+	}
+	_, path := b.path(c)
+	return path
+}
+
+// storedSize is the bytes block c takes where it is stored, 0 if it is not.
+func (b *Blocks) storedSize(c cid.Cid) int64 {
+	if l, ok := b.packed(c); ok {
+		return int64(l.size)
+	}
+	_, path := b.path(c)
+	if st, err := os.Stat(path); err == nil {
+		return st.Size()
+	}
+	return 0
+}
+
+// quarantine moves a block whose bytes (data) do not match its CID out of the way, so that it is
+// no longer found and a fetch can bring it again: a block file is renamed to KEY.corrupt beside
+// it; a packed block's bytes are written there and the block dropped from its pack (whose other
+// blocks are moved to a new pack when no import or gc is running, else at the next gc). It
+// returns where the bytes now are.
+func (b *Blocks) quarantine(c cid.Cid, data []byte) (string, error) {
+	shard, path := b.path(c)
+	if _, ok := b.packed(c); !ok {
+		return path + ".corrupt", os.Rename(path, path+".corrupt")
+	}
+	if err := os.MkdirAll(shard, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path+".corrupt", data, 0o600); err != nil {
+		return "", err
+	}
+	b.dropPacked(c)
+	if b.gc.TryLock() {
+		defer b.gc.Unlock()
+		if err := b.compactPacks(); err != nil {
+			logger().Warn("compacting block packs", "err", err)
+		}
+	}
+	return path + ".corrupt", nil
+}
+
 // read reads an owned block without verifying it.
 func (b *Blocks) read(c cid.Cid, alloc func(n int) []byte) ([]byte, error) {
 	if d, ok := identityData(c); ok {
@@ -182,6 +233,9 @@ func (b *Blocks) read(c cid.Cid, alloc func(n int) []byte) ([]byte, error) {
 
 // readStat reads an owned block without verifying it, and the stat of its file when it was read.
 func (b *Blocks) readStat(c cid.Cid, alloc func(n int) []byte) ([]byte, fileStat, error) {
+	if l, ok := b.packed(c); ok {
+		return b.readPacked(c, l, alloc)
+	}
 	_, path := b.path(c)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -210,6 +264,9 @@ func (b *Blocks) size(c cid.Cid) (int, error) {
 	if d, ok := identityData(c); ok {
 		return len(d), nil
 	}
+	if l, ok := b.packed(c); ok {
+		return l.size, nil
+	}
 	_, path := b.path(c)
 	st, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -234,8 +291,7 @@ func (b *Blocks) get(c cid.Cid) ([]byte, error) {
 		return nil, err
 	}
 	if err := unixfs.Verify(c, data); err != nil {
-		_, path := b.path(c)
-		return nil, fmt.Errorf("%w: %s at %s does not match its CID (remove it and fetch the file again)", ErrCorruptBlock, c, path)
+		return nil, fmt.Errorf("%w: %s at %s does not match its CID (remove it and fetch the file again)", ErrCorruptBlock, c, b.where(c))
 	}
 	return data, nil
 }
@@ -249,6 +305,7 @@ func (b *Blocks) remove(c cid.Cid) error {
 	if _, ok := identityData(c); ok {
 		return nil
 	}
+	b.dropPacked(c) // its bytes go when compactPacks rewrites the pack
 	_, path := b.path(c)
 	err := os.Remove(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -257,9 +314,23 @@ func (b *Blocks) remove(c cid.Cid) error {
 	return err
 }
 
-// each calls fn with every stored block's CID; it also removes temporary files left by a crash.
+// each calls fn with every stored block's CID (a block both packed and in a file, or in two
+// packs, once or twice); it also removes temporary files left by a crash.
 func (b *Blocks) each(fn func(c cid.Cid) error) error {
+	packed, err := b.packedKeys()
+	if err != nil {
+		return err
+	}
+	for _, c := range packed {
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	packs := b.packsPath()
 	return filepath.WalkDir(b.dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && path == packs {
+			return filepath.SkipDir
+		}
 		if err != nil || d.IsDir() {
 			return err
 		}

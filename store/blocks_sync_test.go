@@ -55,3 +55,30 @@ func TestBlockSyncFlushesWhatWasWritten(t *testing.T) {
 	require.NoError(t, b.sync(), "the next sync retries it")
 	require.Empty(t, b.pending.files)
 }
+
+// A block a folder import finds in another import's pack that is not synced yet (or in one a
+// crash left) is made durable by its own sync: that pack is synced with it.
+func TestPackedBlockFoundUnsyncedIsSyncedWithTheImportThatFoundIt(t *testing.T) {
+	b := newBlocks(filepath.Join(t.TempDir(), "blocks"))
+	c, d := rawBlock(t, "shared")
+	w1, w2 := b.newPackWriter(), b.newPackWriter()
+	defer w1.close()
+	defer w2.close()
+	created, err := w1.put(c, d)
+	require.NoError(t, err)
+	require.True(t, created)
+	created, err = w2.put(c, d)
+	require.NoError(t, err)
+	require.False(t, created, "found in the first import's pack")
+	require.Equal(t, []string{w1.pf.path}, b.pending.files, "which the second's sync flushes")
+	require.NoError(t, w2.seal())
+	require.NoError(t, b.sync())
+
+	require.NoError(t, w1.seal())
+	w3 := b.newPackWriter()
+	defer w3.close()
+	created, err = w3.put(c, d)
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Empty(t, b.pending.files, "a sealed pack needs no sync")
+}

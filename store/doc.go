@@ -6,7 +6,8 @@
 // referenced in place, what was verified, what is served) and Downloads (fetches in progress).
 //
 // A repo is a directory holding an identity key, config.json, blocks/ (owned blocks, one file per
-// block under a two-character shard, written to a temporary name and renamed), events.log and
+// block under a two-character shard, written to a temporary name and renamed, or, the small blocks
+// of a folder import, packed into one file, pack.go), events.log and
 // snapshot.json. One process holds it at a time: Open takes an exclusive flock, which the kernel
 // drops when the process dies, so a crash never leaves a stale lock.
 //

@@ -30,13 +30,8 @@ func sharedTree(t *testing.T) string {
 // blockFiles counts the blocks the repo owns.
 func blockFiles(t *testing.T, dir string) int {
 	t.Helper()
-	n := 0
-	require.NoError(t, filepath.WalkDir(filepath.Join(dir, "blocks"), func(_ string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			n++
-		}
-		return err
-	}))
+	n, err := store.StoredBlocks(dir)
+	require.NoError(t, err)
 	return n
 }
 

@@ -43,7 +43,8 @@ func logger() *slog.Logger { return slog.Default().With("pkg", "store") }
 // It composes four parts, each with one job and its own locks, and its methods are safe for
 // concurrent use:
 //
-//   - Blocks, the block repo (blocks.go): the blocks the node owns, one file each;
+//   - Blocks, the block repo (blocks.go, pack.go): the blocks the node owns, a file each or,
+//     the small blocks of a folder import, packed together;
 //   - Journal, the event log and the projections folded from it (this file, index.go,
 //     catalog.go, transfers.go): the index of held files, the network catalog, the transfer list;
 //   - Refs, files referenced in place and what is served (refs.go, sharedir.go, verify.go,
@@ -783,6 +784,7 @@ func (s *Store) discard(written []cid.Cid, cause error) error {
 			errs = append(errs, s.blocks.remove(c))
 		}
 	}
+	errs = append(errs, s.blocks.compactPacks())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w (removing the blocks it wrote also failed: run `peer gc`: %v)", cause, err)
 	}
@@ -904,11 +906,14 @@ func (s *Store) addTree(ctx context.Context, path string, opts AddOptions) (_ Fi
 		FileDone:      opts.FileDone,
 	}
 	var mu sync.Mutex // the importer writes several small files at once
+	// Small blocks go into one pack of this import's own, made durable by one sync (pack.go).
+	pack := s.blocks.newPackWriter()
+	defer pack.close()
 	res, err := unixfs.ImportTree(ctx, path, topts, func(b unixfs.Block) error {
 		if b.Leaf && opts.Reference {
 			return nil
 		}
-		created, err := s.blocks.create(b.Cid, b.Data)
+		created, err := pack.put(b.Cid, b.Data)
 		if created {
 			mu.Lock()
 			written = append(written, b.Cid)
@@ -919,6 +924,10 @@ func (s *Store) addTree(ctx context.Context, path string, opts AddOptions) (_ Fi
 	if err != nil {
 		return File{}, written, err
 	}
+	if err := pack.seal(); err != nil {
+		return File{}, written, err
+	}
+	pack.close()
 	if err := s.blocks.sync(); err != nil {
 		return File{}, written, err
 	}
@@ -1142,13 +1151,13 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 			res.Kept++
 			return nil
 		}
-		_, path := s.blocks.path(c)
-		if st, err := os.Stat(path); err == nil {
-			res.Bytes += st.Size()
-		}
+		res.Bytes += s.blocks.storedSize(c)
 		res.Removed++
 		return s.blocks.remove(c)
 	})
+	if err == nil {
+		err = s.blocks.compactPacks()
+	}
 	return res, err
 }
 

@@ -3,7 +3,6 @@ package store
 import (
 	"fmt"
 	"io/fs"
-	"os"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -143,7 +142,7 @@ func (s *Refs) serveOwned(c cid.Cid, data []byte, st fileStat) ([]byte, error) {
 	}
 	s.hashed.Add(1)
 	if err := unixfs.Verify(c, data); err != nil {
-		return nil, s.corruptBlock(c, err)
+		return nil, s.corruptBlock(c, data, err)
 	}
 	if st.settled(s.journal.now()) {
 		s.verifyMu.Lock()
@@ -155,14 +154,14 @@ func (s *Refs) serveOwned(c cid.Cid, data []byte, st fileStat) ([]byte, error) {
 
 // corruptBlock moves a block file that does not match its CID to KEY.corrupt beside it and
 // records BlockCorrupt (once: a reader that finds it moved already records nothing).
-func (s *Refs) corruptBlock(c cid.Cid, cause error) error {
-	_, path := s.blocks.path(c)
-	err := fmt.Errorf("%w: %s at %s does not match its CID", ErrCorruptBlock, c, path)
-	if rerr := os.Rename(path, path+".corrupt"); rerr != nil {
+func (s *Refs) corruptBlock(c cid.Cid, data []byte, cause error) error {
+	err := fmt.Errorf("%w: %s at %s does not match its CID", ErrCorruptBlock, c, s.blocks.where(c))
+	aside, rerr := s.blocks.quarantine(c, data)
+	if rerr != nil {
 		return err
 	}
-	logger().Warn("stored block is corrupt; moved aside and no longer served", "cid", c, "path", path+".corrupt", "err", cause)
-	if rerr := s.journal.Record(Event{Type: BlockCorrupt, Root: blockKey(c), Path: path + ".corrupt", Error: cause.Error()}); rerr != nil {
+	logger().Warn("stored block is corrupt; moved aside and no longer served", "cid", c, "path", aside, "err", cause)
+	if rerr := s.journal.Record(Event{Type: BlockCorrupt, Root: blockKey(c), Path: aside, Error: cause.Error()}); rerr != nil {
 		logger().Warn("recording a corrupt block", "err", rerr)
 	}
 	return err

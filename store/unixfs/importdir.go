@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,8 +51,9 @@ type TreeResult struct {
 // Blocks go to put as Import gives them, each directory's node after
 // everything under it, the root last. put is called from several goroutines
 // at once: files no larger than a chunk are imported up to 8 at a time, since
-// storing many small blocks is bound by file-system latency; larger files
-// one at a time, each hashed on opts.Workers goroutines. Only the entries of
+// opening, reading and storing many small files is bound by file-system
+// latency; larger files one at a time after a folder's small ones, each hashed
+// on opts.Workers goroutines. Only the entries of
 // the directories on the current path are held in memory, with at most 8
 // small files' bytes in all.
 func ImportTree(ctx context.Context, path string, opts TreeOptions, put func(Block) error) (TreeResult, error) {
@@ -106,7 +108,22 @@ func (t *treeImporter) dir(parent context.Context, path string, depth int) (DirE
 	if err != nil {
 		return DirEntry{}, err
 	}
+	// Files are opened through the folder's own handle: one name looked up per file, not the
+	// whole path from the root of the file system.
+	root, err := os.OpenRoot(path)
+	if err != nil {
+		return DirEntry{}, err
+	}
+	defer root.Close()
 	entries := make([]DirEntry, 0, len(des))
+	// Regular files found larger than a chunk by the goroutine that opened them are imported
+	// after the small ones, one at a time, each hashed on opts.Workers goroutines.
+	type largeFile struct {
+		slot *DirEntry
+		path string
+	}
+	var largeMu sync.Mutex
+	var large []largeFile
 	// Small files are imported on up to treeParallel goroutines, each into
 	// its own slot of entries; the rest here, in order.
 	ctx, cancel := context.WithCancel(parent)
@@ -145,18 +162,18 @@ func (t *treeImporter) dir(parent context.Context, path string, depth int) (DirE
 			slot.Cid, slot.Tsize = e.Cid, e.Tsize
 			continue
 		}
-		info, err := de.Info()
-		if err != nil {
-			fail(err)
-			break
-		}
-		if !info.Mode().IsRegular() || info.Size() > int64(chunk) {
-			e, err := t.entry(ctx, p, info, t.opts.Workers)
+		if !de.Type().IsRegular() { // a symbolic link, or a special file (refused)
+			info, err := de.Info()
+			if err == nil {
+				var e DirEntry
+				if e, err = t.entry(ctx, p, info, t.opts.Workers); err == nil {
+					slot.Cid, slot.Tsize = e.Cid, e.Tsize
+				}
+			}
 			if err != nil {
 				fail(err)
 				break
 			}
-			slot.Cid, slot.Tsize = e.Cid, e.Tsize
 			continue
 		}
 		select {
@@ -170,17 +187,33 @@ func (t *treeImporter) dir(parent context.Context, path string, depth int) (DirE
 		go func() {
 			defer wg.Done()
 			defer func() { <-t.sem }()
-			e, err := t.entry(ctx, p, info, 1)
-			if err != nil {
+			e, ok, err := t.smallIn(root, name, p)
+			switch {
+			case err != nil:
 				fail(err)
-				return
+			case ok:
+				slot.Cid, slot.Tsize = e.Cid, e.Tsize
+			default:
+				largeMu.Lock()
+				large = append(large, largeFile{slot, p})
+				largeMu.Unlock()
 			}
-			slot.Cid, slot.Tsize = e.Cid, e.Tsize
 		}()
 	}
 	wg.Wait()
 	if firstErr != nil {
 		return DirEntry{}, firstErr
+	}
+	for _, l := range large {
+		info, err := os.Lstat(l.path)
+		var e DirEntry
+		if err == nil {
+			e, err = t.entry(ctx, l.path, info, t.opts.Workers)
+		}
+		if err != nil {
+			return DirEntry{}, err
+		}
+		l.slot.Cid, l.slot.Tsize = e.Cid, e.Tsize
 	}
 	if err := parent.Err(); err != nil {
 		return DirEntry{}, err
@@ -237,6 +270,28 @@ func (t *treeImporter) entry(ctx context.Context, path string, info fs.FileInfo,
 	return DirEntry{}, fmt.Errorf("%s is not a regular file, directory or symbolic link", path)
 }
 
+// smallIn imports the regular file name of the folder root (path names it for messages) if it
+// holds at most one chunk; ok is false, and nothing imported, when it holds more.
+func (t *treeImporter) smallIn(root *os.Root, name, path string) (_ DirEntry, ok bool, _ error) {
+	f, err := root.Open(name)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			pe.Path = path
+		}
+		return DirEntry{}, false, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return DirEntry{}, false, err
+	}
+	if !info.Mode().IsRegular() { // replaced since the folder was listed
+		return DirEntry{}, false, fmt.Errorf("%s is not a regular file, directory or symbolic link", path)
+	}
+	return t.small(f, path, info)
+}
+
 // small imports a file of at most one chunk as the one raw leaf Import makes of it, read in one
 // call and hashed here: most of a folder of small files, for which Import's pipeline of
 // goroutines would cost more than the hashing. ok is false, with f at its start, when the file
@@ -249,15 +304,24 @@ func (t *treeImporter) small(f *os.File, path string, info fs.FileInfo) (_ DirEn
 	if info.Size() > int64(chunk) {
 		return DirEntry{}, false, nil
 	}
-	buf := make([]byte, info.Size()+1) // one byte more tells a file that grew
-	n, err := io.ReadFull(f, buf)
-	switch {
-	case err == nil:
-		_, err := f.Seek(0, io.SeekStart)
-		return DirEntry{}, false, err
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-	default:
-		return DirEntry{}, false, err
+	bp := getSmallBuf(int(info.Size()) + 1) // one byte more tells a file that grew
+	defer putSmallBuf(bp)
+	buf := *bp
+	// One read returns a regular file's bytes up to the end: the size it was listed with means
+	// the whole file (a file that grew fills the byte more). Anything else reads on to the end.
+	n, err := f.Read(buf)
+	if n != int(info.Size()) || err != nil && !errors.Is(err, io.EOF) {
+		var m int
+		m, err = io.ReadFull(f, buf[n:])
+		n += m
+		switch {
+		case err == nil:
+			_, err := f.Seek(0, io.SeekStart)
+			return DirEntry{}, false, err
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		default:
+			return DirEntry{}, false, err
+		}
 	}
 	data := buf[:n]
 	c, err := cidFromSHA256(cid.Raw, sha256.Sum256(data))
@@ -277,3 +341,21 @@ func (t *treeImporter) small(f *os.File, path string, info fs.FileInfo) (_ DirEn
 	}
 	return DirEntry{Cid: c, Tsize: uint64(n)}, true, nil
 }
+
+// smallBufs pools the buffers small files are read into, by size class (powers of two from 4 KiB
+// up to the largest chunk), so a folder of small files allocates none per file.
+var smallBufs [bits.UintSize]sync.Pool
+
+func smallClass(n int) int { return max(bits.Len(uint(n-1)), 12) }
+
+func getSmallBuf(n int) *[]byte {
+	c := smallClass(n)
+	if bp, ok := smallBufs[c].Get().(*[]byte); ok {
+		*bp = (*bp)[:n]
+		return bp
+	}
+	b := make([]byte, n, 1<<c)
+	return &b
+}
+
+func putSmallBuf(bp *[]byte) { smallBufs[smallClass(cap(*bp))].Put(bp) }
