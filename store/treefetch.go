@@ -1032,62 +1032,7 @@ func removeEmptyTree(part string) error {
 // it wrote).
 func (s *Store) walkOwnedTree(ctx context.Context, root cid.Cid, fn func(treeEntry) error) error {
 	get := func(_ context.Context, c cid.Cid) ([]byte, error) { return s.blocks.get(c) }
-	var visit func(dir cid.Cid, rel []string) error
-	visit = func(dir cid.Cid, rel []string) error {
-		if len(rel) > unixfs.MaxPathSegments {
-			return fmt.Errorf("folder %s: nested more than %d folders deep", strings.Join(rel, "/"), unixfs.MaxPathSegments)
-		}
-		links, err := unixfs.ListDir(ctx, dir, get)
-		if err != nil {
-			if len(rel) > 0 {
-				return fmt.Errorf("folder %s: %w", strings.Join(rel, "/"), err)
-			}
-			return err
-		}
-		for _, l := range links {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			e := treeEntry{rel: append(rel[:len(rel):len(rel)], l.Name), cid: l.Cid}
-			if l.Cid.Prefix().Codec == cid.Raw {
-				e.kind, e.size = unixfs.File, l.Tsize
-				if err := fn(e); err != nil {
-					return err
-				}
-				continue
-			}
-			block, err := s.blocks.get(l.Cid)
-			if err != nil {
-				return fmt.Errorf("entry %q: %w", strings.Join(e.rel, "/"), err)
-			}
-			var n uint64
-			e.kind, n, err = unixfs.Inspect(l.Cid, block)
-			if err != nil {
-				return fmt.Errorf("entry %q: %w", strings.Join(e.rel, "/"), err)
-			}
-			switch e.kind {
-			case unixfs.File:
-				e.size = n
-			case unixfs.Symlink:
-				if e.target, err = symlinkTarget(l.Cid, block); err != nil {
-					return fmt.Errorf("entry %q: %w", strings.Join(e.rel, "/"), err)
-				}
-			case unixfs.Directory:
-			default:
-				return fmt.Errorf("entry %q: a UnixFS %s is not a file, folder or symlink", strings.Join(e.rel, "/"), e.kind)
-			}
-			if err := fn(e); err != nil {
-				return err
-			}
-			if e.kind == unixfs.Directory {
-				if err := visit(l.Cid, e.rel); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	return visit(root, nil)
+	return walkFolder(ctx, root, get, true, fn)
 }
 
 // knowsLocked reports whether the folder download has learnt of block k. Called with Download.mu

@@ -24,12 +24,19 @@ type treeEntry struct {
 // shape of every HAMT shard), entries come sorted by name, and folders nest at most
 // unixfs.MaxPathSegments deep. Memory grows with the depth and the widest folder, not the tree.
 func (s *Store) walkTree(ctx context.Context, root cid.Cid, fn func(treeEntry) error) error {
+	return walkFolder(ctx, root, s.GetBlock, false, fn)
+}
+
+// walkFolder is walkTree over blocks read with get. With rawByLink, a file of one raw leaf is not
+// read: its size is its link's (for a folder whose leaves are not in the repo, and which a folder
+// download checked against the leaf it wrote).
+func walkFolder(ctx context.Context, root cid.Cid, get unixfs.GetFunc, rawByLink bool, fn func(treeEntry) error) error {
 	var visit func(dir cid.Cid, rel []string) error
 	visit = func(dir cid.Cid, rel []string) error {
 		if len(rel) > unixfs.MaxPathSegments {
 			return fmt.Errorf("folder %s: nested more than %d folders deep", strings.Join(rel, "/"), unixfs.MaxPathSegments)
 		}
-		links, err := unixfs.ListDir(ctx, dir, s.GetBlock)
+		links, err := unixfs.ListDir(ctx, dir, get)
 		if err != nil {
 			if len(rel) > 0 {
 				return fmt.Errorf("folder %s: %w", strings.Join(rel, "/"), err)
@@ -41,7 +48,14 @@ func (s *Store) walkTree(ctx context.Context, root cid.Cid, fn func(treeEntry) e
 				return err
 			}
 			e := treeEntry{rel: append(rel[:len(rel):len(rel)], l.Name), cid: l.Cid}
-			block, err := s.GetBlock(ctx, l.Cid)
+			if rawByLink && l.Cid.Prefix().Codec == cid.Raw {
+				e.kind, e.size = unixfs.File, l.Tsize
+				if err := fn(e); err != nil {
+					return err
+				}
+				continue
+			}
+			block, err := get(ctx, l.Cid)
 			if err != nil {
 				return fmt.Errorf("entry %q: %w", strings.Join(e.rel, "/"), err)
 			}
