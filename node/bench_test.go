@@ -101,3 +101,32 @@ func BenchmarkFetchLargeFiles(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCreateSmallFiles creates 10,000 files of 4 KiB in 100 folders, one after another, with
+// nothing else in the process (create exclusively, write, close): the file system's own rate at
+// that moment, which bounds BenchmarkFetchFolderOfSmallFiles.
+//
+//	go test -run '^$' -bench CreateSmallFiles -benchtime 3x ./node
+func BenchmarkCreateSmallFiles(b *testing.B) {
+	buf := make([]byte, 4<<10)
+	var elapsed time.Duration
+	for range b.N {
+		b.StopTimer()
+		dir := filepath.Join(b.TempDir(), "tree")
+		b.StartTimer()
+		start := time.Now()
+		for d := range 100 {
+			sub := filepath.Join(dir, fmt.Sprintf("d%03d", d))
+			require.NoError(b, os.MkdirAll(sub, 0o755))
+			for f := range 100 {
+				fh, err := os.OpenFile(filepath.Join(sub, fmt.Sprintf("f%03d", f)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+				require.NoError(b, err)
+				_, err = fh.Write(buf)
+				require.NoError(b, err)
+				require.NoError(b, fh.Close())
+			}
+		}
+		elapsed += time.Since(start)
+	}
+	b.ReportMetric(float64(b.N*10_000)/elapsed.Seconds(), "files/s")
+}

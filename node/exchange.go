@@ -435,8 +435,8 @@ type FetchProgress struct {
 	Size  uint64 // the file's size; 0 until the root block is here
 	Have  uint64 // bytes of the file here and verified
 	Found uint64 // of those, bytes that were here before this fetch began (a resumed fetch)
-	// Files and FilesDone count a folder's files: how many it holds (known once every block is
-	// here) and how many are written to the output so far. 0 for a single file.
+	// Files and FilesDone count a folder's files: how many are named so far (all of them once
+	// every folder node is here) and how many are written whole. 0 for a single file.
 	Files, FilesDone uint64
 }
 
@@ -529,6 +529,8 @@ func (ex *exchange) target(root cid.Cid, name string, opts FetchOptions) (_, out
 	}
 	if f, ok := ex.st.File(root); ok && f.State == store.Complete && f.Path == out && ex.st.Intact(f) {
 		return name, out, f, nil // already here
+	} else if ok && store.TreeMovedInPlace(f, out) {
+		return name, out, store.File{}, nil // a folder fetch that stopped after moving its tree in place
 	}
 	if st, err := os.Stat(out); err == nil && st.IsDir() {
 		// Checked before the first byte: renaming the finished file onto a directory fails.

@@ -77,8 +77,10 @@ func (ex *exchange) resolve(ctx context.Context, root cid.Cid, names []string) (
 // from out. What is already here (from an interrupted fetch, found in the partial tree, or from
 // another folder) is not asked for again.
 func (ex *exchange) fetchTree(ctx context.Context, root cid.Cid, name, out string, opts FetchOptions) (FetchResult, error) {
-	if _, err := os.Lstat(out); err == nil {
-		return FetchResult{}, fmt.Errorf("%w: %s (a folder is never written over: use -o to choose another name)", ErrExists, out)
+	if f, _ := ex.st.File(root); !store.TreeMovedInPlace(f, out) {
+		if _, err := os.Lstat(out); err == nil {
+			return FetchResult{}, fmt.Errorf("%w: %s (a folder is never written over: use -o to choose another name)", ErrExists, out)
+		}
 	}
 	d, err := ex.beginTree(root, name, out)
 	if err != nil {

@@ -123,7 +123,9 @@ func (s *Store) StartTreeDownload(root cid.Cid, name, out string) (_ *Download, 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Lstat(abs); err == nil {
+	f, known := s.File(root)
+	moved := TreeMovedInPlace(f, abs)
+	if _, err := os.Lstat(abs); err == nil && !moved {
 		return nil, fmt.Errorf("%s: %w", abs, fs.ErrExist)
 	}
 	s.blocks.gc.RLock()
@@ -134,9 +136,12 @@ func (s *Store) StartTreeDownload(root cid.Cid, name, out string) (_ *Download, 
 		}
 	}()
 	part := PartPath(abs, root)
-	f, known := s.File(root)
 	known = known && f.State == Partial && f.Part == part
-	t, err := openTree(abs, part, known)
+	tree := part
+	if moved {
+		tree = abs // resumed where it was moved; Complete checks it all again, renames nothing
+	}
+	t, err := openTree(abs, tree, known)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +160,22 @@ func (s *Store) StartTreeDownload(root cid.Cid, name, out string) (_ *Download, 
 	t.start()
 	s.downloads.add(d)
 	return d, nil
+}
+
+// TreeMovedInPlace reports whether f is a folder fetch into out that stopped after it renamed
+// its partial tree to out and before it recorded that: the log still says partial, the partial
+// tree is gone, and out is a folder (not a link). Such a fetch resumes in out: every leaf is
+// verified where it lies, what is missing fetched, and the folder recorded as held there.
+func TreeMovedInPlace(f File, out string) bool {
+	root, err := cid.Decode(f.CID)
+	if err != nil || f.State != Partial || f.Path != out || f.Part == "" || f.Part != PartPath(out, root) {
+		return false
+	}
+	if _, err := os.Lstat(f.Part); !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	st, err := os.Lstat(out)
+	return err == nil && st.IsDir()
 }
 
 // openTree creates the partial tree, or opens the one there when known.
@@ -189,7 +210,7 @@ func openTree(out, part string, known bool) (*treeOut, error) {
 	}
 	return &treeOut{
 		out: out, part: part, root: r, resumed: resumed,
-		syncEach: fsys.SyncFS(part) != nil, // probe: unsupported here means one fsync per file
+		syncEach: !fsys.HasSyncFS(), // no one-call sync here: one fsync per file
 		entries:  map[string][]string{}, dirs: map[string][]*dirPlace{}, places: map[string][]*filePlace{},
 		links: map[string]string{}, openFiles: map[*treeFile]struct{}{}, dirRoot: map[string]*os.Root{},
 	}, nil
@@ -483,7 +504,9 @@ func (d *Download) treeHas(ctx context.Context, c cid.Cid) (bool, error) {
 		return true, nil
 	}
 	var data []byte
-	if size > 0 && size <= unixfs.MaxBlockSize {
+	if size == 0 && unixfs.Verify(c, nil) == nil {
+		data = []byte{} // the empty leaf: its CID says all of it
+	} else if size > 0 && size <= unixfs.MaxBlockSize {
 		for _, p := range written {
 			if b, err := t.read(p, size); err == nil && unixfs.Verify(c, b) == nil {
 				data = b
@@ -888,7 +911,9 @@ func (d *Download) treeComplete() error {
 	}
 	// A file of the folder is the version written here while its change time is older than this.
 	held := d.s.journal.now().UnixNano()
-	if err := os.Rename(t.part, t.out); err != nil {
+	if t.part == t.out {
+		// Moved in place by a run that stopped before recording it.
+	} else if err := os.Rename(t.part, t.out); err != nil {
 		return fmt.Errorf("moving %s into place: %w", t.out, err)
 	}
 	if err := syncDir(filepath.Dir(t.out)); err != nil {

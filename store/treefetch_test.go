@@ -204,3 +204,38 @@ func waitWritten(t *testing.T, part string, n int) {
 		return got >= n
 	}, 10*time.Second, time.Millisecond)
 }
+
+// A folder download killed after it moved its tree into place but before it recorded that
+// resumes in place: nothing is fetched, every file is checked where it lies, and the folder is
+// recorded as held there.
+func TestTreeDownloadKilledAfterTheRenameCompletesInPlace(t *testing.T) {
+	srcDir := sharedTree(t)
+	src := open(t, newRepo(t))
+	added, err := src.AddTree(t.Context(), srcDir, store.AddOptions{})
+	require.NoError(t, err)
+	dir := newRepo(t)
+	dst, err := store.Open(dir)
+	require.NoError(t, err)
+	out := filepath.Join(t.TempDir(), "got")
+	d := mustStart(t, dst, added.Root, out)
+	fetchTreeFrom(t, src, d, -1)
+	part := store.PartPath(out, added.Root)
+	waitWritten(t, part, 4) // the files with bytes
+	require.NoError(t, os.Symlink("a.txt", filepath.Join(part, "link")))
+	require.NoError(t, os.Rename(part, out))
+	require.NoError(t, dst.Close()) // killed before FetchCompleted
+
+	dst = open(t, dir)
+	f, ok := dst.File(added.Root)
+	require.True(t, ok)
+	require.True(t, store.TreeMovedInPlace(f, out))
+	d = mustStart(t, dst, added.Root, out)
+	delivered, _ := fetchTreeFrom(t, src, d, -1)
+	require.Zero(t, delivered, "everything was in place")
+	require.NoError(t, d.Complete())
+	sameTree(t, srcDir, out)
+	f, _ = dst.File(added.Root)
+	require.Equal(t, store.Complete, f.State)
+	require.Equal(t, out, f.Path)
+	require.Zero(t, dst.CheckFiles())
+}

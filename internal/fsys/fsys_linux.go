@@ -54,3 +54,6 @@ func SyncFS(path string) error {
 	err = control(d, func(fd int) error { return unix.Syncfs(fd) })
 	return errors.Join(err, d.Close())
 }
+
+// HasSyncFS reports whether SyncFS is supported here, without syncing anything.
+func HasSyncFS() bool { return true }

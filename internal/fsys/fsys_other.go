@@ -25,3 +25,6 @@ func WriteBehind(*os.File, int64, int64) {}
 
 // SyncFS returns ErrUnsupported here: the caller syncs each file.
 func SyncFS(string) error { return ErrUnsupported }
+
+// HasSyncFS reports whether SyncFS is supported here: it is not.
+func HasSyncFS() bool { return false }

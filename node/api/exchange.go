@@ -48,8 +48,8 @@ type FetchProgress struct {
 	Peers      int     `json:"peers"`       // peers that delivered at least one verified block
 	Rate       float64 `json:"rate"`        // bytes/s received, recent
 	Duplicates int64   `json:"duplicates"`  // bytes received twice
-	// Files and FilesDone count a folder's files: all of them (known once every block is here),
-	// and those written so far. 0 for a single file.
+	// Files and FilesDone count a folder's files: those named so far (all of them once every
+	// folder node is here), and those written whole. 0 for a single file.
 	Files     uint64 `json:"files,omitempty"`
 	FilesDone uint64 `json:"files_done,omitempty"`
 }

@@ -29,15 +29,24 @@ function el(tag, attrs, ...children) {
 
 function td(label, ...children) { return el('td', { 'data-label': label }, ...children); }
 
-// Sizes are in binary units and rates in decimal ones, as the command line prints them.
-function scaled(n, base, units) {
-  n = Number(n) || 0;
-  let i = 0;
-  while (n >= base && i < units.length - 1) { n /= base; i++; }
-  return (i === 0 ? n.toFixed(0) : n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)) + ' ' + units[i];
+// Sizes are in binary units and rates in decimal ones, as the command line prints them: 512 B,
+// 1.5 KiB, 645 MiB (one decimal below 10, none above); 40.1 MB/s (one decimal).
+const oneDecimal = (v) => v.toFixed(1).replace(/\.0$/, '');
+
+function bytes(n) {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = Number(n) || 0, i = 0;
+  while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
+  if (i === 0) return v.toFixed(0) + ' B';
+  return (v < 9.95 ? oneDecimal(v) : v.toFixed(0)) + ' ' + u[i];
 }
-const bytes = (n) => scaled(n, 1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']);
-const rate = (n) => scaled(n, 1000, ['B', 'kB', 'MB', 'GB', 'TB', 'PB']) + '/s';
+
+function rate(n) {
+  const u = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let v = Number(n) || 0, i = 0;
+  while (v >= 999.95 && i < u.length - 1) { v /= 1000; i++; }
+  return (i === 0 ? v.toFixed(0) : oneDecimal(v)) + ' ' + u[i] + '/s';
+}
 
 function duration(s) {
   if (!isFinite(s) || s < 0) return '—';
