@@ -74,14 +74,25 @@ func transfersOf(t *testing.T, repo string) map[string]api.Transfer {
 	return m
 }
 
+// waitState waits until the transfer is in state; if it never is, the failure shows the whole
+// list as last seen (the transfer's own state and error, or its absence).
 func waitState(t *testing.T, repo, id, state string, timeout time.Duration) api.Transfer {
 	t.Helper()
-	var got api.Transfer
-	require.Eventually(t, func() bool {
-		got = transfersOf(t, repo)[id]
-		return got.State == state
-	}, timeout, 20*time.Millisecond, "transfer %s: want %s, have %+v", id, state, got)
-	return got
+	var all map[string]api.Transfer
+	for deadline := time.Now().Add(timeout); ; {
+		all = transfersOf(t, repo)
+		if got := all[id]; got.State == state {
+			return got
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got, listed := all[id]
+	require.FailNowf(t, "transfer never reached its state", "transfer %s: want %s after %s; listed %v, have %+v; the list: %+v",
+		id, state, timeout, listed, got, all)
+	return api.Transfer{}
 }
 
 func sameFile(t *testing.T, path string, data []byte) {
@@ -318,7 +329,12 @@ func TestTransfersResumeAfterKill(t *testing.T) {
 	require.Zero(t, code, errOut)
 	require.Contains(t, out, roots[0])
 
-	startDaemonProcess(t, leech, "--network", "killed", "--bootstrap", daemonAddr(t, seed))
+	_, _, stderr := startDaemonProcess(t, leech, "--network", "killed", "--bootstrap", daemonAddr(t, seed))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the restarted daemon's stderr:\n%s", stderr)
+		}
+	})
 	for i, id := range ids {
 		tr := waitState(t, leech, id, "done", 90*time.Second)
 		sameFile(t, targets[i], datas[i])
