@@ -309,7 +309,9 @@ func (d *Discovery) Start(ctx context.Context) (err error) {
 
 	if len(d.cfg.Bootstrap) > 0 {
 		if err := d.bootstrap(ctx, d.cfg.Bootstrap); err != nil {
-			logger().Warn("bootstrap found no peer; the node runs and can be connected to", "err", err)
+			logger().Warn("bootstrap found no peer; the node runs, can be connected to, and tries again", "err", err)
+			d.wg.Add(1)
+			go func() { defer d.wg.Done(); d.rebootstrap(d.ctx) }()
 		}
 	}
 
@@ -391,6 +393,21 @@ func (d *Discovery) bootstrap(ctx context.Context, peers []peer.AddrInfo) error 
 		return err
 	}
 	return d.waitRoutingTable(ctx)
+}
+
+// rebootstrap tries the bootstrap peers again, the wait doubling from a second to a minute,
+// until the routing table holds a peer (from them or any other) or ctx ends: a node started
+// while its bootstrap peers were down or slow to answer joins the network when they are back.
+func (d *Discovery) rebootstrap(ctx context.Context) {
+	for wait := time.Second; sleepCtx(ctx, wait); wait = min(2*wait, time.Minute) {
+		if d.kad.Load().RoutingTable().Size() > 0 {
+			return
+		}
+		if err := d.bootstrap(ctx, d.cfg.Bootstrap); err == nil {
+			logger().Info("bootstrap found a peer", "routing_table", d.kad.Load().RoutingTable().Size())
+			return
+		}
+	}
 }
 
 // waitRoutingTable returns once the routing table holds a peer, or ctx ends.

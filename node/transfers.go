@@ -16,6 +16,7 @@ import (
 
 	"peer/node/api"
 	"peer/store"
+	"peer/transfer"
 )
 
 // ErrUnknownTransfer means no transfer has that ID.
@@ -51,6 +52,9 @@ type transferManager struct {
 	order   []string                 // ended's IDs, oldest first
 	changed chan struct{}            // closed and replaced at every change
 	closed  bool
+	// atStart is the transfers the log left queued or running when the daemon started: they
+	// wait for providers rather than fail for want of them (see run).
+	atStart map[string]bool
 }
 
 // liveTransfer is one run of a transfer's fetch.
@@ -71,6 +75,9 @@ type liveTransfer struct {
 	// says a canceled one keeps what it received.
 	stop store.EventType
 	keep bool
+	// patient says a fetch that finds no provider is tried again (with backoff) instead of
+	// failing: a transfer the daemon resumed when it started.
+	patient bool
 }
 
 func newTransferManager(n *Node, ex *exchange) *transferManager {
@@ -84,6 +91,12 @@ func newTransferManager(n *Node, ex *exchange) *transferManager {
 func (m *transferManager) start() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.atStart = map[string]bool{}
+	for _, t := range m.st.Transfers().List() {
+		if t.State.Active() {
+			m.atStart[t.ID] = true
+		}
+	}
 	m.scheduleLocked()
 }
 
@@ -231,7 +244,7 @@ func (m *transferManager) startLocked(t store.Transfer) {
 		return
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
-	lt := &liveTransfer{root: root, sub: t.Sub, cancel: cancel, done: make(chan struct{})}
+	lt := &liveTransfer{root: root, sub: t.Sub, cancel: cancel, done: make(chan struct{}), patient: m.atStart[t.ID]}
 	if t.Sub == "" {
 		lt.target = root
 	}
@@ -262,6 +275,15 @@ func (m *transferManager) run(ctx context.Context, t store.Transfer, lt *liveTra
 		}
 	}
 	res, err := m.n.Fetch(ctx, lt.root, opts)
+	// A transfer the daemon resumed when it started waits for the network to come back (its
+	// seeder restarting too, a bootstrap peer slow to answer) instead of failing for want of
+	// providers: its fetch is tried again, the wait doubling to a minute, until it completes,
+	// fails otherwise, or is paused or canceled. A transfer queued while the daemon runs fails
+	// at once, as a foreground fetch must.
+	for wait := time.Second; lt.patient && errors.Is(err, transfer.ErrNoProviders) && sleep(ctx, wait); wait = min(2*wait, time.Minute) {
+		logger().Info("transfer tried again", "id", t.ID, "root", t.CID, "after", wait)
+		res, err = m.n.Fetch(ctx, lt.root, opts)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	lt.result, lt.err, lt.ended = res, err, true
@@ -547,3 +569,15 @@ func (n *Node) transfers() (*transferManager, error) {
 // waitTick bounds how long a follower waits between looks at a transfer (progress is sent at
 // most this often).
 const waitTick = 250 * time.Millisecond
+
+// sleep waits for d, or until ctx ends: it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
