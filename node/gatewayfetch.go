@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/ipfs/boxo/blockstore"
 	bsexchange "github.com/ipfs/boxo/exchange"
@@ -54,6 +55,16 @@ func (x gatewayExchange) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block,
 	if err != nil {
 		return nil, boxogw.NewErrorStatusCode(err, http.StatusServiceUnavailable)
 	}
+	if d := ex.download(root); d != nil {
+		// The whole file is being fetched: a reader that follows it (a player playing from the
+		// start) gets its blocks as they land, instead of asking for each a second time.
+		wctx, cancel := context.WithTimeout(ctx, downloadGrace)
+		data, err := d.Wait(wctx, c)
+		cancel()
+		if err == nil {
+			return blocks.NewBlockWithCid(data, c)
+		}
+	}
 	data, err := ex.fetchBlock(ctx, c, root) // fetchtree.go
 	if errors.Is(err, transfer.ErrNoProviders) {
 		return nil, boxogw.NewErrorStatusCode(err, http.StatusNotFound)
@@ -63,6 +74,10 @@ func (x gatewayExchange) GetBlock(ctx context.Context, c cid.Cid) (blocks.Block,
 	}
 	return blocks.NewBlockWithCid(data, c)
 }
+
+// downloadGrace is how long a block the gateway reads waits for the download of its root, when
+// one runs, before it is asked for on its own.
+const downloadGrace = 100 * time.Millisecond
 
 // gatewayPrefetch is how many blocks of one GetBlocks call are fetched at once.
 const gatewayPrefetch = 4

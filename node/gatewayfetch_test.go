@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +27,19 @@ type withholdingStore struct {
 	blockstore.Blockstore
 	c    cid.Cid
 	open *atomic.Bool
+	gets *getCounts
+}
+
+// getCounts counts the blocks a server read to send them.
+type getCounts struct {
+	mu sync.Mutex
+	n  map[cid.Cid]int
+}
+
+func (g *getCounts) of(c cid.Cid) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n[c]
 }
 
 func (s withholdingStore) held(c cid.Cid) bool { return s.open.Load() || !c.Equals(s.c) }
@@ -48,18 +62,23 @@ func (s withholdingStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, err
 	if !s.held(c) {
 		return nil, ipld.ErrNotFound{Cid: c}
 	}
+	s.gets.mu.Lock()
+	s.gets.n[c]++
+	s.gets.mu.Unlock()
 	return s.Blockstore.Get(ctx, c)
 }
 
 // A range of a file the gateway does not hold is answered with the blocks under it, fetched
 // first, while the whole file is still being fetched: its provider withholds the first leaf,
-// so the file cannot be held when the range is answered.
+// so the file cannot be held when the range is answered. Once that fetch has brought a part of
+// the file, a range of it is read from there, not asked of the provider again.
 func TestGatewayServesARangeOfAFileNotHeldWhileItIsFetched(t *testing.T) {
 	_, data := writeFile(t, 8<<20+300, 31)
 	var open atomic.Bool
 	first := leafOf(t, data[:1<<20])
+	gets := &getCounts{n: map[cid.Cid]int{}}
 	srv := newIPFSServer(t, func(bs blockstore.Blockstore) blockstore.Blockstore {
-		return withholdingStore{Blockstore: bs, c: first, open: &open}
+		return withholdingStore{Blockstore: bs, c: first, open: &open, gets: gets}
 	})
 	root := srv.addFile(t, data).Cid()
 	b := repoNode(t, nil, withGateway)
@@ -80,6 +99,16 @@ func TestGatewayServesARangeOfAFileNotHeldWhileItIsFetched(t *testing.T) {
 	// The whole file is being fetched behind the ranges: it is in the index, partial.
 	require.Eventually(t, func() bool { f, ok := b.Store().File(root); return ok && f.State == store.Partial },
 		10*time.Second, 10*time.Millisecond, "the whole file is fetched behind the ranges")
+
+	// Leaves 5 and 6 were never in a range: the fetch behind asks for them once.
+	five, six := leafOf(t, data[5<<20:6<<20]), leafOf(t, data[6<<20:7<<20])
+	require.Eventually(t, func() bool { return gets.of(five) > 0 && gets.of(six) > 0 },
+		10*time.Second, 10*time.Millisecond, "the fetch behind asks for the rest")
+	resp, body := gwGet(t, b, p, fmt.Sprintf("Range: bytes=%d-%d", 5<<20+7, 7<<20-9))
+	require.Equal(t, http.StatusPartialContent, resp.StatusCode, "%s", body)
+	require.Equal(t, data[5<<20+7:7<<20-8], body)
+	require.Equal(t, 1, gets.of(five), "read from the fetch behind, not asked again")
+	require.Equal(t, 1, gets.of(six), "read from the fetch behind, not asked again")
 	open.Store(true)
 }
 

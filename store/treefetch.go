@@ -47,14 +47,13 @@ type treeOut struct {
 	dirs    map[string][]*dirPlace  // folder or shard key → where it sits
 	places  map[string][]*filePlace // file block key → where its bytes go
 	links   map[string]string       // path → target of each symbolic link, created last
-	files   map[string]*treeFile    // path → file
 	known   uint64                  // files named so far
 
 	dirMu   sync.Mutex
 	dirRoot map[string]*os.Root // open folders of the tree, by path; bounded by maxOpenDirs
 
-	handles sync.Mutex // guards treeFile.fh and treeFile.users, and open
-	open    int
+	handles   sync.Mutex // guards treeFile.fh and treeFile.users, and openFiles
+	openFiles map[*treeFile]struct{}
 
 	jobs chan treeJob
 	wg   sync.WaitGroup
@@ -95,6 +94,7 @@ type filePlace struct {
 
 // treeJob is a small leaf on its way to a writer.
 type treeJob struct {
+	k    string // the leaf's block key
 	p    *filePlace
 	data []byte
 }
@@ -191,7 +191,7 @@ func openTree(out, part string, known bool) (*treeOut, error) {
 		out: out, part: part, root: r, resumed: resumed,
 		syncEach: fsys.SyncFS(part) != nil, // probe: unsupported here means one fsync per file
 		entries:  map[string][]string{}, dirs: map[string][]*dirPlace{}, places: map[string][]*filePlace{},
-		links: map[string]string{}, files: map[string]*treeFile{}, dirRoot: map[string]*os.Root{},
+		links: map[string]string{}, openFiles: map[*treeFile]struct{}{}, dirRoot: map[string]*os.Root{},
 	}, nil
 }
 
@@ -217,7 +217,7 @@ func (t *treeOut) start() {
 			for j := range t.jobs {
 				err := t.write(j.p, j.data)
 				if err == nil {
-					t.d.placeDone(j.p, len(j.data))
+					t.d.placeDone(j.k, j.p, len(j.data))
 				}
 				t.setErr(err)
 			}
@@ -256,10 +256,8 @@ func (t *treeOut) firstErr() error {
 func (t *treeOut) close() error {
 	err := t.drain()
 	t.handles.Lock()
-	for _, f := range t.files {
-		if f.fh != nil {
-			err = errors.Join(err, t.closeFile(f))
-		}
+	for f := range t.openFiles {
+		err = errors.Join(err, t.closeFile(f))
 	}
 	t.handles.Unlock()
 	t.dirMu.Lock()
@@ -371,7 +369,7 @@ func (t *treeOut) closeFile(f *treeFile) error {
 	}
 	err = errors.Join(err, f.fh.Close(), f.direct.close())
 	f.fh, f.direct, f.tried = nil, nil, false
-	t.open--
+	delete(t.openFiles, f)
 	return err
 }
 
@@ -386,7 +384,7 @@ func (t *treeOut) write(p *filePlace, data []byte) error {
 			return fmt.Errorf("writing %s: %w", f.rel, err)
 		}
 		f.fh = fh
-		t.open++
+		t.openFiles[f] = struct{}{}
 	}
 	if len(data) >= asyncLeaf && !f.tried {
 		// Large leaves bypass the page cache, as a file's download writes them (directio.go).
@@ -419,7 +417,7 @@ func (t *treeOut) write(p *filePlace, data []byte) error {
 			}
 		}
 	}
-	if f.users == 0 && (f.left == 0 || t.open > maxOpenFiles) {
+	if f.users == 0 && f.fh != nil && (f.left == 0 || len(t.openFiles) > maxOpenFiles) {
 		err = errors.Join(err, t.closeFile(f))
 	}
 	if err != nil {
@@ -478,11 +476,11 @@ func (d *Download) treeHas(ctx context.Context, c cid.Cid) (bool, error) {
 			todo = append(todo, p)
 		}
 	}
-	all := len(t.places[blockKey(c)])
 	d.mu.Unlock()
 	if len(todo) == 0 {
-		// Written, or on its way to a writer: nothing to fetch.
-		return all > 0, nil
+		// Written, on its way to a writer, or wanted nowhere (every place it had is written and
+		// forgotten): nothing to fetch.
+		return true, nil
 	}
 	var data []byte
 	if size > 0 && size <= unixfs.MaxBlockSize {
@@ -564,19 +562,29 @@ func (d *Download) writePlaces(c cid.Cid, data []byte, places []*filePlace) erro
 			if err := t.write(p, data); err != nil {
 				return err
 			}
-			d.placeDone(p, len(data))
+			d.placeDone(blockKey(c), p, len(data))
 			continue
 		}
-		j := treeJob{p: p, data: append([]byte(nil), data...)}
+		j := treeJob{k: blockKey(c), p: p, data: append([]byte(nil), data...)}
 		t.jobs <- j
 	}
 	return nil
 }
 
-// placeDone marks p written and counts its bytes.
-func (d *Download) placeDone(p *filePlace, n int) {
+// placeDone marks p, a place of leaf k, written and counts its bytes. Once every place of a leaf
+// is written, the download forgets the leaf, so that its memory follows the files in progress,
+// not the tree: a leaf met again later (the same bytes in another file) is fetched or found anew.
+func (d *Download) placeDone(k string, p *filePlace, n int) {
 	d.mu.Lock()
 	p.done = true
+	all := true
+	for _, q := range d.tree.places[k] {
+		all = all && q.done
+	}
+	if all {
+		delete(d.tree.places, k)
+		delete(d.sizes, k)
+	}
 	d.mu.Unlock()
 	d.have.Add(uint64(n))
 }
@@ -595,11 +603,7 @@ func (d *Download) treeDeliver(c cid.Cid, block []byte) error {
 				todo = append(todo, p)
 			}
 		}
-		all := len(d.tree.places[blockKey(c)])
 		d.mu.Unlock()
-		if all == 0 {
-			return fmt.Errorf("block %s arrived before its parent", c)
-		}
 		if err := d.writePlaces(c, block, todo); err != nil {
 			return err
 		}
@@ -686,7 +690,7 @@ func (t *treeOut) writeData(p *filePlace, data []byte) error {
 			return fmt.Errorf("writing %s: %w", f.rel, err)
 		}
 		f.fh = fh
-		t.open++
+		t.openFiles[f] = struct{}{}
 	}
 	if _, err := f.fh.WriteAt(data, int64(p.off)); err != nil {
 		return fmt.Errorf("writing %s: %w", f.rel, err)
@@ -696,11 +700,7 @@ func (t *treeOut) writeData(p *filePlace, data []byte) error {
 
 // addFileLocked makes rel a file of size bytes whose root is block k. Called with d.mu held.
 func (t *treeOut) addFileLocked(d *Download, k, rel string, size uint64) {
-	if _, ok := t.files[rel]; ok {
-		return
-	}
 	f := &treeFile{rel: rel, size: size, left: size}
-	t.files[rel] = f
 	t.known++
 	d.size += size
 	if size == 0 {
@@ -853,9 +853,6 @@ func (d *Download) treeComplete() error {
 		case unixfs.File:
 			files++
 			size += e.size
-			if t.writtenWhole(rel) {
-				return nil // every byte of it written by this download, to a file it created
-			}
 			return t.checkFile(rel, e.size)
 		}
 		return nil
@@ -909,19 +906,6 @@ func (d *Download) treeComplete() error {
 	}
 	d.release()
 	return nil
-}
-
-// writtenWhole reports whether every byte of the file rel was written by this download.
-func (t *treeOut) writtenWhole(rel string) bool {
-	t.d.mu.Lock()
-	f := t.files[rel]
-	t.d.mu.Unlock()
-	if f == nil {
-		return false
-	}
-	t.handles.Lock()
-	defer t.handles.Unlock()
-	return f.created && f.left == 0 && f.size > 0
 }
 
 // symlink creates the link rel to target inside the tree; one already there with that target (a

@@ -46,16 +46,17 @@ type Bitswap struct {
 // bitswapPeer is what the fetches of this node have asked of one Bitswap peer.
 type bitswapPeer struct {
 	sessions []*session // sessions asking it now (one per fetch that uses it)
-	// late remembers the CIDs that ended sessions had asked of it and no longer want (up to
-	// lateMemory): a block for one of them is an answer that crossed the cancel, not a lie.
+	// late remembers the last CIDs (up to lateMemory) any session asked of it: a block for one
+	// that no session wants now is an answer that crossed a cancel, or a second copy (the
+	// server sends a block again to a second session that asks for it), not a lie.
 	late     map[cid.Cid]struct{}
 	lateRing []cid.Cid
 	lateNext int
 }
 
-// lateMemory bounds the CIDs remembered per peer as asked and no longer wanted; a session has
-// at most maxOutstanding requests out.
-const lateMemory = 2 * maxOutstanding
+// lateMemory bounds the CIDs remembered per peer as asked; a session has at most
+// maxOutstanding requests out.
+const lateMemory = 4 * maxOutstanding
 
 func (bp *bitswapPeer) forget(c cid.Cid) {
 	if _, ok := bp.late[c]; ok {
@@ -106,6 +107,17 @@ func (b *Bitswap) leave(s *session, asked []cid.Cid) []cid.Cid {
 	others := slices.Clone(bp.sessions)
 	b.mu.Unlock()
 	return unshared(others, asked)
+}
+
+// asked records that s asked its peer for cs.
+func (b *Bitswap) asked(s *session, cs []cid.Cid) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if bp := b.peers[s.p]; bp != nil {
+		for _, c := range cs {
+			bp.forget(c)
+		}
+	}
 }
 
 // sessionsOf returns what is known of p and the sessions asking it.
@@ -214,6 +226,10 @@ func (s *session) bitswapBlock(c cid.Cid, data []byte) (taken, dead bool) {
 		return false, dead
 	}
 	s.lastByte.Store(time.Now().UnixNano())
+	// One message at a time per session: a block waiting here stays requested (in the
+	// window), so the session asks for no more until verification has room for it.
+	s.recv.Lock()
+	defer s.recv.Unlock()
 	if len(data) > wire.MaxBlockSize {
 		f.dropSession(s, fmt.Errorf("%w: Bitswap block %s of %d bytes, more than %d", wire.ErrProtocol, shortCID(c), len(data), wire.MaxBlockSize), true)
 		return true, false
@@ -365,6 +381,7 @@ func (s *session) bitswapWriteLoop(b *Bitswap, ms bsnetwork.MessageSender) {
 		if len(wants) == 0 && len(cancels) == 0 {
 			continue
 		}
+		b.asked(s, wants) // before the answers can come
 		msg := bsmsg.New(false)
 		for _, c := range cancels {
 			msg.Cancel(c)

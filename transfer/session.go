@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,10 @@ type session struct {
 
 	lastByte atomic.Int64 // unix nanoseconds of the last byte read
 	bytesIn  atomic.Int64 // bytes read from the stream, whole blocks or not: what the rate measures
+	// recv lets one Bitswap message at a time hand blocks to verification, as one reader does
+	// for ID: the others wait with their blocks unanswered, so the window stays full and no more
+	// is asked while the fetch cannot keep up (bitswapsource.go).
+	recv sync.Mutex
 
 	// Guarded by f.mu.
 	st            network.Stream

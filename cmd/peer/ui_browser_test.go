@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
@@ -43,8 +46,10 @@ func chromium(t *testing.T) string {
 
 // browser starts a headless chromium of its own (a temporary profile, no sandbox as root can
 // only run it so, a 1280×800 window) and returns its tab's context, which ends within timeout.
-// dialogs collects the message of every JavaScript dialog the page opens (each is accepted).
-func browser(t *testing.T, timeout time.Duration) (ctx context.Context, dialogs func() []string) {
+// dialogs lists the message of every JavaScript dialog the page opened (each is accepted);
+// problems, every uncaught exception and every console entry that is not about the network (a
+// Content-Security-Policy violation, say).
+func browser(t *testing.T, timeout time.Duration) (ctx context.Context, dialogs, problems func() []string) {
 	t.Helper()
 	exe := chromium(t)
 	base, cancelTimeout := context.WithTimeout(t.Context(), timeout)
@@ -64,8 +69,28 @@ func browser(t *testing.T, timeout time.Duration) (ctx context.Context, dialogs 
 		cancelTimeout()
 	})
 	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)), "starting %s", exe)
+	_, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{})
+	require.NoError(t, err)
 	var mu sync.Mutex
-	var seen []string
+	var seen, bad []string
+	require.NoError(t, chromedp.Listen(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			bad = append(bad, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
+		case *cdplog.EventEntryAdded:
+			// Network errors are the refusals the test asks for; verbose entries are Chrome's hints.
+			if ev.Entry.Source != cdplog.EntrySourceNetwork && ev.Entry.Level != cdplog.EntryLevelVerbose && ev.Entry.Level != cdplog.EntryLevelInfo {
+				bad = append(bad, fmt.Sprintf("console %s %s: %s (%s)", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
+			}
+		}
+	}))
 	go func() {
 		for ev, err := range chromedp.Events(ctx, page.JavascriptDialogOpening) {
 			if err != nil {
@@ -78,10 +103,14 @@ func browser(t *testing.T, timeout time.Duration) (ctx context.Context, dialogs 
 		}
 	}()
 	return ctx, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), seen...)
-	}
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]string(nil), seen...)
+		}, func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]string(nil), bad...)
+		}
 }
 
 // screenshots is where the tests write a picture of each page: docs/screenshots with
@@ -137,7 +166,7 @@ func js(s string) string { return strconv.Quote(s) }
 // file in the catalog and fetch it, show a hostile announced name as text, refuse a request from
 // another origin, and fit a phone's width. It writes a screenshot of each page.
 func TestDashboardInABrowser(t *testing.T) {
-	ctx, dialogs := browser(t, 150*time.Second)
+	ctx, dialogs, problems := browser(t, 150*time.Second)
 	shots := screenshots(t)
 	dir := t.TempDir()
 	seed, leech := filepath.Join(dir, "seed"), filepath.Join(dir, "leech")
@@ -147,7 +176,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	_, errOut, code := peerCmd(t, leech, "config", "set", "download_limit", "1500000")
 	require.Zero(t, code, errOut)
 	startDaemonProcess(t, seed, "--network", "uitest")
-	startDaemonProcess(t, leech, "--network", "uitest", "--bootstrap", daemonAddr(t, seed))
+	startDaemonProcess(t, leech, "--network", "uitest", "--bootstrap", daemonAddr(t, seed), "--gateway", "127.0.0.1:0")
 	seedID, leechID := peerIDOf(t, seed), peerIDOf(t, leech)
 
 	big, _ := shareRandom(t, seed, "talk.mp4", 8<<20, 7)
@@ -187,6 +216,14 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.Len(t, files, 1)
 	require.Equal(t, "notes.txt", files[0].Name, "the upload went into the repo through the API")
 	notes := files[0].CID
+
+	// Drop a file on the drop zone (a drop event carrying it, as a drag from the desktop makes).
+	require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		const dt = new DataTransfer();
+		dt.items.add(new File(['dropped on the page\n'], 'dropped.txt', {type: 'text/plain'}));
+		document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+	})()`)))
+	wait(t, ctx, 20*time.Second, "the dropped file in Files", `[...document.querySelectorAll('#files-rows tr')].some(r => r.textContent.includes('dropped.txt'))`)
 
 	// Pin it; share a folder of this machine and browse into it, a hostile entry name included.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#files-rows tr[data-cid="`+notes+`"] button[data-action="pin"]`))))
@@ -274,7 +311,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#event-kind")),
 	))
 	wait(t, ctx, 20*time.Second, "the timeline with the fetch's end", `[...document.querySelectorAll('#timeline li')].some(li => li.dataset.kind === 'FetchCompleted')`)
-	wait(t, ctx, 20*time.Second, "the index now", `document.querySelectorAll('#at-rows tr').length === 4`)
+	wait(t, ctx, 20*time.Second, "the index now", `document.querySelectorAll('#at-rows tr').length === 5`)
 	require.Zero(t, eval[int](t, ctx, `document.querySelectorAll('main img').length`), "announced names in the timeline are text")
 	require.True(t, eval[bool](t, ctx, `[...document.querySelectorAll('#timeline .name')].some(n => n.textContent === `+js(hostile)+`)`))
 	require.NoError(t, chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS("#event-kind"), "FileAdded")))
@@ -283,17 +320,26 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById('at-slider'); s.value = s.min; s.dispatchEvent(new Event('input')) })()`)))
 	wait(t, ctx, 10*time.Second, "the index before the first event, empty", `document.querySelectorAll('#at-rows tr').length === 0`)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#at-now"))))
-	wait(t, ctx, 10*time.Second, "the index now, again", `document.querySelectorAll('#at-rows tr').length === 4`)
+	wait(t, ctx, 10*time.Second, "the index now, again", `document.querySelectorAll('#at-rows tr').length === 5`)
 	snap(t, ctx, shots, "history")
 
 	// The overview again, its chart drawn over the fetches' traffic.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#nav-overview"))))
-	wait(t, ctx, 20*time.Second, "the files in the overview", `document.getElementById('files-count').textContent === '4'`)
+	wait(t, ctx, 20*time.Second, "the files in the overview", `document.getElementById('files-count').textContent === '5'`)
 	snap(t, ctx, shots, "overview")
 
 	// Files again: the fetched hostile name is text there too.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#nav-files"))))
-	wait(t, ctx, 20*time.Second, "four files", `document.querySelectorAll('#files-rows tr').length === 4`)
+	wait(t, ctx, 20*time.Second, "five files", `document.querySelectorAll('#files-rows tr').length === 5`)
+	// The gateway runs: a file opens through it.
+	gw := eval[string](t, ctx, `document.querySelector('#files-rows tr[data-cid=`+js(big)+`] a[target=_blank]')?.href || ''`)
+	gwURL := strings.TrimSpace(string(must(t, filepath.Join(leech, "gateway"))))
+	require.Equal(t, gwURL+"/ipfs/"+big, gw)
+	head, err := http.Head(gw)
+	require.NoError(t, err)
+	head.Body.Close()
+	require.Equal(t, http.StatusOK, head.StatusCode)
+	require.EqualValues(t, 8<<20, head.ContentLength)
 	require.True(t, eval[bool](t, ctx, `[...document.querySelectorAll('#files-rows tr')].some(r => r.textContent.includes(`+js(hostile)+`))`))
 	require.Zero(t, eval[int](t, ctx, `document.querySelectorAll('main img').length`))
 	snap(t, ctx, shots, "files")
@@ -307,6 +353,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	wait(t, ctx, 10*time.Second, "Transfers opened by keyboard", `!document.getElementById('page-transfers').hidden`)
 	require.Equal(t, "page", eval[string](t, ctx, `document.getElementById('nav-transfers').getAttribute('aria-current')`))
 	require.Zero(t, eval[int](t, ctx, `document.querySelectorAll('[onclick], a:not([href])').length`))
+	require.Zero(t, eval[int](t, ctx, `[...document.querySelectorAll('input, select')].filter(e => e.labels.length === 0).length`), "every field has a label")
 
 	// At phone width nothing overflows sideways.
 	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)))
@@ -355,6 +402,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	wait(t, ctx, 20*time.Second, "logged in with the token", `document.getElementById('peer-id')?.textContent === `+js(leechID))
 
 	require.Empty(t, dialogs(), "no script of a name ran (no dialog opened)")
+	require.Empty(t, problems(), "no exception, no CSP violation, no console error")
 }
 
 // navigating reports whether err says the page went away under a command (it navigated).

@@ -200,9 +200,14 @@ function fileState(f) {
   return f.state;
 }
 
+let filesDrawn = '';
 async function refreshFiles() {
   if (!status) await loadStatus();
   const files = await api('GET', '/api/v1/ls');
+  // Draw only what changed: a row rebuilt under the pointer would lose a click.
+  const drawn = JSON.stringify([files, status && status.gateway]);
+  if (drawn === filesDrawn) return;
+  filesDrawn = drawn;
   const rows = files.map((f) => {
     const name = f.dir
       ? el('button', { type: 'button', class: 'quiet', onclick: () => browse(f.cid, '') }, (f.name || f.cid) + '/')
@@ -310,37 +315,67 @@ function drawTransfers() {
     const list = [...transfers.values()];
     const order = { running: 0, queued: 1, paused: 2, failed: 3, canceled: 4, done: 5 };
     list.sort((a, b) => (order[a.state] ?? 9) - (order[b.state] ?? 9) || String(b.queued).localeCompare(String(a.queued)));
-    replaceRows($('transfer-rows'), list.map(transferRow), 'transfers-empty');
+    const rows = list.map(transferRow);
+    const body = $('transfer-rows');
+    // Move rows only when the order changed, so that a row being clicked stays put.
+    if (rows.length !== body.children.length || rows.some((r, i) => body.children[i] !== r)) body.replaceChildren(...rows);
+    $('transfers-empty').hidden = rows.length > 0;
+    for (const id of transferRows.keys()) if (!transfers.has(id)) transferRows.delete(id);
   });
+}
+
+// Rows are kept per transfer and updated in place: figures change four times a second, and a
+// button replaced between the press and the release of a click would lose the click.
+const transferRows = new Map(); // id → {tr, actions, key}
+
+function transferActions(t) {
+  if (t.direction !== 'download') return [];
+  const a = [];
+  if (t.state === 'running' || t.state === 'queued') a.push('pause');
+  if (t.state === 'paused' || t.state === 'failed' || t.state === 'canceled') a.push('resume');
+  if (t.state === 'running' || t.state === 'queued' || t.state === 'paused') a.push('cancel');
+  return a;
 }
 
 function transferRow(t) {
   const pct = t.bytes ? Math.min(100, Math.floor((100 * t.bytes_done) / t.bytes)) : 0;
   const left = t.state === 'running' && t.rate > 0 && t.bytes ? (t.bytes - t.bytes_done) / t.rate : NaN;
-  const actions = el('td', { class: 'actions', 'data-label': 'Actions' });
-  const name = t.name || t.cid;
-  const button = (action, label) => el('button', {
-    type: 'button', 'data-action': action, 'aria-label': label + ' ' + name,
-    class: action === 'cancel' ? 'danger' : '',
-    onclick: (e) => act(e.currentTarget, () => api('POST', '/api/v1/transfers/' + encodeURIComponent(t.id) + '/' + action)).then((v) => { if (v) { transfers.set(v.id, v); drawTransfers(); } }),
-  }, label);
-  if (t.direction === 'download') {
-    if (t.state === 'running' || t.state === 'queued') actions.append(button('pause', 'Pause'));
-    if (t.state === 'paused' || t.state === 'failed' || t.state === 'canceled') actions.append(button('resume', 'Resume'));
-    if (t.state === 'running' || t.state === 'queued' || t.state === 'paused') actions.append(button('cancel', 'Cancel'));
+  const name = t.name || t.cid || t.peer;
+  let r = transferRows.get(t.id);
+  if (!r) {
+    r = { tr: el('tr', { 'data-id': t.id }), actions: null, key: null };
+    transferRows.set(t.id, r);
+  }
+  const wanted = transferActions(t);
+  if (r.key !== wanted.join(' ')) {
+    const labels = { pause: 'Pause', resume: 'Resume', cancel: 'Cancel' };
+    r.actions = el('td', { class: 'actions', 'data-label': 'Actions' }, ...wanted.map((action) => el('button', {
+      type: 'button', 'data-action': action, 'aria-label': labels[action] + ' ' + name,
+      class: action === 'cancel' ? 'danger' : '',
+      onclick: (e) => act(e.currentTarget, () => api('POST', '/api/v1/transfers/' + encodeURIComponent(t.id) + '/' + action)).then((v) => { if (v) { transfers.set(v.id, v); drawTransfers(); } }),
+    }, labels[action])));
+    r.key = wanted.join(' ');
   }
   const progress = t.direction === 'download'
     ? [el('progress', { max: 100, value: pct, 'aria-label': 'progress of ' + name }), ' ', el('span', { class: 'pct' }, pct + '%'), el('div', { class: 'muted' }, bytes(t.bytes_done) + ' of ' + (t.bytes ? bytes(t.bytes) : '?'))]
     : [bytes(t.bytes_done) + ' sent'];
-  return el('tr', { 'data-id': t.id, 'data-state': t.state, 'data-cid': t.cid },
-    td('Name', el('span', { class: t.direction === 'upload' ? 'mono' : '' }, name), t.output ? el('div', { class: 'muted mono' }, t.output) : null),
+  r.tr.setAttribute('data-state', t.state);
+  r.tr.setAttribute('data-cid', t.cid);
+  const cells = [
+    td('Name', el('span', { class: name === t.peer ? 'mono' : '' }, name), t.output ? el('div', { class: 'muted mono' }, t.output) : null,
+      t.peer && name !== t.peer ? el('div', { class: 'muted mono', title: t.peer }, 'to ' + t.peer) : null),
     td('Direction', t.direction),
     td('State', el('span', { class: 'state state-' + t.state }, t.state), t.error ? el('div', { class: 'error' }, t.error) : null),
     td('Progress', ...progress),
     td('Rate', t.rate ? rate(t.rate) : '—'),
     td('Peers', String(t.peers)),
     td('Time left', duration(left)),
-    actions);
+  ];
+  // Replace the figures' cells, keep the actions cell (and its buttons) where it is.
+  while (r.tr.firstChild && r.tr.firstChild !== r.actions) r.tr.firstChild.remove();
+  if (r.tr.lastChild !== r.actions) r.tr.replaceChildren(r.actions);
+  r.tr.prepend(...cells);
+  return r.tr;
 }
 
 async function reloadTransfers() {
@@ -550,7 +585,7 @@ follow(() => '/api/v1/events?follow=1&from=' + (lastSeq + 1), (es) => {
     try { ev = JSON.parse(m.data); } catch { return; }
     addEvent(ev);
     drawTimeline();
-    if (current === 'files' && !ev.transfer) {
+    if (current === 'files') {
       clearTimeout(filesTimer);
       filesTimer = setTimeout(() => refreshFiles().catch(() => {}), 300);
     }
