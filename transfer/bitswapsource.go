@@ -359,20 +359,10 @@ func (s *session) bitswapWriteLoop(b *Bitswap, ms bsnetwork.MessageSender) {
 	f := s.f
 	prio := int32(math.MaxInt32)
 	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.kick:
-		}
-		f.mu.Lock()
-		if s.dead {
-			f.mu.Unlock()
+		cancels, wants, ok := s.nextBatch()
+		if !ok {
 			return
 		}
-		cancels := s.pendingCancel
-		s.pendingCancel = nil
-		wants := f.assignLocked(s)
-		f.mu.Unlock()
 		if len(cancels) > 0 {
 			_, others := b.sessionsOf(s.p)
 			others = slices.DeleteFunc(others, func(o *session) bool { return o == s })

@@ -147,24 +147,32 @@ func (s *session) run() {
 	<-readDone
 }
 
+// nextBatch waits for the session to be kicked and takes the cancels it owes and the wants the
+// fetch assigns it; ok is false once the session has ended.
+func (s *session) nextBatch() (cancels, wants []cid.Cid, ok bool) {
+	select {
+	case <-s.ctx.Done():
+		return nil, nil, false
+	case <-s.kick:
+	}
+	f := s.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s.dead {
+		return nil, nil, false
+	}
+	cancels, s.pendingCancel = s.pendingCancel, nil
+	return cancels, f.assignLocked(s), true
+}
+
 func (s *session) writeLoop(st network.Stream) {
 	f := s.f
 	var buf []byte
 	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.kick:
-		}
-		f.mu.Lock()
-		if s.dead {
-			f.mu.Unlock()
+		cancels, wants, ok := s.nextBatch()
+		if !ok {
 			return
 		}
-		cancels := s.pendingCancel
-		s.pendingCancel = nil
-		wants := f.assignLocked(s)
-		f.mu.Unlock()
 
 		buf = appendCIDFrames(buf[:0], wire.TypeCancel, cancels)
 		buf = appendCIDFrames(buf, wire.TypeWant, wants)

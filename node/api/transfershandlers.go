@@ -44,20 +44,29 @@ func fetchRequest(w http.ResponseWriter, r *http.Request) (req FetchRequest, ok 
 	return req, true
 }
 
-// handleQueue queues a fetch (or finds the one of the same file) and answers with the transfer.
-func (h *handlers) handleQueue(w http.ResponseWriter, r *http.Request) {
+// queue reads a fetch request and queues it (or finds the transfer of the same file, attached
+// true); on failure it has answered with the error.
+func (h *handlers) queue(w http.ResponseWriter, r *http.Request) (t Transfer, attached, ok bool) {
 	req, ok := fetchRequest(w, r)
 	if !ok {
-		return
+		return Transfer{}, false, false
 	}
 	root, names, err := unixfs.ParsePath(req.CID) // a CID, or a path into a folder
 	if err != nil {
 		WriteError(w, http.StatusBadRequest, err)
-		return
+		return Transfer{}, false, false
 	}
-	t, _, err := h.b.Queue(root, names, req)
-	if err != nil {
+	if t, attached, err = h.b.Queue(root, names, req); err != nil {
 		WriteError(w, StatusOf(err), err)
+		return Transfer{}, false, false
+	}
+	return t, attached, true
+}
+
+// handleQueue queues a fetch (or finds the one of the same file) and answers with the transfer.
+func (h *handlers) handleQueue(w http.ResponseWriter, r *http.Request) {
+	t, _, ok := h.queue(w, r)
+	if !ok {
 		return
 	}
 	WriteJSON(w, http.StatusOK, t)
@@ -150,18 +159,8 @@ func (h *handlers) handleTransfers(w http.ResponseWriter, r *http.Request) {
 // A client that goes away cancels the transfer it queued, keeping what was received (a later
 // request resumes it); one it attached to goes on.
 func (h *handlers) handleFetch(w http.ResponseWriter, r *http.Request) {
-	req, ok := fetchRequest(w, r)
+	t, attached, ok := h.queue(w, r)
 	if !ok {
-		return
-	}
-	root, names, err := unixfs.ParsePath(req.CID) // a CID, or a path into a folder
-	if err != nil {
-		WriteError(w, http.StatusBadRequest, err)
-		return
-	}
-	t, attached, err := h.b.Queue(root, names, req)
-	if err != nil {
-		WriteError(w, StatusOf(err), err)
 		return
 	}
 	fl, _ := w.(http.Flusher)
